@@ -1,0 +1,420 @@
+"""The fake EvoLink server at the wire level (plain aiohttp requests, no client)."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from bot import USER_AGENT
+from bot.clock import ScaledClock
+from bot.evolink.fake import FakeEvoLink, render_png
+
+API_KEY = "sk-fake-test-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}", "User-Agent": USER_AGENT}
+
+
+@pytest.fixture
+def clock() -> ScaledClock:
+    # Nearly frozen: tests move time with advance(), so task states are deterministic.
+    return ScaledClock(1e-9)
+
+
+@pytest.fixture
+async def fake(clock: ScaledClock) -> AsyncIterator[FakeEvoLink]:
+    server = FakeEvoLink(clock=clock, api_key=API_KEY)
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any, aiohttp.ClientResponse]:
+    headers = AUTH if headers is None else headers
+    async with http.request(method, url, json=json, headers=headers) as r:
+        assert r.headers.get("x-request-id")
+        assert r.content_type == "application/json"
+        return r.status, await r.json(), r
+
+
+def image_body(**overrides: Any) -> dict[str, Any]:
+    body = {"model": "wan2.5-text-to-image", "prompt": "a red fox", "size": "1280x1280", "n": 1}
+    body.update(overrides)
+    return body
+
+
+def video_body(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "model": "wan2.5-image-to-video",
+        "prompt": "the fox runs",
+        "image_urls": ["https://example.com/fox.png"],
+        "duration": 5,
+        "quality": "720p",
+    }
+    body.update(overrides)
+    return body
+
+
+async def test_create_image_task_shape(fake: FakeEvoLink, http: aiohttp.ClientSession, clock):
+    status, task, _ = await call(
+        http, "POST", f"{fake.base_url}/v1/images/generations", json=image_body(n=3)
+    )
+    assert status == 200
+    assert re.fullmatch(r"task-unified-\d+-[a-z0-9]{8}", task["id"])
+    assert task == {
+        "id": task["id"],
+        "created": int(clock.now().timestamp()),
+        "model": "wan2.5-text-to-image",
+        "object": "image.generation.task",
+        "type": "image",
+        "status": "pending",
+        "progress": 0,
+        "task_info": {"can_cancel": True, "estimated_time": 30},
+        "usage": {"billing_rule": "per_call", "credits_reserved": 5.4, "user_group": "default"},
+    }
+    assert task["id"].startswith(f"task-unified-{task['created']}-")
+    assert fake.tasks[task["id"]].size == (1280, 1280)
+
+
+async def test_create_video_task_shape(fake: FakeEvoLink, http: aiohttp.ClientSession):
+    status, task, _ = await call(
+        http, "POST", f"{fake.base_url}/v1/videos/generations", json=video_body(quality="480p")
+    )
+    assert status == 200
+    assert task["object"] == "video.generation.task" and task["type"] == "video"
+    assert task["model"] == "wan2.5-image-to-video"
+    assert task["task_info"] == {"can_cancel": True, "estimated_time": 120}
+    assert task["usage"]["credits_reserved"] == 12.75  # 5 s * 5.1 * 0.5
+
+
+async def test_task_lifecycle_follows_the_clock(fake: FakeEvoLink, http, clock: ScaledClock):
+    _, task, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                            json=image_body(n=2, size="1440x720"))
+    url = f"{fake.base_url}/v1/tasks/{task['id']}"
+    states = []
+    for seconds in (0, 2, 1, 3, 5, 10, 8, 0.5):  # cumulative: 2, 3, 6, 11, 21, 29, 29.5
+        clock.advance(seconds)
+        status, read, _ = await call(http, "GET", url)
+        assert status == 200 and "results" not in read
+        states.append((read["status"], read["progress"]))
+    assert states[0] == ("pending", 0) and states[1] == ("pending", 0)
+    assert all(s == "processing" for s, _ in states[3:])
+    progresses = [p for _, p in states]
+    assert progresses == sorted(progresses) and progresses[-1] < 100
+
+    # Not downloadable before completion.
+    async with http.get(f"{fake.base_url}/results/{task['id']}/0", headers=AUTH) as r:
+        assert r.status == 404
+
+    clock.advance(0.5)
+    _, done, _ = await call(http, "GET", url)
+    assert done["status"] == "completed" and done["progress"] == 100
+    assert done["task_info"]["can_cancel"] is False
+    assert done["results"] == [
+        f"{fake.base_url}/results/{task['id']}/0",
+        f"{fake.base_url}/results/{task['id']}/1",
+    ]
+    plain = {"User-Agent": USER_AGENT}
+    for result in done["results"]:
+        async with http.get(result, headers=plain) as r:
+            assert r.status == 200 and r.content_type == "image/png"
+            with Image.open(io.BytesIO(await r.read())) as image:
+                assert image.size == (1440, 720)
+                extrema = image.convert("RGB").getextrema()
+                assert any(low != high for low, high in extrema)  # not blank
+    async with http.get(f"{fake.base_url}/results/{task['id']}/2", headers=plain) as r:
+        assert r.status == 404
+
+
+async def test_result_downloads_refuse_default_user_agent(fake: FakeEvoLink, http, clock):
+    _, task, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                            json=image_body())
+    clock.advance(31)
+    async with http.get(f"{fake.base_url}/results/{task['id']}/0") as r:  # aiohttp's default UA
+        assert r.status == 403
+        assert r.headers.get("x-request-id")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"size": "100x100"}, "size"),
+        ({"size": "1500x1500"}, "size"),
+        ({"size": "2880x360"}, "size"),  # area fine, ratio 8
+        ({"size": "1280*1280"}, "size"),
+        ({"size": 1280}, "size"),
+        ({"n": 0}, "n"),
+        ({"n": 5}, "n"),
+        ({"n": "2"}, "n"),
+        ({"n": True}, "n"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x" * 2001}, "prompt"),
+        ({"prompt": None}, "prompt"),
+        ({"model": "wan2.5-image-to-video"}, "model"),
+        ({"prompt_extend": "yes"}, "prompt_extend"),
+        ({"callback_url": "http://example.com/hook"}, "callback_url"),
+    ],
+)
+async def test_image_validation(fake: FakeEvoLink, http, overrides, field):
+    status, body, _ = await call(
+        http, "POST", f"{fake.base_url}/v1/images/generations", json=image_body(**overrides)
+    )
+    assert status == 400
+    assert body["error"]["code"] == "invalid_request"
+    assert body["error"]["param"] == field
+    assert field in body["error"]["message"]
+    assert not fake.tasks
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"prompt": "x" * 1001}, "prompt"),
+        ({"duration": 7}, "duration"),
+        ({"quality": "4k"}, "quality"),
+        ({"image_urls": []}, "image_urls"),
+        ({"image_urls": ["https://a/1.png", "https://a/2.png"]}, "image_urls"),
+        ({"image_urls": "https://a/1.png"}, "image_urls"),
+        ({"model": "wan2.5-text-to-image"}, "model"),
+    ],
+)
+async def test_video_validation(fake: FakeEvoLink, http, overrides, field):
+    status, body, _ = await call(
+        http, "POST", f"{fake.base_url}/v1/videos/generations", json=video_body(**overrides)
+    )
+    assert status == 400 and body["error"]["param"] == field and field in body["error"]["message"]
+
+
+async def test_valid_edge_sizes_accepted(fake: FakeEvoLink, http):
+    for size in ("768x768", "1440x1440", "2304x576", "576x2304"):  # bounds of area and ratio
+        status, _, _ = await call(
+            http, "POST", f"{fake.base_url}/v1/images/generations", json=image_body(size=size)
+        )
+        assert status == 200, size
+    # 1000 prompt characters are fine for video, 2000 for images.
+    status, _, _ = await call(http, "POST", f"{fake.base_url}/v1/videos/generations",
+                              json=video_body(prompt="y" * 1000))
+    assert status == 200
+    status, _, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                              json=image_body(prompt="y" * 2000))
+    assert status == 200
+
+
+async def test_invalid_json_body(fake: FakeEvoLink, http):
+    async with http.post(f"{fake.base_url}/v1/images/generations", data=b"{nope",
+                         headers={**AUTH, "Content-Type": "application/json"}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == "invalid_request"
+
+
+async def test_auth(fake: FakeEvoLink, http):
+    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Basic abc"},
+                    {"Authorization": "Bearer sk-wrong"}):
+        status, body, _ = await call(http, "GET", f"{fake.base_url}/v1/credits", headers=headers)
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+        assert "sk-wrong" not in str(body)
+    # Files host uses its own error shape.
+    async with http.post(f"{fake.base_url}/api/v1/files/upload/stream") as r:
+        assert r.status == 401
+        assert await r.json() == {"success": False, "code": 401, "msg": (await r.json())["msg"]}
+
+
+async def test_any_bearer_accepted_without_configured_key(clock, http):
+    async with FakeEvoLink(clock=clock) as fake:
+        status, _, _ = await call(http, "GET", f"{fake.base_url}/v1/credits",
+                                  headers={"Authorization": "Bearer anything"})
+        assert status == 200
+
+
+async def test_unknown_task_ids(fake: FakeEvoLink, http):
+    status, body, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/task-unified-1-zzzzzzzz")
+    assert status == 404 and body["error"]["code"] == "task_not_found"
+    status, body, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/bogus")
+    assert status == 400 and body["error"]["code"] == "invalid_task_id"
+    status, body, _ = await call(http, "GET", f"{fake.base_url}/v1/nothing-here")
+    assert status == 404 and "error" in body
+
+
+async def test_task_failure_injection(fake: FakeEvoLink, http, clock: ScaledClock):
+    fake.fail_tasks_matching("forbidden", "content_policy_violation", "Policy says no")
+    _, bad, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                           json=image_body(prompt="something forbidden"))
+    _, good, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                            json=image_body(prompt="something nice"))
+    clock.advance(16)  # past half of 30 s: the bad task has failed
+    _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{bad['id']}")
+    assert read["status"] == "failed"
+    assert read["error"] == {"code": "content_policy_violation", "message": "Policy says no",
+                             "type": "task_error"}
+    assert "results" not in read
+    clock.advance(15)
+    _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{bad['id']}")
+    assert read["status"] == "failed"
+    _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{good['id']}")
+    assert read["status"] == "completed" and "error" not in read
+
+
+async def test_balance_shape_and_charging(fake: FakeEvoLink, http, clock: ScaledClock):
+    status, balance, _ = await call(http, "GET", f"{fake.base_url}/v1/credits")
+    assert status == 200
+    assert balance == {
+        "success": True,
+        "data": {
+            "user": {"remaining_credits": 10000.0, "used_credits": 0.0},
+            "token": {"remaining_credits": 100000.0, "unlimited_credits": False,
+                      "used_credits": 0.0},
+        },
+    }
+    fake.fail_tasks_matching("fail", "service_error", "Upstream broke")
+    await call(http, "POST", f"{fake.base_url}/v1/images/generations", json=image_body(n=2))
+    await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+               json=image_body(prompt="fail please"))
+    _, balance, _ = await call(http, "GET", f"{fake.base_url}/v1/credits")
+    assert balance["data"]["user"]["used_credits"] == 0.0  # nothing completed yet
+    clock.advance(30)
+    _, balance, _ = await call(http, "GET", f"{fake.base_url}/v1/credits")
+    assert balance["data"]["user"] == {"remaining_credits": 9996.4, "used_credits": 3.6}
+    assert fake.used_credits() == Decimal("3.6")  # the failed task was not charged
+
+
+async def test_insufficient_quota(fake: FakeEvoLink, http):
+    fake.starting_credits = Decimal("2")
+    status, _, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                              json=image_body(n=1))
+    assert status == 200
+    status, body, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                                 json=image_body(n=1))  # 1.8 is still reserved
+    assert status == 402 and body["error"]["code"] == "insufficient_quota"
+
+
+async def test_fail_next(fake: FakeEvoLink, http):
+    fake.fail_next("/v1/credits", 503, "internal_error", "Try later", times=2)
+    fake.fail_next("/v1/tasks", 429, 1429, "Slow", retry_after="12")
+    for _ in range(2):
+        status, body, r = await call(http, "GET", f"{fake.base_url}/v1/credits")
+        assert status == 503
+        assert body == {"error": {"code": "internal_error", "message": "Try later",
+                                  "type": "api_error", "param": None}}
+        assert "Retry-After" not in r.headers
+    status, _, _ = await call(http, "GET", f"{fake.base_url}/v1/credits")
+    assert status == 200
+    status, body, r = await call(http, "GET", f"{fake.base_url}/v1/tasks/task-unified-1-x")
+    assert status == 429 and body["error"]["code"] == 1429 and r.headers["Retry-After"] == "12"
+    status, _, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/task-unified-1-x")
+    assert status == 404
+    # Failed requests are recorded too.
+    assert [r.path for r in fake.requests].count("/v1/credits") == 3
+
+
+async def test_upload_and_video_input_checks(fake: FakeEvoLink, http, clock: ScaledClock):
+    def png(width: int, height: int) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (width, height), "navy").save(out, "PNG")
+        return out.getvalue()
+
+    async def upload(data: bytes) -> dict[str, Any]:
+        form = aiohttp.FormData()
+        form.add_field("file", data, filename="in.png", content_type="image/png")
+        async with http.post(f"{fake.base_url}/api/v1/files/upload/stream", data=form,
+                             headers=AUTH) as r:
+            assert r.status == 200 and r.headers.get("x-request-id")
+            body = await r.json()
+        assert body["success"] is True and body["code"] == 200
+        return body["data"]
+
+    good = await upload(png(800, 600))
+    assert good["file_url"] == f"{fake.base_url}/uploads/{good['file_id']}"
+    assert good["expires_at"].endswith("Z")
+    async with http.get(good["file_url"]) as r:
+        assert r.status == 200 and r.content_type == "image/png"
+        assert await r.read() == png(800, 600)
+    tiny = await upload(png(100, 100))
+
+    urls = {
+        "good": good["file_url"],
+        "tiny": tiny["file_url"],
+        "missing": f"{fake.base_url}/uploads/file_nope",
+    }
+    ids = {}
+    for name, url in urls.items():
+        status, task, _ = await call(http, "POST", f"{fake.base_url}/v1/videos/generations",
+                                     json=video_body(image_urls=[url]))
+        assert status == 200
+        ids[name] = task["id"]
+    clock.advance(120)
+    results = {}
+    for name, task_id in ids.items():
+        _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{task_id}")
+        results[name] = read
+    assert results["good"]["status"] == "completed" and len(results["good"]["results"]) == 1
+    assert results["tiny"]["error"]["code"] == "image_dimension_mismatch"
+    assert results["missing"]["error"]["code"] == "image_processing_error"
+    async with http.get(results["good"]["results"][0], headers={"User-Agent": USER_AGENT}) as r:
+        assert r.status == 200 and r.content_type == "video/mp4"
+        assert (await r.read())[4:8] == b"ftyp"
+
+
+async def test_upload_validation(fake: FakeEvoLink, http):
+    form = aiohttp.FormData()
+    form.add_field("file", b"hello", filename="a.txt", content_type="text/plain")
+    async with http.post(f"{fake.base_url}/api/v1/files/upload/stream", data=form,
+                         headers=AUTH) as r:
+        body = await r.json()
+    assert r.status == 400 and body["success"] is False and body["code"] == 400
+    assert "file" in body["msg"]
+
+
+async def test_records_requests(fake: FakeEvoLink, http, clock: ScaledClock):
+    await call(http, "POST", f"{fake.base_url}/v1/images/generations", json=image_body())
+    request = fake.requests[-1]
+    assert request.method == "POST" and request.path == "/v1/images/generations"
+    assert request.json == image_body()
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"  # case-insensitive
+    assert request.time == pytest.approx(clock.monotonic(), abs=1e-3)
+    assert request.request_id.startswith("req-")
+
+
+async def test_refuses_non_loopback_hosts(clock):
+    for host in ("0.0.0.0", "192.168.1.2", "example.com", "::"):
+        with pytest.raises(ValueError):
+            await FakeEvoLink(clock=clock).start(host)
+
+
+async def test_start_on_loopback_and_localhost(clock):
+    async with FakeEvoLink(clock=clock) as fake:
+        assert fake.base_url.startswith("http://127.0.0.1:")
+    fake = FakeEvoLink(clock=clock)
+    try:
+        assert (await fake.start("localhost")).startswith("http://127.0.0.1:")
+    finally:
+        await fake.close()
+
+
+def test_render_png_is_fast_and_exact():
+    render_png.cache_clear()
+    started = time.perf_counter()
+    data = render_png(1440, 1440, 3)
+    assert time.perf_counter() - started < 1.0
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (1440, 1440) and image.format == "PNG"
+        assert "transparency" not in image.info
+    assert render_png(1440, 1440, 3) is data  # cached
