@@ -1,0 +1,1534 @@
+"""A fake Discord (REST API + gateway websocket) for driving the real bot in tests.
+
+This is a real aiohttp server on 127.0.0.1 that speaks Discord's wire format, so the
+bot's own discord.py code runs unchanged: point it here with
+``discord.http.Route.BASE = fake.api_base`` before ``login()``; ``GET /gateway/bot``
+then hands out the fake's own websocket URL.
+
+Everything the bot does is recorded (``requests``, ``messages``,
+``interaction_responses``, ``commands``) so tests assert on what Discord would have
+seen, and Discord's awkward rules that bite real bots are enforced: the 3 s window
+for the first interaction response, 15 min interaction tokens, one response per
+interaction, per-file upload limits, and "Unknown Message" for deleted or ephemeral
+messages edited with the bot token.
+
+Typical use::
+
+    fake = FakeDiscord()
+    await fake.start()
+    discord.http.Route.BASE = fake.api_base
+    task = asyncio.create_task(bot.start("fake-token"))
+    await fake.wait_until_identified()
+    iid = await fake.send_interaction(slash_command_payload(fake, name="ping"))
+    await fake.wait_for(lambda f: f.interaction_responses[iid].acknowledged)
+    ...
+    await bot.close(); await fake.close()   # close the bot first, or it reconnects
+
+Identifiers in requests/messages are ints; the wire format uses strings, as Discord does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime
+import ipaddress
+import json
+import mimetypes
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_APPLICATION_ID",
+    "DEFAULT_CHANNEL_ID",
+    "DEFAULT_GUILD_ID",
+    "DEFAULT_OWNER_ID",
+    "DEFAULT_USER_ID",
+    "FakeChannel",
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeMessage",
+    "FakeRole",
+    "InteractionRecord",
+    "RecordedFile",
+    "RecordedRequest",
+    "component_payload",
+    "modal_submit_payload",
+    "new_snowflake",
+    "slash_command_payload",
+    "user_payload",
+]
+
+API_PREFIX = "/api/v10"
+MiB = 1024 * 1024
+DISCORD_EPOCH_MS = 1420070400000
+
+# Fixed, realistic-looking snowflakes so tests can hard-code them.
+DEFAULT_APPLICATION_ID = 1230000000000000001
+DEFAULT_GUILD_ID = 1230000000000000100
+DEFAULT_CHANNEL_ID = 1230000000000000200
+DEFAULT_OWNER_ID = 1230000000000000300
+DEFAULT_USER_ID = 1230000000000000400
+
+# Permission bits used for sensible defaults (see discord/permissions.py).
+_P_ADD_REACTIONS = 1 << 6
+_P_VIEW_CHANNEL = 1 << 10
+_P_SEND_MESSAGES = 1 << 11
+_P_EMBED_LINKS = 1 << 14
+_P_ATTACH_FILES = 1 << 15
+_P_READ_MESSAGE_HISTORY = 1 << 16
+_P_USE_EXTERNAL_EMOJIS = 1 << 18
+_P_USE_APPLICATION_COMMANDS = 1 << 31
+_P_SEND_MESSAGES_IN_THREADS = 1 << 38
+DEFAULT_BOT_PERMISSIONS = (
+    _P_ADD_REACTIONS
+    | _P_VIEW_CHANNEL
+    | _P_SEND_MESSAGES
+    | _P_EMBED_LINKS
+    | _P_ATTACH_FILES
+    | _P_READ_MESSAGE_HISTORY
+    | _P_USE_EXTERNAL_EMOJIS
+    | _P_USE_APPLICATION_COMMANDS
+    | _P_SEND_MESSAGES_IN_THREADS
+)
+
+# Message flags (discord/flags.py MessageFlags).
+FLAG_EPHEMERAL = 64
+FLAG_LOADING = 128
+
+# Per-file upload limits by guild boost tier (discord/guild.py _PREMIUM_GUILD_LIMITS).
+_TIER_FILE_LIMITS = {0: 10 * MiB, 1: 10 * MiB, 2: 50 * MiB, 3: 100 * MiB}
+
+_MAX_CONTENT = 2000
+_MAX_EMBEDS = 10
+_MAX_FILES = 10
+
+
+# --------------------------------------------------------------------------- ids
+
+
+_last_snowflake = 0
+
+
+def new_snowflake() -> int:
+    """A unique snowflake whose timestamp is now.
+
+    discord.py derives ``Interaction.created_at``/``expires_at`` and message timestamps
+    from the id, so ids must carry the real time. Strictly increasing within a process.
+    """
+    global _last_snowflake
+    candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+    _last_snowflake = max(_last_snowflake + 1, candidate)
+    return _last_snowflake
+
+
+def _snowflake_iso(snowflake: int) -> str:
+    ms = (snowflake >> 22) + DISCORD_EPOCH_MS
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc).isoformat()
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def _interaction_token(interaction_id: int) -> str:
+    # Shaped like Discord's ("aW50ZXJhY3Rpb246..." = base64 "interaction:...") so log
+    # redaction can be tested against something realistic; random so tokens never repeat.
+    raw = f"interaction:{interaction_id}:{secrets.token_hex(48)}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def user_payload(user_id: int, *, username: str | None = None, bot: bool = False) -> dict:
+    """A Discord user object (discord/user.py BaseUser._update reads these keys)."""
+    return {
+        "id": str(user_id),
+        "username": username or f"user{user_id % 100000}",
+        "global_name": None,
+        "discriminator": "0",
+        "avatar": None,
+        "public_flags": 0,
+        "bot": bot,
+    }
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass
+class FakeChannel:
+    id: int
+    name: str = "general"
+    type: int = 0  # 0 = guild text
+    position: int = 0
+    topic: str | None = None
+    nsfw: bool = False
+
+
+@dataclass
+class FakeRole:
+    id: int
+    name: str
+    permissions: int = 0
+    position: int = 1
+
+
+@dataclass
+class FakeGuild:
+    id: int = DEFAULT_GUILD_ID
+    name: str = "Fake Guild"
+    owner_id: int = DEFAULT_OWNER_ID
+    premium_tier: int = 0  # 0..3; decides Guild.filesize_limit and the upload limit
+    channels: list[FakeChannel] = field(default_factory=lambda: [FakeChannel(DEFAULT_CHANNEL_ID)])
+    # Extra roles; the @everyone role (id == guild id) is always added.
+    roles: list[FakeRole] = field(default_factory=list)
+    everyone_permissions: int = DEFAULT_BOT_PERMISSIONS
+    member_count: int = 2
+    preferred_locale: str = "en-US"
+
+
+@dataclass
+class RecordedFile:
+    """An uploaded file (in a request) or a message attachment.
+
+    For attachments ``id`` is set and ``content_type`` is what Discord would report
+    (guessed from the file name, like Discord does), not the uploaded part's header.
+    """
+
+    filename: str
+    content_type: str | None
+    data: bytes
+    id: int | None = None
+    description: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    json: Any  # parsed JSON body, or the payload_json of a multipart body, else None
+    files: list[RecordedFile]
+    time: float  # time.monotonic() on arrival
+    route: str  # e.g. "PATCH /webhooks/{app_id}/{token}/messages/@original"
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 0  # the status the fake answered with
+    injected: bool = False  # answered by fail_next()
+
+
+@dataclass
+class FakeMessage:
+    id: int
+    channel_id: int
+    content: str = ""
+    embeds: list[dict] = field(default_factory=list)
+    attachments: list[RecordedFile] = field(default_factory=list)
+    components: list[dict] = field(default_factory=list)
+    flags: int = 0
+    edits: list[tuple[float, Any]] = field(default_factory=list)  # (monotonic time, request json)
+    deleted: bool = False
+    type: int = 0
+    interaction_id: int | None = None  # set for interaction responses and followups
+    created: float = field(default_factory=time.monotonic)
+    edited_timestamp: str | None = None
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & FLAG_EPHEMERAL)
+
+    @property
+    def loading(self) -> bool:
+        """Still the "Bot is thinking..." placeholder of a deferral."""
+        return bool(self.flags & FLAG_LOADING)
+
+    def custom_ids(self) -> list[str]:
+        """Every custom_id in the message's components, nested ones included."""
+        found: list[str] = []
+
+        def walk(items: list[dict]) -> None:
+            for item in items:
+                if "custom_id" in item:
+                    found.append(item["custom_id"])
+                walk(item.get("components", []))
+                if isinstance(item.get("accessory"), dict):
+                    walk([item["accessory"]])
+
+        walk(self.components)
+        return found
+
+
+@dataclass
+class InteractionRecord:
+    id: int
+    token: str
+    type: int  # interaction type: 2 command, 3 component, 5 modal submit
+    payload: dict
+    sent_at: float  # monotonic time of the INTERACTION_CREATE dispatch
+    channel_id: int | None
+    guild_id: int | None
+    message_id: int | None  # the clicked message, for components
+    attachment_size_limit: int
+    callback_type: int | None = None
+    callback_data: Any = None
+    callback_time: float | None = None
+    original_message_id: int | None = None
+    # Messages created by POST /webhooks/{app}/{token}. A followup that replaced the
+    # loading placeholder of a deferral is an edit of @original, not listed here.
+    followup_message_ids: list[int] = field(default_factory=list)
+    expired: bool = False
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.callback_type is not None
+
+
+@dataclass
+class _FailRule:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    body: dict | None
+    headers: dict[str, str | None]
+    times: int
+
+
+@dataclass
+class _GatewaySession:
+    ws: web.WebSocketResponse
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    session_id: str | None = None
+    shard_id: int = 0
+    shard_count: int = 1
+    seq: int = 0
+    identified: bool = False
+
+
+# Where the middleware leaves the parsed, recorded request for the handlers.
+_REC = web.RequestKey("rec", RecordedRequest)
+
+
+class _Reject(Exception):
+    """Raised inside handlers to answer with a Discord error."""
+
+    def __init__(self, status: int, code: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.response = _json(status, {"code": code, "message": message, **extra})
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py decodes JSON only when Content-Type is exactly "application/json"
+    # (http.py json_or_text); web.json_response would add "; charset=utf-8".
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def _form_error(field_name: str, message: str) -> _Reject:
+    return _Reject(
+        400,
+        50035,
+        "Invalid Form Body",
+        errors={field_name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": message}]}},
+    )
+
+
+_UNKNOWN_MESSAGE = (404, 10008, "Unknown Message")
+_UNKNOWN_CHANNEL = (404, 10003, "Unknown Channel")
+_UNKNOWN_WEBHOOK = (404, 10015, "Unknown Webhook")
+_UNKNOWN_INTERACTION = (404, 10062, "Unknown interaction")
+_INVALID_TOKEN = (401, 50027, "Invalid Webhook Token")
+_ALREADY_ACKED = (400, 40060, "Interaction has already been acknowledged.")
+_TOO_LARGE = (413, 40005, "Request entity too large")
+_UNAUTHORIZED = (401, 0, "401: Unauthorized")
+
+
+# --------------------------------------------------------------------------- server
+
+
+class FakeDiscord:
+    """Fake Discord REST API and gateway on one loopback aiohttp server."""
+
+    def __init__(
+        self,
+        *,
+        application_id: int = DEFAULT_APPLICATION_ID,
+        bot_user_id: int | None = None,
+        guilds: list[FakeGuild] | None = None,
+        shard_count: int = 1,
+    ) -> None:
+        self.application_id = application_id
+        # Modern applications have bot user id == application id.
+        self.bot_user_id = bot_user_id if bot_user_id is not None else application_id
+        self.bot_username = "FakeBot"
+        self.guilds: dict[int, FakeGuild] = {g.id: g for g in (guilds if guilds is not None else [FakeGuild()])}
+        self.shard_count = shard_count
+
+        # Recorded state, for assertions.
+        self.requests: list[RecordedRequest] = []
+        self.messages: dict[int, FakeMessage] = {}
+        self.interaction_responses: dict[int, InteractionRecord] = {}
+        self.commands: dict[int | None, list[dict]] = {}
+        self.gateway_received: list[dict] = []  # every op the bot sent (heartbeats included)
+
+        # Rules, adjustable per test.
+        self.attachment_size_limit = 10 * MiB
+        self.interaction_ack_window = 3.0  # seconds for the first callback
+        self.token_lifetime = 15 * 60.0  # seconds an interaction token stays valid
+        self.heartbeat_interval_ms = 41250
+
+        self._by_token: dict[str, InteractionRecord] = {}
+        self._fail_rules: list[_FailRule] = []
+        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
+        self._channel_guild: dict[int, int | None] = {}  # channel id -> guild id (None = DM)
+        self._command_ids: dict[tuple[str, int], int] = {}  # (name, type) -> stable id
+        self._blobs: dict[int, RecordedFile] = {}  # attachment id -> bytes served at its URL
+        self._sessions: list[_GatewaySession] = []
+        self._resumable: dict[str, int] = {}  # session id -> last seq
+        self._identified = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        for guild in self.guilds.values():
+            for channel in guild.channels:
+                self._channel_guild[channel.id] = guild.id
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("FakeDiscord.start() has not been awaited")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return self.base_url + API_PREFIX
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if not _is_loopback(host):
+            raise ValueError(f"FakeDiscord only listens on loopback, not {host!r}")
+        # Large body limit so oversized uploads reach our 413 logic instead of aiohttp's.
+        app = web.Application(middlewares=[self._middleware], client_max_size=512 * MiB)
+        self._add_routes(app)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        for session in list(self._sessions):
+            await session.ws.close(code=1001, message=b"fake discord shutting down")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ assertions
+
+    async def wait_for(self, predicate: Callable[[FakeDiscord], bool], timeout: float = 10.0) -> None:
+        """Poll the recorded state until ``predicate(self)`` is true."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if predicate(self):
+                    return
+            except (KeyError, IndexError, AttributeError):
+                pass  # state not there yet, e.g. interaction_responses[iid] before the callback
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"condition not met within {timeout}s\n{self.summary()}")
+            await asyncio.sleep(0.01)
+
+    def summary(self, last: int = 25) -> str:
+        """Human-readable recent state, for failure messages."""
+        lines = [f"last {min(last, len(self.requests))} of {len(self.requests)} requests:"]
+        for r in self.requests[-last:]:
+            lines.append(f"  {r.method} {r.path} -> {r.status}{' (injected)' if r.injected else ''}")
+        lines.append(f"messages ({len(self.messages)}):")
+        for m in list(self.messages.values())[-last:]:
+            names = [a.filename for a in m.attachments]
+            lines.append(
+                f"  {m.id} ch={m.channel_id} flags={m.flags} deleted={m.deleted} edits={len(m.edits)}"
+                f" files={names} content={m.content[:80]!r}"
+            )
+        lines.append(f"interactions ({len(self.interaction_responses)}):")
+        for i in list(self.interaction_responses.values())[-last:]:
+            lines.append(
+                f"  {i.id} type={i.type} callback={i.callback_type} original={i.original_message_id}"
+                f" followups={i.followup_message_ids} expired={i.expired}"
+            )
+        return "\n".join(lines)
+
+    def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
+        pattern = re.compile(path_regex)
+        return [r for r in self.requests if r.method == method.upper() and pattern.search(r.path)]
+
+    # ------------------------------------------------------------ fault injection
+
+    def expire_token(self, token: str) -> None:
+        """Make every later token route for this interaction answer 401 / 50027."""
+        self._by_token[token].expired = True
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        body: dict | None,
+        headers: dict[str, str | None] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status``/``body``.
+
+        ``path_regex`` is searched (re.search) in the path without /api/v10. ``body=None``
+        answers with a non-JSON text body (like a proxy would), except for 429 where it
+        means a default ``{"retry_after": 0.05, ...}``. 429s get ``Via: 1.1 google`` added,
+        without which discord.py treats a 429 as a Cloudflare ban; pass
+        ``headers={"Via": None}`` to simulate exactly that.
+        """
+        merged: dict[str, str | None] = {}
+        if status == 429:
+            merged["Via"] = "1.1 google"
+            if body is None:
+                body = {"message": "You are being rate limited.", "retry_after": 0.05, "global": False}
+        merged.update(headers or {})
+        self._fail_rules.append(_FailRule(method.upper(), re.compile(path_regex), status, body, merged, times))
+
+    def expire_attachment(self, attachment_id: int) -> None:
+        """Its CDN URL answers 404 from now on (signed URLs expire after some hours)."""
+        self._blobs.pop(attachment_id, None)
+
+    async def drop_connections(self, code: int = 4000) -> None:
+        """Close every gateway connection, as Discord does now and then; the bot resumes."""
+        self._identified.clear()
+        for session in list(self._sessions):
+            await session.ws.close(code=code)
+
+    # ------------------------------------------------------------ helpers for tests
+
+    def filesize_limit_for_guild(self, guild_id: int | None) -> int:
+        guild = self.guilds.get(guild_id) if guild_id is not None else None
+        if guild is None:
+            return self.attachment_size_limit
+        return max(self.attachment_size_limit, _TIER_FILE_LIMITS.get(guild.premium_tier, 10 * MiB))
+
+    def make_attachment(self, filename: str, data: bytes, content_type: str | None = None) -> dict:
+        """An attachment payload (for ``resolved.attachments``) whose URL this fake serves."""
+        attachment = RecordedFile(filename, content_type or _guess_type(filename), bytes(data), id=new_snowflake())
+        self._blobs[attachment.id] = attachment
+        return self._attachment_payload(0, attachment)
+
+    def dm_channel_id(self, user_id: int) -> int:
+        if user_id not in self._dm_channels:
+            channel_id = new_snowflake()
+            self._dm_channels[user_id] = channel_id
+            self._channel_guild[channel_id] = None
+        return self._dm_channels[user_id]
+
+    def command_id(self, name: str, type: int = 1) -> int:
+        """The id Discord gave (or would give) this command; stable per name."""
+        return self._command_ids.setdefault((name, type), new_snowflake())
+
+    def bot_user_payload(self) -> dict:
+        return user_payload(self.bot_user_id, username=self.bot_username, bot=True)
+
+    def message_payload(self, message: FakeMessage) -> dict:
+        """The full message object Discord would return."""
+        payload: dict[str, Any] = {
+            "id": str(message.id),
+            "channel_id": str(message.channel_id),
+            "author": self.bot_user_payload(),
+            "content": message.content,
+            "timestamp": _snowflake_iso(message.id),
+            "edited_timestamp": message.edited_timestamp,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "mention_channels": [],
+            "attachments": [self._attachment_payload(message.channel_id, a) for a in message.attachments],
+            "embeds": message.embeds,
+            "reactions": [],
+            "pinned": False,
+            "type": message.type,
+            "flags": message.flags,
+            "components": message.components,
+        }
+        interaction = self.interaction_responses.get(message.interaction_id) if message.interaction_id else None
+        if interaction is not None:
+            # Interaction messages are sent by the application's webhook.
+            payload["webhook_id"] = str(self.application_id)
+            payload["application_id"] = str(self.application_id)
+            payload["interaction_metadata"] = {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "user": _interaction_user(interaction.payload),
+                "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
+            }
+        return payload
+
+    # ------------------------------------------------------------ gateway driving
+
+    async def wait_until_identified(self, timeout: float = 10.0) -> None:
+        try:
+            await asyncio.wait_for(self._identified.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no shard sent IDENTIFY within {timeout}s\n{self.summary()}") from None
+
+    async def dispatch(self, event: str, data: dict) -> None:
+        """Send a DISPATCH to the shard(s) that would get it.
+
+        With one shard that is every connection; with several, guild events go to the
+        guild's shard ((guild_id >> 22) % shard_count) and the rest to shard 0, as Discord does.
+        """
+        await self.wait_until_identified()
+        guild_id = data.get("guild_id") or (data.get("id") if event.startswith("GUILD_") else None)
+        for session in [s for s in self._sessions if s.identified]:
+            if session.shard_count > 1:
+                owner = (int(guild_id) >> 22) % session.shard_count if guild_id else 0
+                if owner != session.shard_id:
+                    continue
+            async with session.lock:
+                await self._send_dispatch(session, event, data)
+
+    async def send_interaction(self, payload: dict) -> int:
+        """Dispatch INTERACTION_CREATE; from now the 3 s / 15 min clocks run."""
+        await self.wait_until_identified()  # the clocks must not run while no bot listens
+        payload.setdefault("id", str(new_snowflake()))
+        payload.setdefault("token", _interaction_token(int(payload["id"])))
+        interaction_id = int(payload["id"])
+        channel = payload.get("channel") or {}
+        message = payload.get("message") or {}
+        record = InteractionRecord(
+            id=interaction_id,
+            token=payload["token"],
+            type=payload["type"],
+            payload=payload,
+            sent_at=time.monotonic(),
+            channel_id=int(channel["id"]) if "id" in channel else None,
+            guild_id=int(payload["guild_id"]) if payload.get("guild_id") else None,
+            message_id=int(message["id"]) if "id" in message else None,
+            attachment_size_limit=int(payload.get("attachment_size_limit", self.attachment_size_limit)),
+        )
+        self.interaction_responses[interaction_id] = record
+        self._by_token[record.token] = record
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction_id
+
+    # ------------------------------------------------------------ routing
+
+    def _add_routes(self, app: web.Application) -> None:
+        api = API_PREFIX
+        tok = "/webhooks/{app_id}/{token}"
+        r = app.router
+        r.add_get("/gateway", self._gateway_ws)
+        r.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._get_attachment)
+        r.add_get(api + "/users/@me", self._get_me)
+        r.add_get(api + "/oauth2/applications/@me", self._get_application)
+        r.add_get(api + "/gateway/bot", self._get_gateway_bot)
+        r.add_get(api + "/gateway", self._get_gateway)
+        r.add_post(api + "/interactions/{interaction_id}/{token}/callback", self._interaction_callback)
+        r.add_post(api + tok, self._followup)
+        for method in ("GET", "PATCH", "DELETE"):
+            r.add_route(method, api + tok + "/messages/{message_id}", self._token_message)
+            r.add_route(method, api + "/channels/{channel_id}/messages/{message_id}", self._channel_message)
+        r.add_post(api + "/channels/{channel_id}/messages", self._channel_send)
+        r.add_get(api + "/channels/{channel_id}", self._get_channel)
+        r.add_post(api + "/users/@me/channels", self._create_dm)
+        for method in ("GET", "PUT"):
+            r.add_route(method, api + "/applications/{app_id}/commands", self._commands)
+            r.add_route(method, api + "/applications/{app_id}/guilds/{guild_id}/commands", self._commands)
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        if request.path == "/gateway" and request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        rec = await self._record(request)
+        rule = self._take_fail_rule(rec)
+        if rule is not None:
+            rec.injected = True
+            response = self._injected_response(rule)
+        else:
+            try:
+                response = await handler(request)
+            except _Reject as reject:
+                response = reject.response
+            except web.HTTPException as exc:
+                # Unknown route or method: answer like Discord, and keep the record so tests notice.
+                response = _json(exc.status, {"code": 0, "message": f"{exc.status}: {exc.reason}"})
+        rec.status = response.status
+        return response
+
+    async def _record(self, request: web.Request) -> RecordedRequest:
+        body_json: Any = None
+        files: list[RecordedFile] = []
+        if request.content_type == "multipart/form-data":
+            body_json, files = await _read_multipart(request)
+        elif request.can_read_body:
+            raw = await request.read()
+            if raw and request.content_type == "application/json":
+                try:
+                    body_json = json.loads(raw)
+                except ValueError:
+                    body_json = None
+        resource = request.match_info.route.resource
+        canonical = resource.canonical if resource is not None else request.path
+        rec = RecordedRequest(
+            method=request.method,
+            path=_strip_prefix(request.path),
+            query=dict(request.query),
+            json=body_json,
+            files=files,
+            time=time.monotonic(),
+            route=f"{request.method} {_strip_prefix(canonical)}",
+            headers=dict(request.headers),
+        )
+        self.requests.append(rec)
+        request[_REC] = rec
+        return rec
+
+    def _take_fail_rule(self, rec: RecordedRequest) -> _FailRule | None:
+        for rule in self._fail_rules:
+            if rule.method == rec.method and rule.pattern.search(rec.path):
+                rule.times -= 1
+                if rule.times <= 0:
+                    self._fail_rules.remove(rule)
+                return rule
+        return None
+
+    @staticmethod
+    def _injected_response(rule: _FailRule) -> web.Response:
+        headers = {k: v for k, v in rule.headers.items() if v is not None}
+        if rule.body is None:
+            return web.Response(status=rule.status, text=f"<html>{rule.status}</html>", headers=headers)
+        return _json(rule.status, rule.body, headers)
+
+    # ------------------------------------------------------------ basic routes
+
+    def _require_bot_auth(self, request: web.Request) -> None:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bot ") or not auth[4:].strip():
+            raise _Reject(*_UNAUTHORIZED)
+
+    async def _get_me(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        return _json(200, {**self.bot_user_payload(), "verified": True, "mfa_enabled": False, "flags": 0})
+
+    async def _get_application(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        # discord/appinfo.py AppInfo.__init__ reads these keys without defaults.
+        return _json(
+            200,
+            {
+                "id": str(self.application_id),
+                "name": self.bot_username,
+                "icon": None,
+                "description": "A fake application",
+                "summary": "",
+                "type": None,
+                "hook": True,
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "owner": user_payload(DEFAULT_OWNER_ID, username="owner"),
+                "team": None,
+                "bot": self.bot_user_payload(),
+                "rpc_origins": [],
+                "redirect_uris": [],
+                "interactions_endpoint_url": None,
+                "approximate_guild_count": len(self.guilds),
+                "integration_types_config": {"0": {}},
+            },
+        )
+
+    async def _get_gateway_bot(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        return _json(
+            200,
+            {
+                "url": self.ws_url,
+                "shards": self.shard_count,
+                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+            },
+        )
+
+    async def _get_gateway(self, request: web.Request) -> web.Response:
+        return _json(200, {"url": self.ws_url})
+
+    async def _get_attachment(self, request: web.Request) -> web.Response:
+        blob = self._blobs.get(int(request.match_info["attachment_id"]))
+        if blob is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=blob.data, content_type=blob.content_type or "application/octet-stream")
+
+    # ------------------------------------------------------------ interactions
+
+    def _interaction_for_token(self, request: web.Request) -> InteractionRecord:
+        if request.match_info["app_id"] != str(self.application_id):
+            raise _Reject(*_UNKNOWN_WEBHOOK)
+        record = self._by_token.get(request.match_info["token"])
+        if record is None or record.expired or time.monotonic() - record.sent_at > self.token_lifetime:
+            raise _Reject(*_INVALID_TOKEN)
+        return record
+
+    async def _interaction_callback(self, request: web.Request) -> web.Response:
+        rec: RecordedRequest = request[_REC]
+        record = self.interaction_responses.get(int(request.match_info["interaction_id"]))
+        if record is None or record.token != request.match_info["token"]:
+            raise _Reject(*_UNKNOWN_INTERACTION)
+        if record.expired:
+            raise _Reject(*_INVALID_TOKEN)
+        if record.acknowledged:
+            raise _Reject(*_ALREADY_ACKED)
+        if time.monotonic() - record.sent_at > self.interaction_ack_window:
+            raise _Reject(*_UNKNOWN_INTERACTION)
+
+        body = rec.json if isinstance(rec.json, dict) else {}
+        callback_type = body.get("type")
+        data = body.get("data") or {}
+        if callback_type not in (1, 4, 5, 6, 7, 8, 9, 12):
+            raise _form_error("type", f"Invalid interaction callback type {callback_type!r}")
+        if callback_type in (6, 7) and record.message_id is None:
+            # Updating "the message" only exists for component (or modal-from-component) interactions.
+            raise _form_error("type", "Interaction callback type requires a message")
+        if callback_type == 9 and record.type == 5:
+            raise _form_error("type", "A modal submit cannot be answered with a modal")
+
+        message: FakeMessage | None = None
+        if callback_type == 4:
+            self._check_files(rec.files, record.attachment_size_limit)
+            message = self._create_message(record.channel_id or 0, data, rec.files, interaction=record)
+            record.original_message_id = message.id
+        elif callback_type == 5:
+            # Discord posts a "thinking..." placeholder that @original edits replace.
+            flags = FLAG_LOADING | (int(data.get("flags") or 0) & FLAG_EPHEMERAL)
+            message = self._new_message(record.channel_id or 0, flags=flags, interaction=record)
+            record.original_message_id = message.id
+        elif callback_type in (6, 7):
+            record.original_message_id = record.message_id
+            message = self.messages.get(record.message_id) if record.message_id else None
+            if callback_type == 7 and message is not None:
+                self._check_files(rec.files, record.attachment_size_limit)
+                self._apply_edit(message, data, rec.files)
+
+        record.callback_type = callback_type
+        record.callback_data = data
+        record.callback_time = rec.time
+
+        if request.query.get("with_response") not in ("1", "true", "True"):
+            return web.Response(status=204)
+        # discord/interactions.py InteractionCallbackResponse._update reads this shape.
+        answer: dict[str, Any] = {
+            "interaction": {
+                "id": str(record.id),
+                "type": record.type,
+                "activity_instance_id": None,
+                "response_message_id": str(message.id) if message else None,
+                "response_message_loading": bool(message and message.loading),
+                "response_message_ephemeral": bool(message and message.ephemeral),
+            },
+            "resource": {"type": callback_type},
+        }
+        if callback_type in (4, 7) and message is not None:
+            answer["resource"]["message"] = self.message_payload(message)
+        return _json(200, answer)
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        rec: RecordedRequest = request[_REC]
+        record = self._interaction_for_token(request)
+        if not record.acknowledged:
+            raise _Reject(*_UNKNOWN_WEBHOOK)
+        data = rec.json if isinstance(rec.json, dict) else {}
+        self._check_files(rec.files, record.attachment_size_limit)
+        original = self.messages.get(record.original_message_id) if record.original_message_id else None
+        if original is not None and original.loading and not original.deleted:
+            # After a thinking defer, Discord turns the first followup into the placeholder.
+            self._apply_edit(original, data, rec.files)
+            message = original
+        else:
+            message = self._create_message(record.channel_id or 0, data, rec.files, interaction=record)
+            record.followup_message_ids.append(message.id)
+        if request.query.get("wait") in ("1", "true", "True"):
+            return _json(200, self.message_payload(message))
+        return web.Response(status=204)
+
+    async def _token_message(self, request: web.Request) -> web.Response:
+        rec: RecordedRequest = request[_REC]
+        record = self._interaction_for_token(request)
+        raw_id = request.match_info["message_id"]
+        if raw_id == "@original":
+            message_id = record.original_message_id
+        else:
+            message_id = int(raw_id) if raw_id.isdigit() else None
+            if message_id not in (record.original_message_id, *record.followup_message_ids):
+                message_id = None
+        message = self.messages.get(message_id) if message_id is not None else None
+        if message is None or message.deleted:
+            raise _Reject(*_UNKNOWN_MESSAGE)
+        return self._message_operation(request.method, message, rec, record.attachment_size_limit)
+
+    # ------------------------------------------------------------ bot-token message routes
+
+    async def _channel_message(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        rec: RecordedRequest = request[_REC]
+        channel_id = int(request.match_info["channel_id"])
+        message = self.messages.get(int(request.match_info["message_id"]))
+        # Ephemeral messages only exist for the interaction token.
+        if message is None or message.deleted or message.channel_id != channel_id or message.ephemeral:
+            raise _Reject(*_UNKNOWN_MESSAGE)
+        return self._message_operation(request.method, message, rec, self._channel_limit(channel_id))
+
+    async def _channel_send(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        rec: RecordedRequest = request[_REC]
+        channel_id = int(request.match_info["channel_id"])
+        if channel_id not in self._channel_guild:
+            raise _Reject(*_UNKNOWN_CHANNEL)
+        self._check_files(rec.files, self._channel_limit(channel_id))
+        data = rec.json if isinstance(rec.json, dict) else {}
+        message = self._create_message(channel_id, data, rec.files)
+        return _json(200, self.message_payload(message))
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        channel_id = int(request.match_info["channel_id"])
+        if channel_id not in self._channel_guild:
+            raise _Reject(*_UNKNOWN_CHANNEL)
+        return _json(200, self._channel_payload(channel_id))
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        body = request[_REC].json or {}
+        if "recipient_id" not in body:
+            raise _form_error("recipient_id", "This field is required")
+        return _json(200, self._channel_payload(self.dm_channel_id(int(body["recipient_id"]))))
+
+    def _channel_limit(self, channel_id: int) -> int:
+        return self.filesize_limit_for_guild(self._channel_guild.get(channel_id))
+
+    def _message_operation(
+        self, method: str, message: FakeMessage, rec: RecordedRequest, size_limit: int
+    ) -> web.Response:
+        if method == "GET":
+            return _json(200, self.message_payload(message))
+        if method == "DELETE":
+            message.deleted = True
+            return web.Response(status=204)
+        self._check_files(rec.files, size_limit)
+        data = rec.json if isinstance(rec.json, dict) else {}
+        self._apply_edit(message, data, rec.files)
+        return _json(200, self.message_payload(message))
+
+    # ------------------------------------------------------------ commands
+
+    async def _commands(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        if request.match_info["app_id"] != str(self.application_id):
+            raise _Reject(403, 50001, "Missing Access")
+        guild_id = int(request.match_info["guild_id"]) if "guild_id" in request.match_info else None
+        if request.method == "GET":
+            return _json(200, self.commands.get(guild_id, []))
+        body = request[_REC].json
+        if not isinstance(body, list):
+            raise _form_error("commands", "Must be a list")
+        stored = []
+        for command in body:
+            command_type = command.get("type", 1)
+            stored.append(
+                {
+                    "default_member_permissions": None,
+                    "nsfw": False,
+                    "options": [],
+                    **command,
+                    "id": str(self.command_id(command["name"], command_type)),
+                    "type": command_type,
+                    "application_id": str(self.application_id),
+                    "version": str(new_snowflake()),
+                    **({"guild_id": str(guild_id)} if guild_id is not None else {}),
+                }
+            )
+        self.commands[guild_id] = stored
+        return _json(200, stored)
+
+    # ------------------------------------------------------------ messages
+
+    def _new_message(self, channel_id: int, *, flags: int = 0, interaction: InteractionRecord | None = None) -> FakeMessage:
+        message = FakeMessage(id=new_snowflake(), channel_id=channel_id, flags=flags)
+        if interaction is not None:
+            message.interaction_id = interaction.id
+            message.type = 20 if interaction.type == 2 else 0  # 20 = CHAT_INPUT_COMMAND reply
+        self.messages[message.id] = message
+        return message
+
+    def _create_message(
+        self, channel_id: int, data: dict, files: list[RecordedFile], *, interaction: InteractionRecord | None = None
+    ) -> FakeMessage:
+        _validate_content(data, files, creating=True)
+        message = self._new_message(channel_id, flags=int(data.get("flags") or 0), interaction=interaction)
+        message.content = data.get("content") or ""
+        message.embeds = list(data.get("embeds") or [])
+        message.components = list(data.get("components") or [])
+        message.attachments = self._resolve_attachments([], data, files)
+        return message
+
+    def _apply_edit(self, message: FakeMessage, data: dict, files: list[RecordedFile]) -> None:
+        _validate_content(data, files, creating=False)
+        was_loading = message.loading
+        if "content" in data:
+            message.content = data["content"] or ""
+        if "embeds" in data:
+            message.embeds = list(data["embeds"] or [])
+        if "components" in data:
+            message.components = list(data["components"] or [])
+        if data.get("flags") is not None:
+            # Ephemerality is fixed at creation; other flags follow the edit.
+            message.flags = (message.flags & FLAG_EPHEMERAL) | (int(data["flags"]) & ~(FLAG_EPHEMERAL | FLAG_LOADING))
+        message.flags &= ~FLAG_LOADING  # any edit replaces the "thinking..." placeholder
+        message.attachments = self._resolve_attachments(message.attachments, data, files)
+        message.edits.append((time.monotonic(), data))
+        if not was_loading:
+            message.edited_timestamp = _now_iso()
+
+    def _resolve_attachments(
+        self, existing: list[RecordedFile], data: dict, files: list[RecordedFile]
+    ) -> list[RecordedFile]:
+        """Discord's attachment semantics.
+
+        ``attachments`` in the JSON, when present, is the complete list to keep: existing
+        attachments by their id, new uploads by their ``files[n]`` index. Without it a
+        create attaches every upload and an edit keeps what was there plus the uploads.
+        Uploads the list forgot are attached too (lenient; discord.py always lists them).
+        """
+        uploads = dict(enumerate(files))
+        result: list[RecordedFile] = []
+        if "attachments" in data:
+            by_id = {a.id: a for a in existing}
+            for entry in data.get("attachments") or []:
+                ref = int(entry["id"])
+                if ref in by_id:
+                    result.append(by_id[ref])
+                elif ref in uploads:
+                    upload = uploads.pop(ref)
+                    result.append(self._store_upload(upload, entry.get("filename"), entry.get("description")))
+        else:
+            result = list(existing)
+        result.extend(self._store_upload(upload, None, None) for upload in uploads.values())
+        return result
+
+    def _store_upload(self, upload: RecordedFile, filename: str | None, description: str | None) -> RecordedFile:
+        name = filename or upload.filename
+        attachment = dataclasses.replace(
+            upload, filename=name, content_type=_guess_type(name), id=new_snowflake(), description=description
+        )
+        self._blobs[attachment.id] = attachment
+        return attachment
+
+    @staticmethod
+    def _check_files(files: list[RecordedFile], limit: int) -> None:
+        if len(files) > _MAX_FILES:
+            raise _form_error("files", f"Must be {_MAX_FILES} or fewer in length.")
+        if any(f.size > limit for f in files):
+            raise _Reject(*_TOO_LARGE)
+
+    def _attachment_payload(self, channel_id: int, attachment: RecordedFile) -> dict:
+        url = f"{self.base_url}/attachments/{channel_id}/{attachment.id}/{attachment.filename}"
+        payload = {
+            "id": str(attachment.id),
+            "filename": attachment.filename,
+            "size": attachment.size,
+            "url": url,
+            "proxy_url": url,
+            "content_type": attachment.content_type,
+        }
+        if attachment.description is not None:
+            payload["description"] = attachment.description
+        return payload
+
+    # ------------------------------------------------------------ payloads
+
+    def _channel_payload(self, channel_id: int) -> dict:
+        guild_id = self._channel_guild.get(channel_id)
+        if guild_id is None:
+            user_id = next(u for u, c in self._dm_channels.items() if c == channel_id)
+            return {
+                "id": str(channel_id),
+                "type": 1,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [user_payload(user_id)],
+            }
+        channel = next(c for c in self.guilds[guild_id].channels if c.id == channel_id)
+        return _guild_channel_payload(guild_id, channel)
+
+    def guild_create_payload(self, guild: FakeGuild) -> dict:
+        """GUILD_CREATE data; discord/guild.py Guild._from_data reads these keys."""
+        roles = [{"id": str(guild.id), "name": "@everyone", "permissions": str(guild.everyone_permissions), "position": 0}]
+        roles += [
+            {"id": str(r.id), "name": r.name, "permissions": str(r.permissions), "position": r.position}
+            for r in guild.roles
+        ]
+        for role in roles:
+            role.update(color=0, colors={"primary_color": 0}, hoist=False, managed=False, mentionable=False, flags=0)
+        return {
+            "id": str(guild.id),
+            "name": guild.name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(guild.owner_id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": guild.premium_tier,
+            "premium_subscription_count": [0, 2, 7, 14][guild.premium_tier],
+            "premium_progress_bar_enabled": False,
+            "preferred_locale": guild.preferred_locale,
+            "features": [],
+            "roles": roles,
+            "emojis": [],
+            "stickers": [],
+            "channels": [_guild_channel_payload(guild.id, c) for c in guild.channels],
+            "threads": [],
+            "members": [
+                # The bot's own member, so guild.me and its permissions work.
+                {
+                    "user": self.bot_user_payload(),
+                    "roles": [],
+                    "joined_at": _now_iso(),
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                }
+            ],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "member_count": guild.member_count,
+            "large": False,
+            "unavailable": False,
+            "joined_at": _now_iso(),
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "vanity_url_code": None,
+            "max_members": 500000,
+            "application_id": None,
+        }
+
+    # ------------------------------------------------------------ gateway
+
+    async def _gateway_ws(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(timeout=2.0, max_msg_size=0)
+        await ws.prepare(request)
+        session = _GatewaySession(ws=ws)
+        self._sessions.append(session)
+        try:
+            # discord.py accepts plain JSON text frames despite asking for zlib-stream.
+            await self._send(session, {"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval_ms}})
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                payload = json.loads(msg.data)
+                self.gateway_received.append(payload)
+                await self._handle_gateway_op(session, payload.get("op"), payload.get("d"))
+        finally:
+            self._sessions.remove(session)
+            if session.session_id is not None:
+                self._resumable[session.session_id] = session.seq
+            if not any(s.identified for s in self._sessions):
+                self._identified.clear()
+        return ws
+
+    async def _handle_gateway_op(self, session: _GatewaySession, op: int | None, d: Any) -> None:
+        if op == 1:  # HEARTBEAT
+            await self._send(session, {"op": 11})
+        elif op == 2:  # IDENTIFY
+            shard_id, shard_count = (d or {}).get("shard") or [0, 1]
+            session.shard_id, session.shard_count = shard_id, shard_count
+            session.session_id = secrets.token_hex(16)
+            async with session.lock:  # READY and GUILD_CREATEs go out before any dispatch()
+                await self._send_dispatch(session, "READY", self._ready_payload(session))
+                for guild in self.guilds.values():
+                    if (guild.id >> 22) % shard_count == shard_id:
+                        await self._send_dispatch(session, "GUILD_CREATE", self.guild_create_payload(guild))
+                session.identified = True
+            self._identified.set()
+        elif op == 6:  # RESUME
+            session_id = (d or {}).get("session_id")
+            if session_id in self._resumable:
+                session.session_id = session_id
+                session.seq = self._resumable.pop(session_id)
+                async with session.lock:
+                    await self._send_dispatch(session, "RESUMED", {})
+                    session.identified = True
+                self._identified.set()
+            else:
+                await self._send(session, {"op": 9, "d": False})  # INVALID_SESSION: identify again
+        # Presence updates (3), member requests (8) and the rest need no answer here.
+
+    def _ready_payload(self, session: _GatewaySession) -> dict:
+        return {
+            "v": 10,
+            "user": {**self.bot_user_payload(), "verified": True, "mfa_enabled": False, "flags": 0},
+            "guilds": [
+                {"id": str(g.id), "unavailable": True}
+                for g in self.guilds.values()
+                if (g.id >> 22) % session.shard_count == session.shard_id
+            ],
+            "session_id": session.session_id,
+            "resume_gateway_url": self.ws_url,
+            "shard": [session.shard_id, session.shard_count],
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "_trace": ["fake-discord"],
+        }
+
+    async def _send_dispatch(self, session: _GatewaySession, event: str, data: dict) -> None:
+        session.seq += 1
+        await self._send(session, {"op": 0, "t": event, "s": session.seq, "d": data})
+
+    @staticmethod
+    async def _send(session: _GatewaySession, message: dict) -> None:
+        message.setdefault("s", None)
+        message.setdefault("t", None)
+        message.setdefault("d", None)
+        if not session.ws.closed:
+            await session.ws.send_str(json.dumps(message))
+
+
+# --------------------------------------------------------------------------- request parsing
+
+
+async def _read_multipart(request: web.Request) -> tuple[Any, list[RecordedFile]]:
+    """payload_json plus files[n] parts, as discord.py sends them (http.py handle_message_parameters)."""
+    payload: Any = None
+    indexed: list[tuple[int, RecordedFile]] = []
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        name = part.name or ""
+        if name == "payload_json":
+            payload = json.loads(await part.text())
+            continue
+        data = bytes(await part.read(decode=False))
+        match = re.fullmatch(r"files\[(\d+)\]", name)
+        index = int(match.group(1)) if match else len(indexed)
+        indexed.append((index, RecordedFile(part.filename or name, part.headers.get("Content-Type"), data)))
+    # Keep list position == files[n] index, so attachments {"id": n} map to files[n].
+    return payload, [f for _, f in sorted(indexed, key=lambda pair: pair[0])]
+
+
+def _validate_content(data: dict, files: list[RecordedFile], *, creating: bool) -> None:
+    if len(data.get("content") or "") > _MAX_CONTENT:
+        raise _form_error("content", f"Must be {_MAX_CONTENT} or fewer in length.")
+    if len(data.get("embeds") or []) > _MAX_EMBEDS:
+        raise _form_error("embeds", f"Must be {_MAX_EMBEDS} or fewer in length.")
+    if creating and not (data.get("content") or data.get("embeds") or data.get("components") or files or data.get("poll")):
+        raise _Reject(400, 50006, "Cannot send an empty message")
+
+
+def _strip_prefix(path: str) -> str:
+    return path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else path
+
+
+def _guess_type(filename: str) -> str | None:
+    return mimetypes.guess_type(filename)[0]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guild_channel_payload(guild_id: int, channel: FakeChannel) -> dict:
+    return {
+        "id": str(channel.id),
+        "type": channel.type,
+        "guild_id": str(guild_id),
+        "name": channel.name,
+        "position": channel.position,
+        "topic": channel.topic,
+        "nsfw": channel.nsfw,
+        "flags": 0,
+        "rate_limit_per_user": 0,
+        "parent_id": None,
+        "last_message_id": None,
+        "permission_overwrites": [],
+    }
+
+
+def _interaction_user(payload: dict) -> dict:
+    return payload["member"]["user"] if "member" in payload else payload["user"]
+
+
+# --------------------------------------------------------------------------- interaction payloads
+
+_AUTO: Any = object()  # "work it out from the fake" sentinel
+
+
+def _default_guild_id(fake: FakeDiscord, channel_id: int | None) -> int | None:
+    """The channel's guild if the channel is known, else the fake's first guild."""
+    if channel_id is not None and channel_id in fake._channel_guild:
+        return fake._channel_guild[channel_id]
+    return next(iter(fake.guilds), DEFAULT_GUILD_ID)
+
+
+def _base_interaction(
+    fake: FakeDiscord,
+    *,
+    type: int,
+    data: dict,
+    guild_id: int | None,
+    channel_id: int | None,
+    user_id: int,
+    locale: str,
+    permissions: int,
+    roles: list[int] | None,
+    attachment_size_limit: int | None,
+    app_permissions: int,
+    message_id: int | None = None,
+) -> dict:
+    """The parts every interaction shares (discord/interactions.py Interaction._from_data)."""
+    if guild_id is _AUTO:
+        guild_id = _default_guild_id(fake, channel_id)
+    interaction_id = new_snowflake()
+    user = user_payload(user_id)
+    payload: dict[str, Any] = {
+        "id": str(interaction_id),
+        "application_id": str(fake.application_id),
+        "type": type,
+        "data": data,
+        "token": _interaction_token(interaction_id),
+        "version": 1,
+        "locale": locale,
+        "app_permissions": str(app_permissions),
+        "entitlements": [],
+        "entitlement_sku_ids": [],
+        "attachment_size_limit": (
+            attachment_size_limit if attachment_size_limit is not None else fake.filesize_limit_for_guild(guild_id)
+        ),
+    }
+    if guild_id is not None:
+        guild = fake.guilds.get(guild_id)
+        if channel_id is None:
+            channel_id = guild.channels[0].id if guild and guild.channels else DEFAULT_CHANNEL_ID
+        known = guild and next((c for c in guild.channels if c.id == channel_id), None)
+        channel = _guild_channel_payload(guild_id, known or FakeChannel(channel_id, name="unknown"))
+        channel["permissions"] = str(permissions)
+        payload.update(
+            guild_id=str(guild_id),
+            guild={"id": str(guild_id), "locale": guild.preferred_locale if guild else "en-US", "features": []},
+            guild_locale=guild.preferred_locale if guild else "en-US",
+            channel=channel,
+            channel_id=str(channel_id),
+            member={
+                "user": user,
+                "roles": [str(r) for r in roles or []],
+                "permissions": str(permissions),
+                "joined_at": _now_iso(),
+                "premium_since": None,
+                "nick": None,
+                "avatar": None,
+                "deaf": False,
+                "mute": False,
+                "pending": False,
+                "flags": 0,
+                "communication_disabled_until": None,
+            },
+            authorizing_integration_owners={"0": str(guild_id)},
+            context=0,  # GUILD
+        )
+    else:
+        if channel_id is None:
+            channel_id = fake.dm_channel_id(user_id)
+        payload.update(
+            channel={"id": str(channel_id), "type": 1, "last_message_id": None, "flags": 0, "recipients": [user]},
+            channel_id=str(channel_id),
+            user=user,
+            authorizing_integration_owners={"0": "0"},
+            context=1,  # BOT_DM
+        )
+    if message_id is not None:
+        message = fake.messages.get(message_id)
+        if message is None:
+            raise ValueError(f"message {message_id} does not exist in the fake; the bot must have sent it")
+        payload["message"] = fake.message_payload(message)
+    return payload
+
+
+def slash_command_payload(
+    fake: FakeDiscord,
+    *,
+    name: str,
+    options: list[dict] | None = None,
+    guild_id: int | None = _AUTO,
+    channel_id: int | None = None,
+    user_id: int = DEFAULT_USER_ID,
+    locale: str = "en-US",
+    permissions: int = 0,
+    roles: list[int] | None = None,
+    resolved: dict | None = None,
+    subcommand: str | None = None,
+    attachment_size_limit: int | None = None,
+    app_permissions: int = DEFAULT_BOT_PERMISSIONS,
+    command_guild_id: int | None = _AUTO,
+) -> dict:
+    """An INTERACTION_CREATE for a chat-input command.
+
+    ``options`` are the leaf options, e.g. ``[{"name": "prompt", "type": 3, "value": "cat"}]``.
+    ``subcommand`` nests them: "sub" or "group sub". ``guild_id=None`` makes it a DM; by
+    default it is the guild of ``channel_id`` if the fake knows it, else the first guild.
+    ``command_guild_id`` is ``data.guild_id``, which discord.py needs to find a *guild*
+    command; by default it is ``guild_id`` if the command was synced to that guild in the
+    fake, else None (a global command). Pass it explicitly for unsynced guild commands.
+    ``attachment_size_limit`` defaults to the guild's limit (boost tier aware).
+    """
+    if guild_id is _AUTO:
+        guild_id = _default_guild_id(fake, channel_id)
+    leaf_options = list(options or [])
+    if subcommand:
+        for part in reversed(subcommand.split()):
+            nested_type = 1 if not leaf_options or leaf_options[0].get("type") not in (1, 2) else 2
+            leaf_options = [{"name": part, "type": nested_type, "options": leaf_options}]
+    if command_guild_id is _AUTO:
+        synced = {c["name"] for c in fake.commands.get(guild_id, [])} if guild_id is not None else set()
+        command_guild_id = guild_id if name in synced else None
+    data: dict[str, Any] = {"id": str(fake.command_id(name)), "name": name, "type": 1, "options": leaf_options}
+    if resolved:
+        data["resolved"] = resolved
+    if command_guild_id is not None:
+        data["guild_id"] = str(command_guild_id)
+    return _base_interaction(
+        fake,
+        type=2,
+        data=data,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        user_id=user_id,
+        locale=locale,
+        permissions=permissions,
+        roles=roles,
+        attachment_size_limit=attachment_size_limit,
+        app_permissions=app_permissions,
+    )
+
+
+def component_payload(
+    fake: FakeDiscord,
+    *,
+    custom_id: str,
+    message_id: int,
+    guild_id: int | None = _AUTO,
+    channel_id: int | None = None,
+    user_id: int = DEFAULT_USER_ID,
+    locale: str = "en-US",
+    permissions: int = 0,
+    roles: list[int] | None = None,
+    attachment_size_limit: int | None = None,
+    app_permissions: int = DEFAULT_BOT_PERMISSIONS,
+    values: list[str] | None = None,
+    component_type: int = 2,
+    resolved: dict | None = None,
+) -> dict:
+    """A component click on a message the bot sent; carries that message as recorded.
+
+    ``channel_id`` defaults to the message's channel. Raises ValueError if the message
+    does not exist or does not carry ``custom_id`` (Discord could never send that click).
+    """
+    message = fake.messages.get(message_id)
+    if message is None:
+        raise ValueError(f"message {message_id} does not exist in the fake")
+    if custom_id not in message.custom_ids():
+        raise ValueError(f"message {message_id} has no component {custom_id!r}; it has {message.custom_ids()}")
+    data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
+    if component_type != 2:
+        data["values"] = list(values or [])
+    if resolved:
+        data["resolved"] = resolved
+    return _base_interaction(
+        fake,
+        type=3,
+        data=data,
+        guild_id=guild_id,
+        channel_id=channel_id if channel_id is not None else message.channel_id,
+        user_id=user_id,
+        locale=locale,
+        permissions=permissions,
+        roles=roles,
+        attachment_size_limit=attachment_size_limit,
+        app_permissions=app_permissions,
+        message_id=message_id,
+    )
+
+
+def modal_submit_payload(
+    fake: FakeDiscord,
+    *,
+    custom_id: str,
+    components: list[dict],
+    guild_id: int | None = _AUTO,
+    channel_id: int | None = None,
+    user_id: int = DEFAULT_USER_ID,
+    locale: str = "en-US",
+    permissions: int = 0,
+    roles: list[int] | None = None,
+    attachment_size_limit: int | None = None,
+    app_permissions: int = DEFAULT_BOT_PERMISSIONS,
+    message_id: int | None = None,
+) -> dict:
+    """A modal submit. ``components`` as Discord sends them, e.g.
+    ``[{"type": 1, "components": [{"type": 4, "custom_id": "prompt", "value": "cat"}]}]``.
+    Pass ``message_id`` when the modal was opened from a button on that message.
+    """
+    return _base_interaction(
+        fake,
+        type=5,
+        data={"custom_id": custom_id, "components": components},
+        guild_id=guild_id,
+        channel_id=channel_id,
+        user_id=user_id,
+        locale=locale,
+        permissions=permissions,
+        roles=roles,
+        attachment_size_limit=attachment_size_limit,
+        app_permissions=app_permissions,
+        message_id=message_id,
+    )
