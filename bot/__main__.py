@@ -1,0 +1,117 @@
+"""Command line: `python -m bot [run | sync [--guild ID] | demo]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+import discord
+
+from bot.app import WanBot, use_discord_api
+from bot.clock import Clock
+from bot.config import ConfigError, Settings, load_settings
+from bot.logging_setup import configure_logging
+
+log = logging.getLogger("bot")
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Wan 2.5 generation bot for Discord")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="run the bot (the default)")
+    sync = commands.add_parser("sync", help="register the slash commands with Discord, then exit")
+    sync.add_argument("--guild", type=int, metavar="ID",
+                      help="register in one server only (instant; global registration can take an hour)")
+    commands.add_parser("demo", help="run the bot against a built-in fake EvoLink: only DISCORD_TOKEN is needed")
+    args = parser.parse_args(argv)
+    command = args.command or "run"
+
+    overrides: dict[str, Any] = {}
+    if command == "demo":
+        overrides["evolink_api_key"] = "demo-key-not-secret"
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(
+        settings.log_level,
+        secrets=[settings.discord_token.get_secret_value(), settings.evolink_api_key.get_secret_value()],
+    )
+    use_discord_api(settings.discord_api_base_url)
+
+    try:
+        if command == "sync":
+            asyncio.run(sync_commands(settings, args.guild))
+        elif command == "demo":
+            asyncio.run(run_demo(settings))
+        else:
+            asyncio.run(run_bot(settings))
+    except discord.LoginFailure:
+        print("error: DISCORD_TOKEN was refused by Discord: expected a valid bot token.", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def run_bot(settings: Settings, clock: Clock | None = None) -> None:
+    bot = WanBot(settings, clock=clock)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(signum, stopping.set)
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+        stopper = asyncio.create_task(stopping.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("Stopping (signal received)")
+        else:
+            stopper.cancel()
+            runner.result()  # re-raise what ended the bot (e.g. LoginFailure)
+    # Leaving `async with` closed the bot, the jobs' watchers, the HTTP session and the database.
+
+
+async def sync_commands(settings: Settings, guild_id: int | None) -> None:
+    """Register the slash commands. Discord caps command creations per day, so this is an
+    explicit step, never done on every start."""
+    bot = WanBot(settings)
+    async with bot:
+        await bot.login(settings.discord_token.get_secret_value())
+        guild = discord.Object(id=guild_id) if guild_id else None
+        if guild is not None:
+            bot.tree.copy_global_to(guild=guild)
+        synced = await bot.tree.sync(guild=guild)
+        where = f"server {guild_id}" if guild_id else "all servers (may take up to an hour to appear)"
+        print(f"Registered {len(synced)} commands in {where}: "
+              + ", ".join(f"/{command.name}" for command in synced))
+
+
+async def run_demo(settings: Settings) -> None:
+    """The real bot, with EvoLink replaced by the built-in fake server on this machine: try the
+    commands with only a Discord token, without spending EvoLink credits."""
+    from bot.evolink.fake import FakeEvoLink
+
+    fake = FakeEvoLink(image_seconds=12, image_estimate=12)
+    base_url = await fake.start("127.0.0.1", 0)
+    log.info("Demo mode: EvoLink is a local fake at %s; results are generated test images", base_url)
+    try:
+        demo_settings = settings.model_copy(
+            update={"evolink_base_url": base_url, "evolink_files_base_url": base_url}
+        )
+        await run_bot(demo_settings)
+    finally:
+        await fake.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

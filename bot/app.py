@@ -1,0 +1,102 @@
+"""The bot shell: wires the services together in setup_hook and loads the command cogs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+import discord
+from discord.ext import commands
+
+from bot import USER_AGENT
+from bot.clock import Clock
+from bot.config import Settings
+from bot.credits import CreditLedger, to_milli
+from bot.db import Database
+from bot.evolink.client import EvoLinkClient
+from bot.jobs.runner import JobRunner, RunnerSettings
+from bot.jobs.store import JobStore
+from bot.ui.errors import ReplyingCommandTree
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.imagine", "cogs.credits")
+
+
+def use_discord_api(base_url: str) -> None:
+    """Send every Discord REST call (bot and interaction tokens alike) to `base_url`: a REST proxy
+    in production, a local fake in tests."""
+    discord.http.Route.BASE = base_url.rstrip("/")
+
+
+@dataclass
+class Services:
+    """What the cogs use. Created once in setup_hook, closed with the bot."""
+
+    settings: Settings
+    clock: Clock
+    db: Database
+    session: aiohttp.ClientSession
+    evolink: EvoLinkClient
+    ledger: CreditLedger
+    store: JobStore
+    runner: JobRunner
+
+
+class WanBot(commands.AutoShardedBot):
+    services: Services
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        # Slash commands and buttons need no privileged intents; `guilds` keeps guild data
+        # (boost tier for upload limits) and nothing else is cached.
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=ReplyingCommandTree,
+            help_command=None,
+            # Prompts are user text: nothing the bot posts may ping anyone unless it says so.
+            allowed_mentions=discord.AllowedMentions.none(),
+            max_messages=None,
+            chunk_guilds_at_startup=False,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+        )
+        self.settings = settings
+        self.clock = clock or Clock()
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+        db = await Database.open(settings.database_path)
+        evolink = EvoLinkClient(
+            session,
+            api_key=settings.evolink_api_key.get_secret_value(),
+            base_url=settings.evolink_base_url,
+            files_base_url=settings.evolink_files_base_url,
+        )
+        ledger = CreditLedger(db, self.clock, daily_allowance=to_milli(settings.default_daily_credits))
+        store = JobStore(db, self.clock)
+        runner = JobRunner(
+            db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=self.clock,
+            settings=RunnerSettings(
+                image_price=to_milli(settings.image_credits),
+                max_in_flight=settings.max_jobs_in_flight,
+                image_deadline=settings.image_job_timeout_seconds,
+                max_result_bytes=settings.max_result_bytes,
+            ),
+        )
+        self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        log.info("Ready to take commands (database %s)", settings.database_path)
+
+    async def close(self) -> None:
+        services = getattr(self, "services", None)
+        if services is not None:
+            await services.runner.close()
+        await super().close()
+        if services is not None:
+            await services.session.close()
+            await services.db.close()

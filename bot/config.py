@@ -1,0 +1,99 @@
+"""Typed settings from the environment (and a `.env` file), validated once at start, secrets redacted."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DISCORD_API_DEFAULT = "https://discord.com/api/v10"
+
+
+def _no_trailing_slash(url: AnyHttpUrl) -> str:
+    return str(url).rstrip("/")
+
+
+BaseUrl = Annotated[AnyHttpUrl, AfterValidator(_no_trailing_slash)]
+# Credits are EvoLink credits; decimals so "1.5" stays exactly 1.5 (stored as milli-credits).
+Credits = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3)]
+
+
+class Settings(BaseSettings):
+    """Everything the operator can set. Names match the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # Without this, a malformed value would be echoed in the error (a token is a secret).
+        hide_input_in_errors=True,
+    )
+
+    discord_token: SecretStr = Field(min_length=1)
+    evolink_api_key: SecretStr = Field(min_length=1)
+
+    database_path: Path = Path("./data/bot.db")
+    evolink_base_url: BaseUrl = "https://api.evolink.ai"
+    evolink_files_base_url: BaseUrl = "https://files-api.evolink.ai"
+    discord_api_base_url: BaseUrl = DISCORD_API_DEFAULT
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # Credits: every member gets this many per guild per UTC day; an image costs IMAGE_CREDITS.
+    default_daily_credits: Credits = Decimal(20)
+    image_credits: Credits = Decimal(2)
+
+    # Jobs: how many may be in flight at EvoLink at once, and when a job is given up.
+    max_jobs_in_flight: int = Field(default=20, ge=1, le=1000)
+    image_job_timeout_seconds: int = Field(default=600, ge=30)
+    # The largest result file the bot will download (a guard against a runaway response).
+    max_result_bytes: int = Field(default=200 * 1024 * 1024, ge=1024 * 1024)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line, fit to print and exit."""
+
+
+_EXPECTATIONS = {
+    "discord_token": "expected the bot token from the Discord developer portal",
+    "evolink_api_key": "expected an EvoLink API key from the EvoLink dashboard",
+    "log_level": "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+}
+
+
+def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides: Any) -> Settings:
+    """Read the settings, or raise ConfigError naming the first bad variable and what it expects."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    field = str(error["loc"][0]) if error["loc"] else "settings"
+    variable = field.upper()
+    if error["type"] == "missing":
+        return f"{variable} is not set: {_EXPECTATIONS.get(field, 'a value is required')}."
+    rule = _EXPECTATIONS.get(field) or error["msg"][0].lower() + error["msg"][1:]
+    # Secrets are never echoed; other values are, so the operator sees what was read.
+    shown = "" if field in _SECRET_FIELDS else f" {error.get('input')!r}"
+    return f"{variable}{shown} is malformed: {rule}."
+
+
+_SECRET_FIELDS = {"discord_token", "evolink_api_key"}

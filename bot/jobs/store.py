@@ -1,0 +1,166 @@
+"""The job store: one row per generation, the only source of truth for where a job stands.
+
+Every state change is one committed write, made before the step it announces, so a process that
+dies at any point leaves a row that says what was already done (and paid for).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from bot.clock import Clock
+from bot.credits import to_millis
+from bot.db import Database, Row, Transaction
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"            # written, credits reserved, waiting for a slot
+    SUBMITTING = "submitting"    # the paid create call is (or may be) under way
+    RUNNING = "running"          # EvoLink accepted it: task_id is known
+    DOWNLOADING = "downloading"  # the results are being fetched
+    DELIVERING = "delivering"    # the files are being posted to Discord
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED)
+
+
+class JobKind(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: JobKind
+    guild_id: int
+    channel_id: int
+    user_id: int
+    interaction_id: int | None
+    message_id: int | None
+    request: dict[str, Any]
+    state: JobState
+    task_id: str | None
+    estimated_seconds: float | None
+    result_urls: list[str]
+    error_code: str | None
+    error_message: str | None
+    created_at: int
+    submitted_at: int | None
+    finished_at: int | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Job:
+        return cls(
+            id=row["id"],
+            kind=JobKind(row["kind"]),
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            user_id=row["user_id"],
+            interaction_id=row["interaction_id"],
+            message_id=row["message_id"],
+            request=json.loads(row["request"]),
+            state=JobState(row["state"]),
+            task_id=row["task_id"],
+            estimated_seconds=row["estimated_seconds"],
+            result_urls=json.loads(row["result_urls"] or "[]"),
+            error_code=row["error_code"],
+            error_message=row["error_message"],
+            created_at=row["created_at"],
+            submitted_at=row["submitted_at"],
+            finished_at=row["finished_at"],
+        )
+
+
+class JobStore:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def _now(self) -> int:
+        return to_millis(self._clock.now())
+
+    async def create(
+        self,
+        tx: Transaction,
+        *,
+        kind: JobKind,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        interaction_id: int | None,
+        request: dict[str, Any],
+    ) -> int:
+        now = self._now()
+        return await tx.insert(
+            "INSERT INTO jobs (kind, guild_id, channel_id, user_id, interaction_id, request, state, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            (kind, guild_id, channel_id, user_id, interaction_id, json.dumps(request), now, now),
+        )
+
+    async def get(self, job_id: int) -> Job:
+        row = await self._db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise KeyError(f"job {job_id} does not exist")
+        return Job.from_row(row)
+
+    async def set_message(self, job_id: int, message_id: int) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "UPDATE jobs SET message_id = ?, updated_at = ? WHERE id = ?",
+                (message_id, self._now(), job_id),
+            )
+
+    async def mark_submitting(self, job_id: int) -> None:
+        await self._transition(job_id, JobState.SUBMITTING, submitted_at=self._now())
+
+    async def mark_running(self, job_id: int, *, task_id: str, estimated_seconds: float | None) -> None:
+        await self._transition(
+            job_id, JobState.RUNNING, task_id=task_id, estimated_seconds=estimated_seconds
+        )
+
+    async def mark_downloading(self, job_id: int, *, result_urls: list[str]) -> None:
+        await self._transition(job_id, JobState.DOWNLOADING, result_urls=json.dumps(result_urls))
+
+    async def mark_delivering(self, job_id: int) -> None:
+        await self._transition(job_id, JobState.DELIVERING)
+
+    async def mark_done(self, tx: Transaction, job_id: int) -> None:
+        await self._transition_in(tx, job_id, JobState.DONE, finished_at=self._now())
+
+    async def mark_failed(self, tx: Transaction, job_id: int, *, code: str, message: str) -> None:
+        await self._transition_in(
+            tx, job_id, JobState.FAILED, error_code=code, error_message=message,
+            finished_at=self._now(),
+        )
+
+    async def _transition(self, job_id: int, state: JobState, **fields: Any) -> None:
+        async with self._db.transaction() as tx:
+            await self._transition_in(tx, job_id, state, **fields)
+
+    async def _transition_in(
+        self, tx: Transaction, job_id: int, state: JobState, **fields: Any
+    ) -> None:
+        # Column names come from this module's keyword arguments, never from input.
+        assignments = "".join(f", {column} = :{column}" for column in fields)
+        changed = await tx.execute(
+            f"UPDATE jobs SET state = :state, updated_at = :now{assignments} "
+            "WHERE id = :id AND state NOT IN ('done', 'failed')",
+            {"state": state, "now": self._now(), "id": job_id, **fields},
+        )
+        if changed != 1:
+            raise JobAlreadyFinished(job_id)
+
+
+class JobAlreadyFinished(Exception):
+    """A transition was asked of a job that is already done or failed (or does not exist)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} is already finished")
+        self.job_id = job_id

@@ -1,0 +1,103 @@
+"""Media files: streamed result downloads with a size cap, and checks that an image is one."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from PIL import Image, UnidentifiedImageError
+
+from bot import USER_AGENT
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+# Far above any Wan output (at most about 2.1 megapixels); refuses decompression bombs outright.
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+class DownloadError(Exception):
+    """A result could not be fetched, or was not what it claimed to be."""
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    format: str  # Pillow's name: PNG, JPEG, WEBP...
+    width: int
+    height: int
+    size: int    # bytes
+
+    @property
+    def extension(self) -> str:
+        return {"JPEG": "jpg"}.get(self.format, self.format.lower())
+
+
+async def download_to_file(
+    session: aiohttp.ClientSession,
+    url: str,
+    destination: Path,
+    *,
+    max_bytes: int,
+    timeout: aiohttp.ClientTimeout,
+) -> int:
+    """Stream `url` into `destination` (never whole in memory); returns the byte count.
+
+    Result links are public CDN URLs: no API key is sent, only an honest User-Agent.
+    """
+    try:
+        async with session.get(url, headers={"User-Agent": USER_AGENT}, timeout=timeout) as response:
+            if response.status != 200:
+                raise DownloadError(f"result download answered HTTP {response.status}")
+            if response.content_length is not None and response.content_length > max_bytes:
+                raise DownloadError(f"result is {response.content_length} bytes, over the cap")
+            written = 0
+            with destination.open("wb") as file:
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise DownloadError(f"result is over the cap of {max_bytes} bytes")
+                    file.write(chunk)
+            return written
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise DownloadError(f"result download failed: {type(exc).__name__}") from exc
+
+
+def inspect_image(path: Path) -> ImageFile:
+    """Read the real format and size from the bytes (never the name or a content type), and check
+    the file is a whole, sane image. Blocking: call it in a thread."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DownloadError(f"image of {width}x{height} is too large to be genuine")
+            image_format = image.format or "unknown"
+            # verify() checks the structure and checksums without decoding every pixel.
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DownloadError(f"result is not a valid image ({type(exc).__name__})") from exc
+    return ImageFile(path, image_format, width, height, path.stat().st_size)
+
+
+def shrink_to_fit(image: ImageFile, max_bytes: int) -> ImageFile:
+    """Re-encode an image that is over an upload limit as JPEG, lowering quality and then size
+    until it fits. Blocking: call it in a thread."""
+    target = image.path.with_suffix(".fit.jpg")
+    with Image.open(image.path) as original:
+        picture = original.convert("RGB")
+    for scale in (1.0, 0.85, 0.7, 0.5, 0.35):
+        resized = picture if scale == 1.0 else picture.resize(
+            (max(1, int(picture.width * scale)), max(1, int(picture.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
+        for quality in (92, 85, 75):
+            resized.save(target, "JPEG", quality=quality, optimize=True)
+            size = target.stat().st_size
+            if size <= max_bytes:
+                log.info("Re-encoded %s (%d bytes) as JPEG %dx%d q%d (%d bytes) to fit %d",
+                         image.path.name, image.size, resized.width, resized.height, quality,
+                         size, max_bytes)
+                return ImageFile(target, "JPEG", resized.width, resized.height, size)
+    raise DownloadError(f"image cannot be made smaller than {max_bytes} bytes")

@@ -1,0 +1,160 @@
+"""Option parsing and validation for generation requests: pure functions, no I/O.
+
+Discord's client enforces option limits, but discord.py does not, and a crafted interaction can
+carry anything: every rule the API has is checked again here, before anything is charged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bot.errors import UserFacingError
+
+PROMPT_MAX_CHARS = 2000
+IMAGE_COUNT_RANGE = (1, 4)
+DEFAULT_SIZE = "1280x1280"
+MIN_PIXELS = 768 * 768
+MAX_PIXELS = 1440 * 1440
+MAX_ASPECT = 4  # width/height and height/width at most 4
+
+
+class InvalidRequest(UserFacingError):
+    """An option breaks a rule. The message names the option, the value and the rule."""
+
+    def __init__(self, option: str, value: object, rule: str) -> None:
+        self.option, self.value, self.rule = option, value, rule
+        super().__init__(f"{option} {value}: {rule}")
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    width: int
+    height: int
+    n: int
+    prompt_extend: bool
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageRequest:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    label: str
+    width: int
+    height: int
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+# Each preset obeys the API's rules (checked by a unit test); the first is the default.
+SIZE_PRESETS: tuple[SizePreset, ...] = (
+    SizePreset("Square 1:1", 1280, 1280),
+    SizePreset("Square 1:1, small", 1024, 1024),
+    SizePreset("Portrait 3:4", 1104, 1472),
+    SizePreset("Landscape 4:3", 1472, 1104),
+    SizePreset("Portrait 2:3", 1056, 1584),
+    SizePreset("Landscape 3:2", 1584, 1056),
+    SizePreset("Widescreen 16:9", 1664, 936),
+    SizePreset("Vertical 9:16", 936, 1664),
+    SizePreset("Cinematic 21:9", 1904, 816),
+    SizePreset("Banner 4:1", 2880, 720),
+)
+
+_SIZE_PATTERN = re.compile(r"^\s*(\d{1,5})\s*[x×*]\s*(\d{1,5})\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x1280' (also 1280*1280, 1280×1280, or a preset's label) -> (width, height), checked."""
+    for preset in SIZE_PRESETS:
+        if text.strip().casefold() == preset.label.casefold():
+            return preset.width, preset.height
+    match = _SIZE_PATTERN.match(text)
+    if not match:
+        raise InvalidRequest("size", _shown(text), "expected WIDTHxHEIGHT in pixels, like 1280x1280")
+    width, height = int(match[1]), int(match[2])
+    size = f"{width}x{height}"
+    if width == 0 or height == 0:
+        raise InvalidRequest("size", size, "width and height must be positive")
+    if width > MAX_ASPECT * height or height > MAX_ASPECT * width:
+        raise InvalidRequest("size", size, "the aspect ratio must be between 1:4 and 4:1")
+    pixels = width * height
+    if not MIN_PIXELS <= pixels <= MAX_PIXELS:
+        raise InvalidRequest(
+            "size",
+            size,
+            f"the image must have between 768x768 ({MIN_PIXELS:,}) and 1440x1440 "
+            f"({MAX_PIXELS:,}) pixels; this is {pixels:,}",
+        )
+    return width, height
+
+
+def parse_prompt(text: str | None, *, max_chars: int = PROMPT_MAX_CHARS) -> str:
+    prompt = (text or "").strip()
+    if not prompt:
+        raise InvalidRequest("prompt", "(empty)", "describe what to generate")
+    if len(prompt) > max_chars:
+        raise InvalidRequest(
+            "prompt", f"of {len(prompt):,} characters", f"at most {max_chars:,} characters are allowed"
+        )
+    return prompt
+
+
+def parse_image_count(n: int | None) -> int:
+    if n is None:
+        return 1
+    low, high = IMAGE_COUNT_RANGE
+    if not low <= n <= high:
+        raise InvalidRequest("n", n, f"the number of images must be between {low} and {high}")
+    return n
+
+
+def parse_image_request(
+    prompt: str | None, size: str | None = None, n: int | None = None, prompt_extend: bool | None = None
+) -> ImageRequest:
+    """The options of /imagine -> an ImageRequest the API will accept, or InvalidRequest."""
+    width, height = parse_size(size if size and size.strip() else DEFAULT_SIZE)
+    return ImageRequest(
+        prompt=parse_prompt(prompt),
+        width=width,
+        height=height,
+        n=parse_image_count(n),
+        prompt_extend=True if prompt_extend is None else prompt_extend,
+    )
+
+
+def size_suggestions(typed: str, limit: int = 25) -> list[tuple[str, str]]:
+    """Autocomplete for the size option: (label, value) pairs, the typed size first when it parses."""
+    typed = typed.strip()
+    suggestions: list[tuple[str, str]] = []
+    if _SIZE_PATTERN.match(typed):
+        try:
+            width, height = parse_size(typed)
+            suggestions.append((f"Custom {width}x{height}", f"{width}x{height}"))
+        except InvalidRequest as problem:
+            # Shown as a choice so the member sees the rule while typing; picking it explains again.
+            suggestions.append((str(problem)[:100], typed[:100]))
+    needle = typed.casefold()
+    for preset in SIZE_PRESETS:
+        label = f"{preset.label} ({preset.size})"
+        if needle in label.casefold():
+            suggestions.append((label, preset.size))
+    return suggestions[:limit]
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A user's value, quoted and shortened, for an error message."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")

@@ -1,0 +1,91 @@
+"""The text of job messages: progress, result and failure, as members see them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import discord
+
+from bot.credits import Balance, format_credits
+from bot.jobs.failures import JobFailure
+from bot.jobs.runner import JobProgress, Phase
+from bot.jobs.store import Job
+
+BAR_WIDTH = 20
+PROMPT_PREVIEW_CHARS = 300
+
+_PHASE_TITLES = {
+    Phase.QUEUED: "⏳ Waiting for a free slot",
+    Phase.SUBMITTING: "📨 Sending to Wan 2.5",
+    Phase.GENERATING: "🎨 Generating",
+    Phase.DOWNLOADING: "📥 Downloading the results",
+    Phase.UPLOADING: "📤 Uploading to Discord",
+}
+
+
+def timestamp(moment: datetime, style: str = "R") -> str:
+    """A Discord timestamp: every client renders it in the reader's own time zone, and the
+    relative style ('in 20 seconds') keeps counting without any edit from us."""
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def progress_bar(percent: int) -> str:
+    filled = round(BAR_WIDTH * max(0, min(100, percent)) / 100)
+    return "▰" * filled + "▱" * (BAR_WIDTH - filled)
+
+
+def quoted_prompt(prompt: str) -> str:
+    """The prompt as a block quote, shortened, with Markdown neutralised (it is user text)."""
+    text = " ".join(prompt.split())
+    if len(text) > PROMPT_PREVIEW_CHARS:
+        text = text[: PROMPT_PREVIEW_CHARS - 1] + "…"
+    return "> " + discord.utils.escape_markdown(discord.utils.escape_mentions(text))
+
+
+def _image_options(job: Job) -> str:
+    request = job.request
+    count = request["n"]
+    return f"{request['width']}x{request['height']} · {count} image{'s' if count != 1 else ''}"
+
+
+def render_progress(progress: JobProgress, reserved: int) -> str:
+    job = progress.job
+    lines = [
+        f"**{_PHASE_TITLES[progress.phase]}** · {_image_options(job)} · "
+        f"{format_credits(reserved)} credits reserved",
+        quoted_prompt(job.request["prompt"]),
+    ]
+    status = []
+    if progress.percent is not None:
+        status.append(f"`{progress_bar(progress.percent)}` {progress.percent}%")
+    status.append(f"started {timestamp(progress.started_at)}")
+    if progress.phase is Phase.GENERATING:
+        status.append(f"ready {timestamp(progress.eta)}" if progress.eta else "almost done")
+    lines.append(" · ".join(status))
+    return "\n".join(lines)
+
+
+def render_result(job: Job, images: int, charged: int) -> str:
+    return "\n".join([
+        f"**✅ Done** · {_image_options(job)} · {format_credits(charged)} credits · "
+        f"requested by <@{job.user_id}>",
+        quoted_prompt(job.request["prompt"]),
+    ])
+
+
+def render_failure(job: Job, failure: JobFailure, refunded: int | None) -> str:
+    lines = [f"**❌ Failed**: {failure.message}", quoted_prompt(job.request["prompt"])]
+    if refunded:
+        lines.append(f"{format_credits(refunded)} credits were given back.")
+    return "\n".join(lines)
+
+
+def render_balance(balance: Balance) -> str:
+    allowance = balance.allowance + balance.granted
+    return "\n".join([
+        f"**Your credits in this server today**: {format_credits(balance.remaining)} of "
+        f"{format_credits(allowance)} left",
+        f"Used: {format_credits(balance.spent)} · Reserved by running jobs: "
+        f"{format_credits(balance.held)}",
+        f"Refills {timestamp(balance.refills_at)} ({timestamp(balance.refills_at, 'f')}).",
+    ])

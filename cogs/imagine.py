@@ -1,0 +1,75 @@
+"""/imagine: text to image with Wan 2.5."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import WanBot
+from bot.jobs.failures import JobFailure
+from bot.requests import PROMPT_MAX_CHARS, parse_image_request, size_suggestions
+from bot.ui.errors import in_guild
+from bot.ui.job_message import JobMessage
+
+log = logging.getLogger(__name__)
+
+NOT_ACKNOWLEDGED = JobFailure(
+    "not_acknowledged", "Discord did not accept the bot's answer in time, so the job was not started."
+)
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="imagine", description="Generate images from a text prompt with Wan 2.5")
+    @app_commands.describe(
+        prompt="What to draw (English or Chinese, up to 2000 characters)",
+        size="Width x height in pixels, e.g. 1280x1280; pick a preset or type your own",
+        n="How many images, 1 to 4 (each one costs credits)",
+        prompt_extend="Let the model enrich a short prompt (default: on)",
+    )
+    @app_commands.check(in_guild)
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, PROMPT_MAX_CHARS],
+        size: str | None = None,
+        n: app_commands.Range[int, 1, 4] | None = None,
+        prompt_extend: bool | None = None,
+    ) -> None:
+        services = self.bot.services
+        # Checked and charged before answering, so a refusal can be a private reply: both steps
+        # are local (no network), well inside Discord's 3 seconds.
+        request = parse_image_request(prompt, size, n, prompt_extend)
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        submission = await services.runner.submit_image(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            interaction_id=interaction.id,
+            request=request,
+        )
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException:
+            await services.runner.cancel_unstarted(submission.job_id, NOT_ACKNOWLEDGED)
+            raise
+        reporter = JobMessage(
+            interaction, store=services.store, clock=services.clock,
+            job_id=submission.job_id, reserved=submission.reserved,
+        )
+        services.runner.start(submission.job_id, reporter)
+
+    @imagine.autocomplete("size")
+    async def size_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=label, value=value) for label, value in size_suggestions(current)]
+
+
+async def setup(bot: WanBot) -> None:
+    await bot.add_cog(Imagine(bot))

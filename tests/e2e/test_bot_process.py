@@ -1,0 +1,68 @@
+"""The bot as an operator runs it: `python -m bot demo` in its own process, against a fake Discord.
+
+This proves the entry point, the settings, the logging and the shutdown path, not just the
+library: a member's /imagine comes back as images, no secret reaches the (DEBUG) log, and SIGTERM
+stops the process cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild, slash_command_payload
+
+REPO = Path(__file__).resolve().parents[2]
+BOT_TOKEN = "MTIz.process-test-bot-token.xyz"
+GUILD_ID, CHANNEL_ID = 8100, 8101
+
+
+async def test_demo_process_generates_logs_no_secret_and_stops_on_sigterm(tmp_path):
+    fake = FakeDiscord(guilds=[FakeGuild(id=GUILD_ID, channels=[FakeChannel(CHANNEL_ID)])])
+    await fake.start()
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DISCORD_TOKEN", "EVOLINK_API_KEY")}
+    env.update(
+        DISCORD_TOKEN=BOT_TOKEN,
+        DISCORD_API_BASE_URL=fake.api_base,
+        DATABASE_PATH=str(tmp_path / "bot.db"),
+        LOG_LEVEL="DEBUG",
+        PYTHONPATH=str(REPO),
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "demo", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await fake.wait_until_identified(timeout=30)
+        payload = slash_command_payload(
+            fake, name="imagine", guild_id=GUILD_ID, channel_id=CHANNEL_ID,
+            options=[{"name": "prompt", "type": 3, "value": "a lighthouse at dusk"}],
+        )
+        interaction = await fake.send_interaction(payload)
+        token = fake.interaction_responses[interaction].token
+
+        def delivered(state: FakeDiscord) -> bool:
+            message_id = state.interaction_responses[interaction].original_message_id
+            return message_id is not None and len(state.messages[message_id].attachments) == 1
+
+        await fake.wait_for(delivered, timeout=60)
+
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await fake.close()
+
+    log = output.decode()
+    assert process.returncode == 0, log[-3000:]
+    assert "Demo mode: EvoLink is a local fake" in log
+    assert "INTERACTION_CREATE" in log  # discord.py's DEBUG payload log was really on...
+    assert "[redacted]" in log          # ...and the token it carried was removed
+    for secret in (BOT_TOKEN, token, "demo-key-not-secret"):
+        assert secret not in log

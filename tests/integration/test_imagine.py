@@ -1,0 +1,131 @@
+"""/imagine end to end: a member's command becomes images in the channel, paid for once."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from PIL import Image
+
+from tests.integration.conftest import EVOLINK_KEY, USER_ID
+
+PROGRESS = re.compile(r"`[▰▱]{20}` (\d+)%")
+
+
+async def test_imagine_delivers_the_images_with_live_progress_and_charges_once(harness):
+    interaction = await harness.command("imagine", prompt="a red fox in the snow", size="1024x1024", n=2)
+
+    final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 2)
+
+    # Answered in time with a public "thinking" deferral, then edited in place.
+    record = harness.record(interaction)
+    assert record.callback_type == 5 and not final.ephemeral
+    # The files: two real PNGs of the requested size, uploaded to the same reply.
+    for attachment in final.attachments:
+        with Image.open(io.BytesIO(attachment.data)) as image:
+            assert (image.format, image.size) == ("PNG", (1024, 1024))
+    assert "**✅ Done**" in final.content and "1024x1024 · 2 images · 4 credits" in final.content
+    assert "a red fox in the snow" in final.content and f"<@{USER_ID}>" in final.content
+
+    # Progress: edits of the same message with a bar whose percentage never goes backwards,
+    # never closer together than the 3 s rule (in the shared scaled clock: 3 s / 20 = 0.15 s).
+    contents = [json["content"] for _, json in final.edits if json and "content" in json]
+    percents = [int(m[1]) for text in contents if (m := PROGRESS.search(text))]
+    assert any("🎨 Generating" in text for text in contents)
+    assert len(percents) >= 2 and percents == sorted(percents) and 0 < max(percents) <= 100
+    assert len(contents) == len(set(contents)), "an edit repeated text already shown"
+    edit_times = [t for t, _ in final.edits]
+    gaps = [later - earlier for earlier, later in zip(edit_times, edit_times[1:])]
+    assert min(gaps) >= 0.8 * 3 / harness.clock.speed
+
+    # EvoLink: one create with the member's options, then polls; the key went only to the API.
+    [create] = harness.evolink_creates()
+    assert create.json == {"model": "wan2.5-text-to-image", "prompt": "a red fox in the snow",
+                           "size": "1024x1024", "n": 2, "prompt_extend": True}
+    api_calls = [r for r in harness.evolink.requests if r.path.startswith("/v1/")]
+    assert all(r.headers["Authorization"] == f"Bearer {EVOLINK_KEY}" for r in api_calls)
+    downloads = [r for r in harness.evolink.requests if r.path.startswith("/results/")]
+    assert len(downloads) == 2 and all("Authorization" not in r.headers for r in downloads)
+    assert all(r.headers["User-Agent"].startswith("wan-discord-bot/") for r in harness.evolink.requests)
+
+    # Credits: 20 a day, 2 per image: 4 spent, 16 left, as /credits tells the member.
+    credits = await harness.command("credits")
+    reply = await harness.wait_for_original(credits, lambda m: bool(m.content))
+    assert reply.ephemeral
+    assert "16 of 20 left" in reply.content and "Used: 4" in reply.content
+
+
+async def _refused(harness, interaction):
+    reply = await harness.wait_for_original(interaction, lambda m: bool(m.content))
+    assert harness.record(interaction).callback_type == 4 and reply.ephemeral
+    return reply.content
+
+
+async def test_bad_input_is_refused_with_the_rule_and_the_value_and_nothing_is_sent(harness):
+    cases = {
+        "size 3000x100: the aspect ratio must be between 1:4 and 4:1":
+            dict(prompt="a fox", size="3000x100"),
+        "size 767x768: the image must have between 768x768":
+            dict(prompt="a fox", size="767x768"),
+        # Discord's client would stop these, but a crafted interaction carries anything.
+        "n 5: the number of images must be between 1 and 4": dict(prompt="a fox", n=5),
+        "prompt of 2,001 characters: at most 2,000 characters are allowed": dict(prompt="x" * 2001),
+        "prompt (empty): describe what to generate": dict(prompt="   "),
+    }
+    for expected, options in cases.items():
+        interaction = await harness.command("imagine", **options)
+        assert expected in await _refused(harness, interaction)
+
+    assert harness.evolink_creates() == []
+    balance = await harness.bot.services.ledger.balance(7000, USER_ID)
+    assert (balance.spent, balance.held, balance.remaining) == (0, 0, 20_000)
+
+
+async def test_not_enough_credits_says_what_is_left_and_when_it_refills(harness):
+    first = await harness.command("imagine", prompt="four foxes", n=4)      # 8 credits
+    second = await harness.command("imagine", prompt="four more foxes", n=4)  # 16 held now
+    third = await harness.command("imagine", prompt="and again", n=4)        # would be 24 > 20
+    text = await _refused(harness, third)
+    assert re.fullmatch(r"Not enough credits: this needs 8 and you have 4 left\. "
+                        r"Your allowance refills <t:\d+:R>\.", text)
+    for interaction in (first, second):
+        await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 4)
+    assert len(harness.evolink_creates()) == 2
+
+
+async def test_a_refused_prompt_is_explained_and_refunded(harness):
+    harness.evolink.fail_tasks_matching("forbidden", "content_policy_violation", "unsafe content")
+    interaction = await harness.command("imagine", prompt="something forbidden", n=3)
+
+    final = await harness.wait_for_original(interaction, lambda m: "Failed" in m.content)
+    assert "refused by the safety filter" in final.content
+    assert "6 credits were given back" in final.content and final.attachments == []
+    balance = await harness.bot.services.ledger.balance(7000, USER_ID)
+    assert (balance.spent, balance.held, balance.remaining) == (0, 0, 20_000)
+
+
+async def test_evolink_out_of_credits_is_the_operators_problem_and_refunded(harness):
+    harness.evolink.fail_next("/v1/images/generations", 402, "insufficient_quota", "no balance")
+    interaction = await harness.command("imagine", prompt="a fox")
+    final = await harness.wait_for_original(interaction, lambda m: "Failed" in m.content)
+    assert "The bot's EvoLink account is out of credits" in final.content
+    assert (await harness.bot.services.ledger.balance(7000, USER_ID)).remaining == 20_000
+
+
+async def test_polls_survive_rate_limits_and_server_errors(harness):
+    # The first polls are refused (429 with Retry-After, then a 503): the job still completes.
+    harness.evolink.fail_next("/v1/tasks/", 429, "rate_limit_exceeded", retry_after="2")
+    harness.evolink.fail_next("/v1/tasks/", 503, 500, "upstream busy")
+    interaction = await harness.command("imagine", prompt="a patient fox")
+    final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1)
+    assert "**✅ Done**" in final.content
+    polls = [r for r in harness.evolink.requests if r.path.startswith("/v1/tasks/")]
+    assert len(polls) >= 3
+
+
+async def test_commands_in_dms_explain_that_credits_are_per_server(harness):
+    for command in ("imagine", "credits"):
+        options = {"prompt": "a fox"} if command == "imagine" else {}
+        interaction = await harness.command(command, guild_id=None, **options)
+        assert "credits are counted per server" in await _refused(harness, interaction)
+    assert harness.evolink_creates() == []

@@ -1,0 +1,92 @@
+"""Settings fail with one clear line; no secret survives into a log record."""
+
+import io
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+from bot.logging_setup import REDACTED, RedactingFormatter, SecretRedactor
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_missing_token_names_the_variable():
+    with pytest.raises(ConfigError, match="^DISCORD_TOKEN is not set: expected the bot token"):
+        load_settings(None, evolink_api_key="k")
+
+
+def test_malformed_values_name_the_variable_the_value_and_the_rule():
+    with pytest.raises(ConfigError) as bad:
+        load_settings(None, discord_token="t", evolink_api_key="k", image_credits="two")
+    assert str(bad.value) == "IMAGE_CREDITS 'two' is malformed: input should be a valid decimal."
+    with pytest.raises(ConfigError, match="^EVOLINK_BASE_URL 'nope' is malformed"):
+        load_settings(None, discord_token="t", evolink_api_key="k", evolink_base_url="nope")
+
+
+def test_defaults_and_secret_values_are_hidden():
+    settings = load_settings(None, discord_token="tok-123", evolink_api_key="key-456")
+    assert settings.database_path == Path("data/bot.db")
+    assert settings.evolink_base_url == "https://api.evolink.ai"
+    assert settings.discord_api_base_url == "https://discord.com/api/v10"
+    assert "tok-123" not in repr(settings) and "key-456" not in repr(settings)
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISCORD_TOKEN", "EVOLINK_API_KEY")}
+    return env
+
+
+def test_python_m_bot_without_a_token_exits_2_with_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env={**_clean_env(), "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: DISCORD_TOKEN is not set: expected the bot token from the Discord developer portal."
+    ]
+
+
+def test_a_malformed_secret_is_never_echoed(tmp_path):
+    env = {**_clean_env(), "PYTHONPATH": str(REPO), "DISCORD_TOKEN": "ok",
+           "EVOLINK_API_KEY": "sk-very-secret", "MAX_JOBS_IN_FLIGHT": "lots"}
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "MAX_JOBS_IN_FLIGHT 'lots' is malformed" in result.stderr
+    assert "sk-very-secret" not in result.stderr
+
+
+def test_redaction_covers_known_secrets_and_token_shapes():
+    redactor = SecretRedactor(["bot-token-abc", "evo-key-xyz"])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter(redactor, "%(message)s"))
+    logger = logging.getLogger("test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("PATCH https://discord.com/api/v10/webhooks/123/aW50ZXJhY3Rpb24.abc-_/messages/@original")
+        logger.warning("POST /interactions/987/itok_secret/callback")
+        logger.warning("%s", {"t": "INTERACTION_CREATE", "d": {"token": "gateway-itok", "id": "1"}})
+        logger.warning('{"token": "json-itok"}')
+        logger.warning("Authorization: Bearer evo-key-xyz and Bot bot-token-abc")
+        try:
+            raise RuntimeError("failed with bot-token-abc inside")
+        except RuntimeError:
+            logger.exception("boom")
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    for secret in ("bot-token-abc", "evo-key-xyz", "aW50ZXJhY3Rpb24", "itok_secret",
+                   "gateway-itok", "json-itok"):
+        assert secret not in output
+    assert output.count(REDACTED) >= 7
+    assert "/webhooks/123/[redacted]/messages/@original" in output
