@@ -20,7 +20,7 @@ from typing import Protocol
 import aiohttp
 
 from bot.clock import Clock
-from bot.credits import Balance, CreditLedger
+from bot.credits import CreditLedger
 from bot.db import Database
 from bot.evolink.client import EvoLinkClient
 from bot.evolink.errors import EvoLinkConnectionError, EvoLinkError, EvoLinkTimeout, ServerError
@@ -70,8 +70,7 @@ class JobReporter(Protocol):
 @dataclass(frozen=True)
 class Submission:
     job_id: int
-    reserved: int
-    balance: Balance  # after the reservation
+    reserved: int  # milli-credits held for the job
 
 
 @dataclass(frozen=True)
@@ -126,12 +125,12 @@ class JobRunner:
                 tx, kind=JobKind.IMAGE, guild_id=guild_id, channel_id=channel_id,
                 user_id=user_id, interaction_id=interaction_id, request=request.to_dict(),
             )
-            balance = await self._ledger.reserve(
+            await self._ledger.reserve(
                 tx, guild_id=guild_id, user_id=user_id, job_id=job_id, amount=estimate
             )
         log.info("Job %d: queued for user %d in guild %d (%s)", job_id, user_id, guild_id,
                  request.size)
-        return Submission(job_id=job_id, reserved=estimate, balance=balance)
+        return Submission(job_id=job_id, reserved=estimate)
 
     def start(self, job_id: int, reporter: JobReporter) -> asyncio.Task[None]:
         task = asyncio.create_task(self._run(job_id, reporter), name=f"job-{job_id}")
@@ -171,10 +170,10 @@ class JobRunner:
         request = ImageRequest.from_dict(job.request)
         started_at = self._clock.now()
         if self._slots.locked():
-            await self._report(reporter.show_progress(JobProgress(job, Phase.QUEUED, started_at)))
+            await self._report(job.id, reporter.show_progress(JobProgress(job, Phase.QUEUED, started_at)))
         async with self._slots:
             await self._store.mark_submitting(job.id)
-            await self._report(reporter.show_progress(JobProgress(job, Phase.SUBMITTING, started_at)))
+            await self._report(job.id, reporter.show_progress(JobProgress(job, Phase.SUBMITTING, started_at)))
             task = await self._create(job, request)
             await self._store.mark_running(job.id, task_id=task.id,
                                            estimated_seconds=task.estimated_time)
@@ -184,11 +183,11 @@ class JobRunner:
         if not task.results:
             raise JobFailed(failures.NO_RESULTS)
         await self._store.mark_downloading(job.id, result_urls=list(task.results))
-        await self._report(reporter.show_progress(JobProgress(job, Phase.DOWNLOADING, started_at, 100)))
+        await self._report(job.id, reporter.show_progress(JobProgress(job, Phase.DOWNLOADING, started_at, 100)))
         images = await self._download_images(job, task.results, folder)
 
         await self._store.mark_delivering(job.id)
-        await self._report(reporter.show_progress(JobProgress(job, Phase.UPLOADING, started_at, 100)))
+        await self._report(job.id, reporter.show_progress(JobProgress(job, Phase.UPLOADING, started_at, 100)))
         charged = self._settings.image_price * len(images)
         try:
             await reporter.deliver(job, images, charged)
@@ -225,7 +224,7 @@ class JobRunner:
         delay = policy.first_delay(task.estimated_time)
         while True:
             eta = self._eta(accepted_wall, self._clock.monotonic() - accepted, task)
-            await self._report(reporter.show_progress(
+            await self._report(job.id, reporter.show_progress(
                 JobProgress(job, Phase.GENERATING, started_at, task.progress, eta)))
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
@@ -282,7 +281,7 @@ class JobRunner:
             refunded = await self._mark_failed_and_refund(job.id, failure)
         except JobAlreadyFinished:
             return
-        await self._report(reporter.show_failure(job, failure, refunded))
+        await self._report(job.id, reporter.show_failure(job, failure, refunded))
 
     async def _mark_failed_and_refund(self, job_id: int, failure: JobFailure) -> int | None:
         async with self._db.transaction() as tx:
@@ -291,9 +290,9 @@ class JobRunner:
         log.info("Job %d: failed (%s), refunded %s milli-credits", job_id, failure.code, refunded)
         return refunded
 
-    async def _report(self, call: Awaitable[None]) -> None:
+    async def _report(self, job_id: int, call: Awaitable[None]) -> None:
         """Await a reporter call; a display problem never stops a paid job."""
         try:
             await call
         except Exception:
-            log.exception("A job reporter call failed")
+            log.exception("Job %d: showing the job failed", job_id)

@@ -60,22 +60,20 @@ class JobMessage:
         self._shown_text: str | None = None
         self._last_edit_at = -math.inf
         self._pending_text: str | None = None
-        self._flush_task: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._edit_lock = asyncio.Lock()
 
     # -- JobReporter ----------------------------------------------------------------------------
 
     async def show_progress(self, progress: JobProgress) -> None:
+        """Never waits on Discord: the newest text is handed to a background flusher, so a slow
+        or rate-limited edit cannot hold up polling."""
         text = render.render_progress(progress, self._reserved)
-        if text == self._shown_text:
+        if text in (self._pending_text, self._shown_text):
             return
         self._pending_text = text
-        wait = self._last_edit_at + MIN_EDIT_INTERVAL - self._clock.monotonic()
-        if wait <= 0 and not self._edit_lock.locked():
-            await self._flush_progress()
-        elif self._flush_task is None or self._flush_task.done():
-            # Show the newest state as soon as the interval allows, not at the next poll.
-            self._flush_task = asyncio.create_task(self._flush_after(max(wait, 0)))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_progress(), name=f"job-{self._job_id}-edits")
 
     async def deliver(self, job: Job, images: list[ImageFile], charged: int) -> None:
         images = await self._fit_for_upload(images)
@@ -92,31 +90,34 @@ class JobMessage:
 
     # -- throttling -----------------------------------------------------------------------------
 
-    async def _flush_after(self, delay: float) -> None:
-        await self._clock.sleep(delay)
-        await self._flush_progress()
-
     async def _flush_progress(self) -> None:
-        async with self._edit_lock:
-            text = self._pending_text
-            if text is None or text == self._shown_text:
-                return
-            wait = self._last_edit_at + MIN_EDIT_INTERVAL - self._clock.monotonic()
-            if wait > 0:
-                await self._clock.sleep(wait)
-            text = self._pending_text or text
-            # Progress is never worth a new message: without a way to edit, skip it.
-            await self._edit(text, None, allow_new_message=False)
+        """Show the newest pending text, waiting out the interval between edits; states that were
+        overtaken while waiting are skipped."""
+        while self._pending_text is not None:
+            async with self._edit_lock:
+                await self._wait_for_edit_slot()
+                text, self._pending_text = self._pending_text, None
+                if text is None or text == self._shown_text:
+                    continue
+                try:
+                    # Progress is never worth a new message: without a way to edit, skip it.
+                    await self._edit(text, None, allow_new_message=False)
+                except discord.HTTPException as exc:
+                    log.warning("Job %d: progress edit failed (HTTP %s, code %s)",
+                                self._job_id, exc.status, exc.code)
 
     async def _final_edit(self, text: str, files: FilesFactory | None) -> None:
         self._pending_text = None
-        if self._flush_task is not None:
-            self._flush_task.cancel()
+        if self._flusher is not None:
+            self._flusher.cancel()
         async with self._edit_lock:
-            wait = self._last_edit_at + MIN_EDIT_INTERVAL - self._clock.monotonic()
-            if wait > 0:
-                await self._clock.sleep(wait)
+            await self._wait_for_edit_slot()
             await self._edit(text, files, allow_new_message=True)
+
+    async def _wait_for_edit_slot(self) -> None:
+        wait = self._last_edit_at + MIN_EDIT_INTERVAL - self._clock.monotonic()
+        if wait > 0:
+            await self._clock.sleep(wait)
 
     # -- routing one edit -------------------------------------------------------------------------
 
