@@ -81,7 +81,7 @@ class JobMessage:
 
         def files() -> list[discord.File]:
             # A discord.File is spent by a failed request: every attempt gets fresh ones.
-            return [discord.File(image.path, filename=name) for image, name in zip(images, names)]
+            return [discord.File(image.path, filename=name) for image, name in zip(images, names, strict=True)]
 
         await self._final_edit(render.render_result(job, len(images), charged), files)
 

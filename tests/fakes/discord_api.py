@@ -39,8 +39,9 @@ import mimetypes
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -131,11 +132,11 @@ def new_snowflake() -> int:
 
 def _snowflake_iso(snowflake: int) -> str:
     ms = (snowflake >> 22) + DISCORD_EPOCH_MS
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc).isoformat()
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).isoformat()
 
 
 def _now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return datetime.datetime.now(datetime.UTC).isoformat()
 
 
 def _interaction_token(interaction_id: int) -> str:
@@ -593,7 +594,7 @@ class FakeDiscord:
     async def wait_until_identified(self, timeout: float = 10.0) -> None:
         try:
             await asyncio.wait_for(self._identified.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"no shard sent IDENTIFY within {timeout}s\n{self.summary()}") from None
 
     async def dispatch(self, event: str, data: dict) -> None:

@@ -35,7 +35,7 @@ async def test_imagine_delivers_the_images_with_live_progress_and_charges_once(h
     assert len(percents) >= 2 and percents == sorted(percents) and 0 < max(percents) <= 100
     assert len(contents) == len(set(contents)), "an edit repeated text already shown"
     edit_times = [t for t, _ in final.edits]
-    gaps = [later - earlier for earlier, later in zip(edit_times, edit_times[1:])]
+    gaps = [later - earlier for earlier, later in zip(edit_times, edit_times[1:], strict=False)]
     assert min(gaps) >= 0.8 * 3 / harness.clock.speed
 
     # EvoLink: one create with the member's options, then polls; the key went only to the API.

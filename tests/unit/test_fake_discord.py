@@ -102,7 +102,7 @@ async def test_slash_defer_edit_with_file_then_token_expiry_and_bot_token_edit(f
     interaction: discord.Interaction = seen["interaction"]
     assert interaction.filesize_limit == 50 * 1024 * 1024
     # The id is a "now" snowflake, so discord.py sees a fresh 15-minute token.
-    expected_expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=15)
+    expected_expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=15)
     assert abs((interaction.expires_at - expected_expiry).total_seconds()) < 5
 
     record = fake.interaction_responses[iid]
