@@ -17,7 +17,7 @@ from tenacity import (
 
 from bot.clock import Clock
 from bot.evolink.errors import EvoLinkConnectionError, EvoLinkError, RateLimited
-from bot.media import DownloadError
+from bot.media.downloads import DownloadError
 
 # EvoLink's advice when a 429 comes without Retry-After.
 RATE_LIMIT_FALLBACK_SECONDS = 30.0

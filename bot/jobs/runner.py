@@ -30,7 +30,8 @@ from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.polling import IMAGE_POLLING, PollPolicy
 from bot.jobs.retrying import create_retrying, download_retrying, poll_retrying
 from bot.jobs.store import Job, JobAlreadyFinished, JobKind, JobStore
-from bot.media import DownloadError, ImageFile, download_to_file, inspect_image
+from bot.media.downloads import DownloadError, download_to_file
+from bot.media.images import ImageFile, inspect_image
 from bot.requests import ImageRequest
 
 log = logging.getLogger(__name__)

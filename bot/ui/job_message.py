@@ -20,7 +20,7 @@ from bot.clock import Clock
 from bot.jobs.failures import JobFailure
 from bot.jobs.runner import JobProgress
 from bot.jobs.store import Job, JobStore
-from bot.media import ImageFile, shrink_to_fit
+from bot.media.images import ImageFile, shrink_to_fit
 from bot.ui import render
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Media files: streamed result downloads with a size cap, and checks that an image is one."""
+"""Result images: checks that a downloaded result really is an image, and shrinking one to fit."""
 
 from __future__ import annotations
 
@@ -6,20 +6,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 from PIL import Image, UnidentifiedImageError
 
-from bot import USER_AGENT
+from bot.media.downloads import DownloadError
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 64 * 1024
 # Far above any Wan output (at most about 2.1 megapixels); refuses decompression bombs outright.
 MAX_IMAGE_PIXELS = 40_000_000
-
-
-class DownloadError(Exception):
-    """A result could not be fetched, or was not what it claimed to be."""
 
 
 @dataclass(frozen=True)
@@ -33,36 +27,6 @@ class ImageFile:
     @property
     def extension(self) -> str:
         return {"JPEG": "jpg"}.get(self.format, self.format.lower())
-
-
-async def download_to_file(
-    session: aiohttp.ClientSession,
-    url: str,
-    destination: Path,
-    *,
-    max_bytes: int,
-    timeout: aiohttp.ClientTimeout,
-) -> int:
-    """Stream `url` into `destination` (never whole in memory); returns the byte count.
-
-    Result links are public CDN URLs: no API key is sent, only an honest User-Agent.
-    """
-    try:
-        async with session.get(url, headers={"User-Agent": USER_AGENT}, timeout=timeout) as response:
-            if response.status != 200:
-                raise DownloadError(f"result download answered HTTP {response.status}")
-            if response.content_length is not None and response.content_length > max_bytes:
-                raise DownloadError(f"result is {response.content_length} bytes, over the cap")
-            written = 0
-            with destination.open("wb") as file:
-                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise DownloadError(f"result is over the cap of {max_bytes} bytes")
-                    file.write(chunk)
-            return written
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DownloadError(f"result download failed: {type(exc).__name__}") from exc
 
 
 def inspect_image(path: Path) -> ImageFile:

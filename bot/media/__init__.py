@@ -1,0 +1,1 @@
+"""Media files: downloads, result and input image checks, video fitting."""
