@@ -15,13 +15,15 @@ from bot.config import Settings
 from bot.credits import CreditLedger, to_milli
 from bot.db import Database
 from bot.evolink.client import EvoLinkClient
+from bot.jobs.kinds import ImageJobRules, VideoJobRules
 from bot.jobs.runner import JobRunner, RunnerSettings
-from bot.jobs.store import JobStore
+from bot.jobs.store import JobKind, JobStore
+from bot.media.video import find_ffmpeg
 from bot.ui.errors import ReplyingCommandTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.credits")
+EXTENSIONS = ("cogs.imagine", "cogs.animate", "cogs.credits")
 
 
 def use_discord_api(base_url: str) -> None:
@@ -42,6 +44,7 @@ class Services:
     ledger: CreditLedger
     store: JobStore
     runner: JobRunner
+    ffmpeg: str | None  # None: videos over the upload limit are linked, not re-encoded
 
 
 class WanBot(commands.AutoShardedBot):
@@ -81,13 +84,20 @@ class WanBot(commands.AutoShardedBot):
         runner = JobRunner(
             db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=self.clock,
             settings=RunnerSettings(
-                image_price=to_milli(settings.image_credits),
                 max_in_flight=settings.max_jobs_in_flight,
-                image_deadline=settings.image_job_timeout_seconds,
                 max_result_bytes=settings.max_result_bytes,
+                kinds={
+                    JobKind.IMAGE: ImageJobRules(settings.prices, settings.image_job_timeout_seconds),
+                    JobKind.VIDEO: VideoJobRules(settings.prices, settings.video_job_timeout_seconds),
+                },
             ),
         )
-        self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner)
+        ffmpeg = find_ffmpeg(settings.ffmpeg_path)
+        if ffmpeg is None:
+            log.warning("ffmpeg not found (FFMPEG_PATH=%s): videos over Discord's upload limit "
+                        "will be posted as links instead of being re-encoded", settings.ffmpeg_path)
+        self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner,
+                                 ffmpeg)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         log.info("Ready to take commands (database %s)", settings.database_path)

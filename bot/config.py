@@ -17,6 +17,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.pricing import Prices
+
 DISCORD_API_DEFAULT = "https://discord.com/api/v10"
 
 
@@ -49,15 +51,37 @@ class Settings(BaseSettings):
     discord_api_base_url: BaseUrl = DISCORD_API_DEFAULT
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    # Credits: every member gets this many per guild per UTC day; an image costs IMAGE_CREDITS.
+    # Credits: every member gets this many per guild per UTC day; an image costs IMAGE_CREDITS; a
+    # video costs VIDEO_CREDITS_PER_SECOND (at 720p) x its seconds x its quality's multiplier.
+    # Defaults follow EvoLink's public pricing in late 2026.
     default_daily_credits: Credits = Decimal(20)
     image_credits: Credits = Decimal(2)
+    video_credits_per_second: Credits = Decimal("5.1")
+    video_480p_multiplier: Credits = Decimal("0.5")
+    video_1080p_multiplier: Credits = Decimal("1.67")
 
     # Jobs: how many may be in flight at EvoLink at once, and when a job is given up.
     max_jobs_in_flight: int = Field(default=20, ge=1, le=1000)
     image_job_timeout_seconds: int = Field(default=600, ge=30)
+    video_job_timeout_seconds: int = Field(default=1800, ge=60)
     # The largest result file the bot will download (a guard against a runaway response).
     max_result_bytes: int = Field(default=200 * 1024 * 1024, ge=1024 * 1024)
+    # The largest picture /animate will download from Discord before checking it.
+    max_input_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1024 * 1024)
+    # ffmpeg re-encodes videos too large for Discord; a name on PATH or a full path.
+    ffmpeg_path: str = "ffmpeg"
+
+    @property
+    def prices(self) -> Prices:
+        return Prices(
+            image=self.image_credits,
+            video_per_second=self.video_credits_per_second,
+            video_quality_factors={
+                "480p": self.video_480p_multiplier,
+                "720p": Decimal(1),
+                "1080p": self.video_1080p_multiplier,
+            },
+        )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -13,6 +13,10 @@ from typing import Any
 from bot.errors import UserFacingError
 
 PROMPT_MAX_CHARS = 2000
+VIDEO_PROMPT_MAX_CHARS = 1000
+VIDEO_DURATIONS = (5, 10)
+VIDEO_QUALITIES = ("480p", "720p", "1080p")
+DEFAULT_VIDEO_QUALITY = "720p"
 IMAGE_COUNT_RANGE = (1, 4)
 DEFAULT_SIZE = "1280x1280"
 MIN_PIXELS = 768 * 768
@@ -46,6 +50,38 @@ class ImageRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageRequest:
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """What /animate asks for, before the input image is known."""
+
+    prompt: str
+    duration: int
+    quality: str
+    prompt_extend: bool
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A complete image-to-video request: the options plus the URL EvoLink will fetch the first
+    frame from (our upload on EvoLink's file host, or the Discord attachment itself)."""
+
+    prompt: str
+    duration: int
+    quality: str
+    prompt_extend: bool
+    image_url: str
+    image_width: int
+    image_height: int
+    input_notes: tuple[str, ...] = ()  # what was repaired in the picture, shown with the job
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoRequest:
+        return cls(**{**data, "input_notes": tuple(data.get("input_notes", ()))})
 
 
 @dataclass(frozen=True)
@@ -133,6 +169,42 @@ def parse_image_request(
         n=parse_image_count(n),
         prompt_extend=True if prompt_extend is None else prompt_extend,
     )
+
+
+def parse_video_options(
+    prompt: str | None,
+    duration: int | str | None = None,
+    quality: str | None = None,
+    prompt_extend: bool | None = None,
+) -> VideoOptions:
+    """The options of /animate (or its modal, where duration arrives as text) -> VideoOptions."""
+    return VideoOptions(
+        prompt=parse_prompt(prompt, max_chars=VIDEO_PROMPT_MAX_CHARS),
+        duration=parse_duration(duration),
+        quality=parse_quality(quality),
+        prompt_extend=True if prompt_extend is None else prompt_extend,
+    )
+
+
+def parse_duration(value: int | str | None) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return VIDEO_DURATIONS[0]
+    text = str(value).strip().lower().removesuffix("s").removesuffix(" seconds").strip()
+    if not text.isdigit() or int(text) not in VIDEO_DURATIONS:
+        raise InvalidRequest("duration", _shown(str(value)) if isinstance(value, str) else value,
+                             "a video lasts 5 or 10 seconds")
+    return int(text)
+
+
+def parse_quality(value: str | None) -> str:
+    if value is None or not value.strip():
+        return DEFAULT_VIDEO_QUALITY
+    quality = value.strip().lower()
+    if quality.isdigit():
+        quality += "p"
+    if quality not in VIDEO_QUALITIES:
+        raise InvalidRequest("quality", _shown(value), "choose 480p, 720p or 1080p")
+    return quality
 
 
 def size_suggestions(typed: str, limit: int = 25) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.app import WanBot
 from bot.jobs.failures import JobFailure
+from bot.jobs.store import JobKind
 from bot.requests import PROMPT_MAX_CHARS, parse_image_request, size_suggestions
 from bot.ui.errors import in_guild
 from bot.ui.job_message import JobMessage
@@ -46,7 +47,8 @@ class Imagine(commands.Cog):
         # are local (no network), well inside Discord's 3 seconds.
         request = parse_image_request(prompt, size, n, prompt_extend)
         assert interaction.guild_id is not None and interaction.channel_id is not None
-        submission = await services.runner.submit_image(
+        submission = await services.runner.submit(
+            kind=JobKind.IMAGE,
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             user_id=interaction.user.id,
@@ -54,13 +56,16 @@ class Imagine(commands.Cog):
             request=request,
         )
         try:
-            await interaction.response.defer(thinking=True)
+            answer = await interaction.response.defer(thinking=True)
         except discord.HTTPException:
             await services.runner.cancel_unstarted(submission.job_id, NOT_ACKNOWLEDGED)
             raise
+        message_id = answer.message_id if answer is not None else None
+        if message_id is not None:
+            await services.store.set_message(submission.job_id, message_id)
         reporter = JobMessage(
-            interaction, store=services.store, clock=services.clock,
-            job_id=submission.job_id, reserved=submission.reserved,
+            interaction, store=services.store, clock=services.clock, job_id=submission.job_id,
+            reserved=submission.reserved, message_id=message_id, ffmpeg=services.ffmpeg,
         )
         services.runner.start(submission.job_id, reporter)
 

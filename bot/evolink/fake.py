@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
@@ -206,6 +207,8 @@ class FakeEvoLink:
         self.key_credit_limit = Decimal("100000")
         # Like EvoLink's CDN: result downloads with a default library User-Agent get 403.
         self.refuse_default_user_agents = True
+        # A real video file to serve as every video result; None serves PLACEHOLDER_MP4.
+        self.video_result: Path | None = None
 
         self.base_url = ""  # set by start()
         self.requests: list[RecordedRequest] = []
@@ -618,6 +621,9 @@ class FakeEvoLink:
         ):
             return self._error(request, 404, "not_found", "No such result")
         if task.kind == "video":
+            if self.video_result is not None:
+                # A real file chosen by the test or the demo (e.g. a 30 MB MP4), streamed from disk.
+                return web.FileResponse(self.video_result, headers={"Content-Type": "video/mp4"})
             return web.Response(body=PLACEHOLDER_MP4, content_type="video/mp4")
         assert task.size is not None
         # Off the event loop: a large PNG takes a few milliseconds; cached after the first call.

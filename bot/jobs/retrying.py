@@ -6,6 +6,8 @@ provably did not take it (a 429 refusal, or a connection that was never establis
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -43,14 +45,19 @@ def _create_never_reached(error: BaseException) -> bool:
     )
 
 
-def poll_retrying(clock: Clock, deadline: float) -> AsyncRetrying:
+def poll_retrying(
+    clock: Clock,
+    deadline: float,
+    before_sleep: Callable[[RetryCallState], Awaitable[None]] | None = None,
+) -> AsyncRetrying:
     """Retry a task read on 429, 5xx, timeouts and network errors until the job's deadline
-    (a monotonic time on `clock`)."""
+    (a monotonic time on `clock`). `before_sleep` runs before each wait (to tell the member)."""
     return AsyncRetrying(
         retry=retry_if_exception(_transient),
         wait=_wait_honouring_retry_after,
         stop=lambda state: clock.monotonic() >= deadline,
         sleep=clock.sleep,
+        before_sleep=before_sleep,
         reraise=True,
     )
 

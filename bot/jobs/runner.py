@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -27,12 +27,12 @@ from bot.evolink.errors import EvoLinkConnectionError, EvoLinkError, EvoLinkTime
 from bot.evolink.models import Task
 from bot.jobs import failures
 from bot.jobs.failures import JobFailed, JobFailure
-from bot.jobs.polling import IMAGE_POLLING, PollPolicy
+from bot.jobs.kinds import JobKindRules, ResultFile
+from bot.jobs.polling import PollPolicy
 from bot.jobs.retrying import create_retrying, download_retrying, poll_retrying
 from bot.jobs.store import Job, JobAlreadyFinished, JobKind, JobStore
 from bot.media.downloads import DownloadError, download_to_file
-from bot.media.images import ImageFile, inspect_image
-from bot.requests import ImageRequest
+from bot.requests import ImageRequest, VideoRequest
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class JobProgress:
     started_at: datetime
     percent: int | None = None
     eta: datetime | None = None  # None: no estimate yet, or the estimate has passed
+    note: str | None = None      # e.g. why it is slower than expected
 
 
 class JobReporter(Protocol):
@@ -63,7 +64,8 @@ class JobReporter(Protocol):
 
     async def show_progress(self, progress: JobProgress) -> None: ...
 
-    async def deliver(self, job: Job, images: list[ImageFile], charged: int) -> None: ...
+    async def deliver(self, job: Job, results: list[ResultFile], charged: int,
+                      links_expire_at: datetime) -> None: ...
 
     async def show_failure(self, job: Job, failure: JobFailure, refunded: int | None) -> None: ...
 
@@ -76,11 +78,15 @@ class Submission:
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    image_price: int          # milli-credits per image
     max_in_flight: int        # jobs submitted to EvoLink and not yet final
-    image_deadline: float     # seconds from acceptance before a job is given up
     max_result_bytes: int
-    image_polling: PollPolicy = IMAGE_POLLING
+    kinds: dict[JobKind, JobKindRules]
+
+
+# EvoLink keeps result links for 24 hours after the task is created.
+RESULT_LINK_LIFETIME = timedelta(hours=24)
+SLOW_API_NOTE = "EvoLink is slow to answer; still waiting for it."
+OVERDUE_NOTE = "Taking longer than EvoLink estimated; still waiting."
 
 
 class JobRunner:
@@ -109,28 +115,29 @@ class JobRunner:
 
     # -- entry points -------------------------------------------------------------------------
 
-    async def submit_image(
+    async def submit(
         self,
         *,
+        kind: JobKind,
         guild_id: int,
         channel_id: int,
         user_id: int,
         interaction_id: int | None,
-        request: ImageRequest,
+        request: ImageRequest | VideoRequest,
     ) -> Submission:
         """Write the job and reserve its estimate in one transaction (InsufficientCredits rolls
         both back). Nothing is sent to EvoLink until `start` runs it."""
-        estimate = self._settings.image_price * request.n
+        options = request.to_dict()
+        estimate = self._settings.kinds[kind].estimate(options)
         async with self._db.transaction() as tx:
             job_id = await self._store.create(
-                tx, kind=JobKind.IMAGE, guild_id=guild_id, channel_id=channel_id,
-                user_id=user_id, interaction_id=interaction_id, request=request.to_dict(),
+                tx, kind=kind, guild_id=guild_id, channel_id=channel_id,
+                user_id=user_id, interaction_id=interaction_id, request=options,
             )
             await self._ledger.reserve(
                 tx, guild_id=guild_id, user_id=user_id, job_id=job_id, amount=estimate
             )
-        log.info("Job %d: queued for user %d in guild %d (%s)", job_id, user_id, guild_id,
-                 request.size)
+        log.info("Job %d: %s job queued for user %d in guild %d", job_id, kind, user_id, guild_id)
         return Submission(job_id=job_id, reserved=estimate)
 
     def start(self, job_id: int, reporter: JobReporter) -> asyncio.Task[None]:
@@ -168,45 +175,47 @@ class JobRunner:
             shutil.rmtree(folder, ignore_errors=True)
 
     async def _execute(self, job: Job, reporter: JobReporter, folder: Path) -> None:
-        request = ImageRequest.from_dict(job.request)
+        rules = self._settings.kinds[job.kind]
         started_at = self._clock.now()
         if self._slots.locked():
             await self._report(job.id, reporter.show_progress(JobProgress(job, Phase.QUEUED, started_at)))
         async with self._slots:
             await self._store.mark_submitting(job.id)
             await self._report(job.id, reporter.show_progress(JobProgress(job, Phase.SUBMITTING, started_at)))
-            task = await self._create(job, request)
+            task = await self._create(job, rules)
             await self._store.mark_running(job.id, task_id=task.id,
                                            estimated_seconds=task.estimated_time)
             log.info("Job %d: accepted as %s (estimate %ss)", job.id, task.id, task.estimated_time)
-            task = await self._watch(job, task, reporter, started_at)
+            accepted_at = self._clock.now()
+            task = await self._watch(job, task, rules, reporter, started_at)
 
         if not task.results:
             raise JobFailed(failures.NO_RESULTS)
         await self._store.mark_downloading(job.id, result_urls=list(task.results))
-        await self._report(job.id, reporter.show_progress(JobProgress(job, Phase.DOWNLOADING, started_at, 100)))
-        images = await self._download_images(job, task.results, folder)
+        await self._report(job.id, reporter.show_progress(
+            JobProgress(job, Phase.DOWNLOADING, started_at, 100)))
+        results = await self._download(job, rules, task.results, folder)
 
         await self._store.mark_delivering(job.id)
-        await self._report(job.id, reporter.show_progress(JobProgress(job, Phase.UPLOADING, started_at, 100)))
-        charged = self._settings.image_price * len(images)
+        await self._report(job.id, reporter.show_progress(
+            JobProgress(job, Phase.UPLOADING, started_at, 100)))
+        charged = rules.charge(job.request, results)
+        links_expire_at = (
+            datetime.fromtimestamp(task.created, UTC) if task.created else accepted_at
+        ) + RESULT_LINK_LIFETIME
         try:
-            await reporter.deliver(job, images, charged)
+            await reporter.deliver(job, results, charged, links_expire_at)
         except Exception as exc:
             log.warning("Job %d: delivery failed: %s", job.id, exc)
             raise JobFailed(failures.DELIVERY_FAILED) from exc
         async with self._db.transaction() as tx:
             await self._store.mark_done(tx, job.id)
             await self._ledger.settle(tx, job_id=job.id, amount=charged)
-        log.info("Job %d: done, %d image(s) delivered", job.id, len(images))
+        log.info("Job %d: done, %d file(s) delivered", job.id, len(results))
 
-    async def _create(self, job: Job, request: ImageRequest) -> Task:
+    async def _create(self, job: Job, rules: JobKindRules) -> Task:
         try:
-            return await create_retrying(self._clock)(
-                self._evolink.create_image_task,
-                prompt=request.prompt, size=request.size, n=request.n,
-                prompt_extend=request.prompt_extend,
-            )
+            return await create_retrying(self._clock)(rules.create, self._evolink, job.request)
         except (EvoLinkTimeout, EvoLinkConnectionError, ServerError) as exc:
             # The request may have reached EvoLink and been accepted: retrying could pay twice.
             log.warning("Job %d: create outcome unknown: %s", job.id, exc)
@@ -215,18 +224,29 @@ class JobRunner:
             log.warning("Job %d: create refused: %s", job.id, exc)
             raise JobFailed(failures.describe_api_error(exc)) from exc
 
-    async def _watch(self, job: Job, task: Task, reporter: JobReporter, started_at: datetime) -> Task:
+    async def _watch(self, job: Job, task: Task, rules: JobKindRules, reporter: JobReporter,
+                     started_at: datetime) -> Task:
         """Poll until the task is final; report progress as it rises."""
-        policy = self._settings.image_polling
+        policy = rules.polling
         accepted = self._clock.monotonic()
         accepted_wall = self._clock.now()
-        deadline = accepted + self._settings.image_deadline
-        retrying = poll_retrying(self._clock, deadline)
+        deadline = accepted + rules.deadline
+
+        def progress(note: str | None = None) -> JobProgress:
+            elapsed = self._clock.monotonic() - accepted
+            eta = self._eta(accepted_wall, elapsed, task, policy)
+            if note is None and eta is None and elapsed > (task.estimated_time or policy.default_estimate):
+                note = OVERDUE_NOTE
+            return JobProgress(job, Phase.GENERATING, started_at, task.progress, eta, note)
+
+        async def tell_slow(_: object) -> None:
+            # Called before each retry of a failed poll: the member sees why nothing moves.
+            await self._report(job.id, reporter.show_progress(progress(SLOW_API_NOTE)))
+
+        retrying = poll_retrying(self._clock, deadline, before_sleep=tell_slow)
         delay = policy.first_delay(task.estimated_time)
         while True:
-            eta = self._eta(accepted_wall, self._clock.monotonic() - accepted, task)
-            await self._report(job.id, reporter.show_progress(
-                JobProgress(job, Phase.GENERATING, started_at, task.progress, eta)))
+            await self._report(job.id, reporter.show_progress(progress()))
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 raise JobFailed(failures.TIMED_OUT)
@@ -248,24 +268,26 @@ class JobRunner:
             delay = policy.next_delay(elapsed=elapsed, estimated=task.estimated_time,
                                       progress=task.progress)
 
-    def _eta(self, accepted_wall: datetime, elapsed: float, task: Task) -> datetime | None:
-        estimate = task.estimated_time or self._settings.image_polling.default_estimate
+    def _eta(self, accepted_wall: datetime, elapsed: float, task: Task,
+             policy: PollPolicy) -> datetime | None:
+        estimate = task.estimated_time or policy.default_estimate
         if 0 < task.progress < 100 and elapsed > 0:
             estimate = elapsed * 100 / task.progress
         eta = accepted_wall + timedelta(seconds=estimate)
         return eta if eta > self._clock.now() else None
 
-    async def _download_images(self, job: Job, urls: tuple[str, ...], folder: Path) -> list[ImageFile]:
-        """Fetch every result at once, streamed to files, then check each really is an image."""
+    async def _download(self, job: Job, rules: JobKindRules, urls: tuple[str, ...],
+                        folder: Path) -> list[ResultFile]:
+        """Fetch every result at once, streamed to files, then check each is what it claims."""
         folder.mkdir(parents=True, exist_ok=True)
 
-        async def fetch(index: int, url: str) -> ImageFile:
+        async def fetch(index: int, url: str) -> ResultFile:
             path = folder / f"result-{index + 1}"
             await download_retrying(self._clock)(
                 download_to_file, self._session, url, path,
                 max_bytes=self._settings.max_result_bytes, timeout=DOWNLOAD_TIMEOUT,
             )
-            return await asyncio.to_thread(inspect_image, path)
+            return await rules.check_result(path, url)
 
         try:
             return list(await asyncio.gather(*(fetch(i, url) for i, url in enumerate(urls))))

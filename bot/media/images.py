@@ -45,11 +45,11 @@ def inspect_image(path: Path) -> ImageFile:
     return ImageFile(path, image_format, width, height, path.stat().st_size)
 
 
-def shrink_to_fit(image: ImageFile, max_bytes: int) -> ImageFile:
+def shrink_to_fit(source: Path, max_bytes: int) -> ImageFile:
     """Re-encode an image that is over an upload limit as JPEG, lowering quality and then size
     until it fits. Blocking: call it in a thread."""
-    target = image.path.with_suffix(".fit.jpg")
-    with Image.open(image.path) as original:
+    target = source.with_suffix(".fit.jpg")
+    with Image.open(source) as original:
         picture = original.convert("RGB")
     for scale in (1.0, 0.85, 0.7, 0.5, 0.35):
         resized = picture if scale == 1.0 else picture.resize(
@@ -60,8 +60,7 @@ def shrink_to_fit(image: ImageFile, max_bytes: int) -> ImageFile:
             resized.save(target, "JPEG", quality=quality, optimize=True)
             size = target.stat().st_size
             if size <= max_bytes:
-                log.info("Re-encoded %s (%d bytes) as JPEG %dx%d q%d (%d bytes) to fit %d",
-                         image.path.name, image.size, resized.width, resized.height, quality,
-                         size, max_bytes)
+                log.info("Re-encoded %s as JPEG %dx%d q%d (%d bytes) to fit %d",
+                         source.name, resized.width, resized.height, quality, size, max_bytes)
                 return ImageFile(target, "JPEG", resized.width, resized.height, size)
     raise DownloadError(f"image cannot be made smaller than {max_bytes} bytes")

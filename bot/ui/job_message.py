@@ -12,15 +12,20 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import discord
 
 from bot.clock import Clock
 from bot.jobs.failures import JobFailure
+from bot.jobs.kinds import ResultFile
 from bot.jobs.runner import JobProgress
-from bot.jobs.store import Job, JobStore
-from bot.media.images import ImageFile, shrink_to_fit
+from bot.jobs.store import Job, JobKind, JobStore
+from bot.media import megabytes
+from bot.media.downloads import DownloadError
+from bot.media.images import shrink_to_fit
+from bot.media.video import VideoFitError, fit_video
 from bot.ui import render
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,9 @@ MIN_EDIT_INTERVAL = 3.0  # seconds between two edits of one message (Discord's w
 TOKEN_SAFETY_MARGIN = timedelta(seconds=60)
 INVALID_WEBHOOK_TOKEN = 50027
 UNKNOWN_MESSAGE = 10008
+REQUEST_TOO_LARGE = 40005
+# Discord's per-file limit in a server without boosts (and the safe guess when unknown).
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # Discord refuses a request whose files add up to more than about 25 MiB.
 MAX_REQUEST_BYTES = 24 * 1024 * 1024
 
@@ -47,6 +55,8 @@ class JobMessage:
         clock: Clock,
         job_id: int,
         reserved: int,
+        message_id: int | None = None,
+        ffmpeg: str | None = None,
     ) -> None:
         self._interaction = interaction
         self._client = interaction.client
@@ -55,7 +65,10 @@ class JobMessage:
         self._job_id = job_id
         self._reserved = reserved
         self._channel_id = interaction.channel_id
-        self._message_id: int | None = None
+        # Known from the deferral's answer, so the bot token can edit it even if the
+        # interaction token is already too old to use.
+        self._message_id = message_id
+        self._ffmpeg = ffmpeg
         self._token_usable = True
         self._shown_text: str | None = None
         self._last_edit_at = -math.inf
@@ -75,15 +88,23 @@ class JobMessage:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_progress(), name=f"job-{self._job_id}-edits")
 
-    async def deliver(self, job: Job, images: list[ImageFile], charged: int) -> None:
-        images = await self._fit_for_upload(images)
-        names = [f"wan-{job.id}-{index + 1}.{image.extension}" for index, image in enumerate(images)]
-
-        def files() -> list[discord.File]:
-            # A discord.File is spent by a failed request: every attempt gets fresh ones.
-            return [discord.File(image.path, filename=name) for image, name in zip(images, names, strict=True)]
-
-        await self._final_edit(render.render_result(job, len(images), charged), files)
+    async def deliver(self, job: Job, results: list[ResultFile], charged: int,
+                      links_expire_at: datetime) -> None:
+        """Attach every result that fits the upload limit that applies (shrunk or re-encoded if
+        needed); link the others while EvoLink's links live. A 413 from Discord means the limit
+        was smaller than we knew: try again at Discord's base limit, then fall back to links."""
+        limit = self._upload_limit()
+        for attempt_limit in (limit, min(limit, DEFAULT_UPLOAD_LIMIT), 0):
+            attachable, links = await self._fit_for_upload(job, results, attempt_limit, links_expire_at)
+            text = render.render_result(job, len(results), charged, links)
+            try:
+                await self._final_edit(text, _files_factory(job, attachable) if attachable else None)
+                return
+            except discord.HTTPException as exc:
+                if not _is_too_large(exc) or not attachable:
+                    raise
+                log.info("Job %d: Discord refused the upload as too large at %d bytes",
+                         self._job_id, attempt_limit)
 
     async def show_failure(self, job: Job, failure: JobFailure, refunded: int | None) -> None:
         await self._final_edit(render.render_failure(job, failure, refunded), None)
@@ -175,15 +196,66 @@ class JobMessage:
             self._message_id = message_id
             await self._store.set_message(self._job_id, message_id)
 
-    async def _fit_for_upload(self, images: list[ImageFile]) -> list[ImageFile]:
-        """Keep every file under the upload limit that applies, and the request under 25 MiB."""
-        limit = self._interaction.filesize_limit
-        if not self._token_alive() and self._interaction.guild is not None:
-            limit = self._interaction.guild.filesize_limit
-        per_file = min(limit, MAX_REQUEST_BYTES // max(1, len(images)))
-        fitted = []
-        for image in images:
-            if image.size > per_file:
-                image = await asyncio.to_thread(shrink_to_fit, image, per_file)
-            fitted.append(image)
-        return fitted
+    def _upload_limit(self) -> int:
+        """The per-file limit of the route the next edit will take: the interaction's (it
+        reflects the member's Nitro) while the token lives, else the guild's boost tier."""
+        if self._token_alive():
+            return self._interaction.filesize_limit
+        guild = self._client.get_guild(self._interaction.guild_id or 0)
+        return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
+
+    async def _fit_for_upload(
+        self, job: Job, results: list[ResultFile], limit: int, links_expire_at: datetime
+    ) -> tuple[list[ResultFile], list[str]]:
+        """Split the results into files to attach (made to fit `limit`, and the request under
+        25 MiB) and lines linking those that cannot be attached."""
+        per_file = min(limit, MAX_REQUEST_BYTES // max(1, len(results)))
+        attachable: list[ResultFile] = []
+        links: list[str] = []
+        for result in results:
+            if result.size <= per_file:
+                attachable.append(result)
+                continue
+            if per_file <= 0:
+                why = f"Discord refused the {_noun(result)} ({megabytes(result.size)}) as too large."
+            else:
+                try:
+                    attachable.append(await self._shrink(job, result, per_file))
+                    continue
+                except (VideoFitError, DownloadError) as exc:
+                    why = (f"The {_noun(result)} is {megabytes(result.size)}, over this "
+                           f"server's upload limit of {megabytes(per_file)}, and {exc}.")
+            links.append(render.render_link_instead_of_file(result.source_url, links_expire_at, why))
+        return attachable, links
+
+    async def _shrink(self, job: Job, result: ResultFile, max_bytes: int) -> ResultFile:
+        if result.kind is JobKind.IMAGE:
+            image = await asyncio.to_thread(shrink_to_fit, result.path, max_bytes)
+            return replace(result, path=image.path, size=image.size, extension=image.extension,
+                           width=image.width, height=image.height)
+        if self._ffmpeg is None:
+            raise VideoFitError("ffmpeg is not installed on the bot's machine to make it smaller")
+        video = await fit_video(self._ffmpeg, result.path, max_bytes, work_dir=result.path.parent,
+                                duration_hint=job.request.get("duration"))
+        log.info("Job %d: video re-encoded from %d to %d bytes", self._job_id, result.size, video.size)
+        return replace(result, path=video.path, size=video.size)
+
+
+def _files_factory(job: Job, results: list[ResultFile]) -> FilesFactory:
+    names = [f"wan-{job.id}-{index + 1}.{result.extension}" for index, result in enumerate(results)]
+
+    def files() -> list[discord.File]:
+        # A discord.File is spent by a failed request: every attempt gets fresh ones.
+        return [discord.File(result.path, filename=name)
+                for result, name in zip(results, names, strict=True)]
+
+    return files
+
+
+def _is_too_large(error: discord.HTTPException) -> bool:
+    # A proxy may answer 413 without Discord's JSON body, so the status counts as much as the code.
+    return error.status == 413 or error.code == REQUEST_TOO_LARGE
+
+
+def _noun(result: ResultFile) -> str:
+    return "video" if result.kind is JobKind.VIDEO else "image"

@@ -9,7 +9,7 @@ import discord
 from bot.credits import Balance, format_credits
 from bot.jobs.failures import JobFailure
 from bot.jobs.runner import JobProgress, Phase
-from bot.jobs.store import Job
+from bot.jobs.store import Job, JobKind
 
 BAR_WIDTH = 20
 PROMPT_PREVIEW_CHARS = 300
@@ -42,8 +42,11 @@ def quoted_prompt(prompt: str) -> str:
     return "> " + discord.utils.escape_markdown(discord.utils.escape_mentions(text))
 
 
-def _image_options(job: Job) -> str:
+def describe_options(job: Job) -> str:
+    """The options of a job in a few words: '1280x1280 · 2 images' or '5 s · 720p video'."""
     request = job.request
+    if job.kind is JobKind.VIDEO:
+        return f"{request['duration']} s · {request['quality']} video"
     count = request["n"]
     return f"{request['width']}x{request['height']} · {count} image{'s' if count != 1 else ''}"
 
@@ -51,26 +54,36 @@ def _image_options(job: Job) -> str:
 def render_progress(progress: JobProgress, reserved: int) -> str:
     job = progress.job
     lines = [
-        f"**{_PHASE_TITLES[progress.phase]}** · {_image_options(job)} · "
+        f"**{_PHASE_TITLES[progress.phase]}** · {describe_options(job)} · "
         f"{format_credits(reserved)} credits reserved",
         quoted_prompt(job.request["prompt"]),
     ]
+    lines.extend(f"-# {note}" for note in job.request.get("input_notes", ()))
     status = []
     if progress.percent is not None:
         status.append(f"`{progress_bar(progress.percent)}` {progress.percent}%")
     status.append(f"started {timestamp(progress.started_at)}")
-    if progress.phase is Phase.GENERATING:
-        status.append(f"ready {timestamp(progress.eta)}" if progress.eta else "almost done")
+    if progress.phase is Phase.GENERATING and progress.eta:
+        status.append(f"ready {timestamp(progress.eta)}")
     lines.append(" · ".join(status))
+    if progress.note:
+        lines.append(f"*{progress.note}*")
     return "\n".join(lines)
 
 
-def render_result(job: Job, images: int, charged: int) -> str:
-    return "\n".join([
-        f"**✅ Done** · {_image_options(job)} · {format_credits(charged)} credits · "
+def render_result(job: Job, files: int, charged: int, links: list[str] | None = None) -> str:
+    lines = [
+        f"**✅ Done** · {describe_options(job)} · {format_credits(charged)} credits · "
         f"requested by <@{job.user_id}>",
         quoted_prompt(job.request["prompt"]),
-    ])
+    ]
+    lines.extend(links or ())
+    return "\n".join(lines)
+
+
+def render_link_instead_of_file(url: str, expires_at: datetime, why: str) -> str:
+    """For a result that cannot be attached: the EvoLink link while it lives, and the reason."""
+    return f"{why} Download it here before the link expires {timestamp(expires_at)}: <{url}>"
 
 
 def render_failure(job: Job, failure: JobFailure, refunded: int | None) -> str:

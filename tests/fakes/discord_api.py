@@ -240,6 +240,7 @@ class FakeMessage:
     deleted: bool = False
     type: int = 0
     interaction_id: int | None = None  # set for interaction responses and followups
+    author_id: int | None = None  # a member who posted it; None: the bot
     created: float = field(default_factory=time.monotonic)
     edited_timestamp: str | None = None
 
@@ -301,6 +302,7 @@ class _FailRule:
     body: dict | None
     headers: dict[str, str | None]
     times: int
+    only_uploads: bool = False
 
 
 @dataclass
@@ -499,8 +501,12 @@ class FakeDiscord:
         body: dict | None,
         headers: dict[str, str | None] | None = None,
         times: int = 1,
+        only_uploads: bool = False,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status``/``body``.
+
+        ``only_uploads`` restricts the rule to requests that carry files (e.g. a 413 that only
+        an upload can provoke, not the text edits before it).
 
         ``path_regex`` is searched (re.search) in the path without /api/v10. ``body=None``
         answers with a non-JSON text body (like a proxy would), except for 429 where it
@@ -514,7 +520,9 @@ class FakeDiscord:
             if body is None:
                 body = {"message": "You are being rate limited.", "retry_after": 0.05, "global": False}
         merged.update(headers or {})
-        self._fail_rules.append(_FailRule(method.upper(), re.compile(path_regex), status, body, merged, times))
+        self._fail_rules.append(
+            _FailRule(method.upper(), re.compile(path_regex), status, body, merged, times, only_uploads)
+        )
 
     def expire_attachment(self, attachment_id: int) -> None:
         """Its CDN URL answers 404 from now on (signed URLs expire after some hours)."""
@@ -540,6 +548,20 @@ class FakeDiscord:
         self._blobs[attachment.id] = attachment
         return self._attachment_payload(0, attachment)
 
+    def post_member_message(
+        self, channel_id: int, user_id: int, content: str = "", files: dict[str, bytes] | None = None
+    ) -> FakeMessage:
+        """A message a member posted (no gateway event: the bot has no message intent), e.g. a
+        picture that a message context menu is then used on."""
+        message = self._new_message(channel_id)
+        message.author_id = user_id
+        message.content = content
+        for filename, data in (files or {}).items():
+            attachment = RecordedFile(filename, _guess_type(filename), bytes(data), id=new_snowflake())
+            self._blobs[attachment.id] = attachment
+            message.attachments.append(attachment)
+        return message
+
     def dm_channel_id(self, user_id: int) -> int:
         if user_id not in self._dm_channels:
             channel_id = new_snowflake()
@@ -559,7 +581,7 @@ class FakeDiscord:
         payload: dict[str, Any] = {
             "id": str(message.id),
             "channel_id": str(message.channel_id),
-            "author": self.bot_user_payload(),
+            "author": user_payload(message.author_id) if message.author_id else self.bot_user_payload(),
             "content": message.content,
             "timestamp": _snowflake_iso(message.id),
             "edited_timestamp": message.edited_timestamp,
@@ -711,6 +733,8 @@ class FakeDiscord:
 
     def _take_fail_rule(self, rec: RecordedRequest) -> _FailRule | None:
         for rule in self._fail_rules:
+            if rule.only_uploads and not rec.files:
+                continue
             if rule.method == rec.method and rule.pattern.search(rec.path):
                 rule.times -= 1
                 if rule.times <= 0:
@@ -790,9 +814,15 @@ class FakeDiscord:
         if request.match_info["app_id"] != str(self.application_id):
             raise _Reject(*_UNKNOWN_WEBHOOK)
         record = self._by_token.get(request.match_info["token"])
-        if record is None or record.expired or time.monotonic() - record.sent_at > self.token_lifetime:
+        if record is None or record.expired or time.time() > self.token_expires_at(record.id):
             raise _Reject(*_INVALID_TOKEN)
         return record
+
+    def token_expires_at(self, interaction_id: int) -> float:
+        """Like Discord: a token lives `token_lifetime` from the interaction's creation, which
+        the id's snowflake timestamp records (so a test can send an already old interaction)."""
+        created_ms = (interaction_id >> 22) + DISCORD_EPOCH_MS
+        return created_ms / 1000 + self.token_lifetime
 
     async def _interaction_callback(self, request: web.Request) -> web.Response:
         rec: RecordedRequest = request[_REC]
@@ -963,6 +993,8 @@ class FakeDiscord:
                     "default_member_permissions": None,
                     "nsfw": False,
                     "options": [],
+                    # Discord answers "" for context menus, which are sent without one.
+                    "description": "",
                     **command,
                     "id": str(self.command_id(command["name"], command_type)),
                     "type": command_type,

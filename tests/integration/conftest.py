@@ -43,16 +43,30 @@ class Harness:
     settings: Settings
 
     async def command(self, name: str, user_id: int = USER_ID, guild_id: int | None = GUILD_ID,
-                      **options: object) -> int:
-        """Send a slash command as a member would; returns the interaction id."""
+                      interaction_id: int | None = None, **options: object) -> int:
+        """Send a slash command as a member would; returns the interaction id. An option whose
+        value is an attachment payload (FakeDiscord.make_attachment) is sent as an upload."""
         types = {str: 3, int: 4, bool: 5}
+        attachments = {key: value for key, value in options.items() if isinstance(value, dict)}
         payload = slash_command_payload(
             self.discord, name=name, guild_id=guild_id,
             channel_id=CHANNEL_ID if guild_id else None, user_id=user_id,
-            options=[{"name": key, "type": types[type(value)], "value": value}
+            options=[{"name": key, "type": 11, "value": value["id"]} if key in attachments else
+                     {"name": key, "type": types[type(value)], "value": value}
                      for key, value in options.items()],
+            resolved={"attachments": {a["id"]: a for a in attachments.values()}} if attachments else None,
         )
+        if interaction_id is not None:
+            payload["id"] = str(interaction_id)
         return await self.discord.send_interaction(payload)
+
+    async def command_payload(self, payload: dict) -> int:
+        """Send a hand-built interaction payload (e.g. a message context menu)."""
+        return await self.discord.send_interaction(payload)
+
+    async def post_as_member(self, content: str = "", files: dict[str, bytes] | None = None,
+                             user_id: int = USER_ID) -> int:
+        return self.discord.post_member_message(CHANNEL_ID, user_id, content, files).id
 
     def record(self, interaction_id: int):
         return self.discord.interaction_responses[interaction_id]
@@ -71,8 +85,9 @@ class Harness:
         return [r for r in self.evolink.requests if r.method == "POST" and "/generations" in r.path]
 
 
-async def start_harness(tmp_path, **setting_overrides: object) -> AsyncIterator[Harness]:
-    clock = ScaledClock(speed=CLOCK_SPEED, start=datetime.now(UTC))
+async def start_harness(tmp_path, speed: float = CLOCK_SPEED, **setting_overrides: object
+                        ) -> AsyncIterator[Harness]:
+    clock = ScaledClock(speed=speed, start=datetime.now(UTC))
     evolink = FakeEvoLink(clock=clock, api_key=EVOLINK_KEY, image_seconds=30, image_estimate=30)
     evolink_url = await evolink.start()
     fake_discord = FakeDiscord(

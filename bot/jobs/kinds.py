@@ -1,0 +1,99 @@
+"""What differs between an image job and a video job: the create call, the polling cadence, how a
+downloaded result is checked, and what is charged. The runner does the rest the same way."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.evolink.client import EvoLinkClient
+from bot.evolink.models import Task
+from bot.jobs.polling import IMAGE_POLLING, VIDEO_POLLING, PollPolicy
+from bot.jobs.store import JobKind
+from bot.media.downloads import DownloadError
+from bot.media.images import inspect_image
+from bot.media.video import looks_like_mp4
+from bot.pricing import Prices
+from bot.requests import ImageRequest, VideoRequest
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A downloaded result, checked to be what it claims, waiting to be posted."""
+
+    kind: JobKind
+    path: Path
+    size: int
+    extension: str
+    source_url: str  # EvoLink's link (lives 24 hours): the fallback when the file cannot be posted
+    width: int | None = None
+    height: int | None = None
+
+
+class JobKindRules(Protocol):
+    kind: JobKind
+    polling: PollPolicy
+    deadline: float  # seconds from acceptance before the job is given up
+
+    def estimate(self, request: dict[str, Any]) -> int: ...
+
+    async def create(self, evolink: EvoLinkClient, request: dict[str, Any]) -> Task: ...
+
+    async def check_result(self, path: Path, source_url: str) -> ResultFile: ...
+
+    def charge(self, request: dict[str, Any], results: list[ResultFile]) -> int: ...
+
+
+@dataclass(frozen=True)
+class ImageJobRules:
+    prices: Prices
+    deadline: float
+    polling: PollPolicy = IMAGE_POLLING
+    kind: JobKind = JobKind.IMAGE
+
+    def estimate(self, request: dict[str, Any]) -> int:
+        return self.prices.image_estimate(request["n"])
+
+    async def create(self, evolink: EvoLinkClient, request: dict[str, Any]) -> Task:
+        image = ImageRequest.from_dict(request)
+        return await evolink.create_image_task(
+            prompt=image.prompt, size=image.size, n=image.n, prompt_extend=image.prompt_extend
+        )
+
+    async def check_result(self, path: Path, source_url: str) -> ResultFile:
+        image = await asyncio.to_thread(inspect_image, path)
+        return ResultFile(self.kind, path, image.size, image.extension, source_url,
+                          image.width, image.height)
+
+    def charge(self, request: dict[str, Any], results: list[ResultFile]) -> int:
+        # Pre-charged for n, charged for the images actually produced.
+        return self.prices.image_estimate(len(results))
+
+
+@dataclass(frozen=True)
+class VideoJobRules:
+    prices: Prices
+    deadline: float
+    polling: PollPolicy = VIDEO_POLLING
+    kind: JobKind = JobKind.VIDEO
+
+    def estimate(self, request: dict[str, Any]) -> int:
+        return self.prices.video_estimate(request["duration"], request["quality"])
+
+    async def create(self, evolink: EvoLinkClient, request: dict[str, Any]) -> Task:
+        video = VideoRequest.from_dict(request)
+        return await evolink.create_video_task(
+            prompt=video.prompt, image_url=video.image_url, duration=video.duration,
+            quality=video.quality, prompt_extend=video.prompt_extend,
+        )
+
+    async def check_result(self, path: Path, source_url: str) -> ResultFile:
+        if not await asyncio.to_thread(looks_like_mp4, path):
+            raise DownloadError("the video result is not an MP4 file")
+        return ResultFile(self.kind, path, path.stat().st_size, "mp4", source_url)
+
+    def charge(self, request: dict[str, Any], results: list[ResultFile]) -> int:
+        # Video is charged by duration, whatever the file turns out to be.
+        return self.estimate(request)

@@ -1,0 +1,173 @@
+"""/animate and the "Animate image" message menu: image to video with Wan 2.5."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import WanBot
+from bot.credits import InsufficientCredits
+from bot.errors import UserFacingError
+from bot.jobs.inputs import ImageSource, prepare_video_input
+from bot.jobs.store import JobKind
+from bot.requests import (
+    DEFAULT_VIDEO_QUALITY,
+    VIDEO_DURATIONS,
+    VIDEO_PROMPT_MAX_CHARS,
+    VIDEO_QUALITIES,
+    VideoOptions,
+    VideoRequest,
+    parse_video_options,
+)
+from bot.ui.errors import describe_error, in_guild, reply_with_error
+from bot.ui.job_message import JobMessage
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+class NoImageInMessage(UserFacingError):
+    def __init__(self) -> None:
+        super().__init__("That message has no picture to animate: use it on a message with an image.")
+
+
+def first_image(message: discord.Message) -> ImageSource | None:
+    """The first picture of a message: an image attachment, else an embed's image or thumbnail
+    (link previews). The bytes are checked later; this only finds a candidate."""
+    for attachment in message.attachments:
+        claims_image = (attachment.content_type or "").startswith("image/") or (
+            attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
+        )
+        if claims_image or attachment.width:
+            return ImageSource(attachment.url, attachment.filename, attachment.size)
+    for embed in message.embeds:
+        for picture in (embed.image, embed.thumbnail):
+            if picture and picture.url:
+                return ImageSource(picture.url, "the embedded picture")
+    return None
+
+
+class Animate(commands.Cog):
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+        # Context menus cannot be declared inside a cog class; register and remove it by hand.
+        self.menu = app_commands.ContextMenu(name="Animate image", callback=self.animate_message)
+        self.menu.add_check(in_guild)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    @app_commands.command(name="animate", description="Turn a picture into a 5 or 10 second video with Wan 2.5")
+    @app_commands.describe(
+        image="The picture to animate: it becomes the first frame",
+        prompt="What should happen in the video (up to 1000 characters)",
+        duration="How long the video lasts (default 5 seconds)",
+        quality="Resolution: 480p, 720p (default) or 1080p; higher costs more",
+        prompt_extend="Let the model enrich a short prompt (default: on)",
+    )
+    @app_commands.choices(
+        duration=[app_commands.Choice(name=f"{seconds} seconds", value=seconds) for seconds in VIDEO_DURATIONS],
+        quality=[app_commands.Choice(name=quality, value=quality) for quality in VIDEO_QUALITIES],
+    )
+    @app_commands.check(in_guild)
+    async def animate(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        prompt: app_commands.Range[str, 1, VIDEO_PROMPT_MAX_CHARS],
+        duration: int | None = None,
+        quality: str | None = None,
+        prompt_extend: bool | None = None,
+    ) -> None:
+        options = parse_video_options(prompt, duration, quality, prompt_extend)
+        await self.start_video(interaction, ImageSource(image.url, image.filename, image.size), options)
+
+    async def animate_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        source = first_image(message)
+        if source is None:
+            raise NoImageInMessage()
+        await interaction.response.send_modal(AnimateModal(self, source))
+
+    async def start_video(
+        self, interaction: discord.Interaction, source: ImageSource, options: VideoOptions
+    ) -> None:
+        """The /animate flow, shared by the command and the menu's modal."""
+        services = self.bot.services
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        # Say "not enough credits" privately before anything public happens; the real, atomic
+        # reservation comes once the picture is known to be usable.
+        estimate = services.settings.prices.video_estimate(options.duration, options.quality)
+        balance = await services.ledger.balance(interaction.guild_id, interaction.user.id)
+        if estimate > balance.remaining:
+            raise InsufficientCredits(estimate, balance)
+
+        answer = await interaction.response.defer(thinking=True)
+        prepared = await prepare_video_input(
+            source, session=services.session, evolink=services.evolink,
+            max_download_bytes=services.settings.max_input_image_bytes,
+        )
+        request = VideoRequest(
+            prompt=options.prompt, duration=options.duration, quality=options.quality,
+            prompt_extend=options.prompt_extend, image_url=prepared.image_url,
+            image_width=prepared.width, image_height=prepared.height,
+            input_notes=prepared.notes,
+        )
+        submission = await services.runner.submit(
+            kind=JobKind.VIDEO, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+            user_id=interaction.user.id, interaction_id=interaction.id, request=request,
+        )
+        message_id = answer.message_id if answer is not None else None
+        if message_id is not None:
+            await services.store.set_message(submission.job_id, message_id)
+        reporter = JobMessage(
+            interaction, store=services.store, clock=services.clock, job_id=submission.job_id,
+            reserved=submission.reserved, message_id=message_id, ffmpeg=services.ffmpeg,
+        )
+        services.runner.start(submission.job_id, reporter)
+
+
+class AnimateModal(discord.ui.Modal, title="Animate image"):
+    """Asks the menu's user for what the command's options would carry."""
+
+    def __init__(self, cog: Animate, source: ImageSource) -> None:
+        super().__init__()
+        self.cog = cog
+        self.source = source
+        self.prompt = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph, max_length=VIDEO_PROMPT_MAX_CHARS,
+            placeholder="e.g. the camera slowly pans as snow starts to fall",
+        )
+        self.duration = discord.ui.Select(options=[
+            discord.SelectOption(label=f"{seconds} seconds", value=str(seconds), default=seconds == 5)
+            for seconds in VIDEO_DURATIONS
+        ])
+        self.quality = discord.ui.Select(options=[
+            discord.SelectOption(label=quality, value=quality, default=quality == DEFAULT_VIDEO_QUALITY)
+            for quality in VIDEO_QUALITIES
+        ])
+        self.add_item(discord.ui.Label(text="What should happen?", component=self.prompt))
+        self.add_item(discord.ui.Label(text="Duration", component=self.duration))
+        self.add_item(discord.ui.Label(text="Quality", component=self.quality))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        options = parse_video_options(
+            self.prompt.value,
+            self.duration.values[0] if self.duration.values else None,
+            self.quality.values[0] if self.quality.values else None,
+        )
+        await self.cog.start_video(interaction, self.source, options)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        # Modals are not app commands: their errors bypass the tree's handler, so reply here.
+        await reply_with_error(interaction, describe_error(interaction, error))
+
+
+async def setup(bot: WanBot) -> None:
+    await bot.add_cog(Animate(bot))

@@ -1,0 +1,467 @@
+"""Input pictures for /animate: real files made with Pillow, checked and repaired for real."""
+
+from __future__ import annotations
+
+import os
+import resource
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageCms, ImageFile, ImageStat
+
+from bot.errors import UserFacingError
+from bot.media import megabytes
+from bot.media.input_image import (
+    MAX_INPUT_BYTES,
+    PreparedImage,
+    UnusableImage,
+    prepare_input_image,
+)
+
+RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
+UNREADABLE = "this is not a readable image, or the file is damaged"
+TOO_MANY_PIXELS = "it is larger than the 40 megapixels this bot will open"
+
+
+def save(folder: Path, name: str, image: Image.Image, fmt: str, **options) -> Path:
+    path = folder / name
+    image.save(path, fmt, **options)
+    return path
+
+
+def prepare(path: Path) -> PreparedImage:
+    return prepare_input_image(path, path.parent / "work", display_name=path.name)
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(UnusableImage) as caught:
+        prepare(path)
+    return str(caught.value)
+
+
+def gradient(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    """A picture whose pixels differ, so that lost or moved pixels would show."""
+    grey = Image.linear_gradient("L").resize((width, height))
+    if mode == "L":
+        return grey
+    return Image.merge("RGB", (grey, grey.transpose(Image.Transpose.ROTATE_90).resize((width, height)),
+                               Image.new("L", (width, height), 90))).convert(mode)
+
+
+def opened(prepared: PreparedImage) -> Image.Image:
+    image = Image.open(prepared.path)
+    image.load()
+    return image
+
+
+def assert_new_file(prepared: PreparedImage, fmt: str) -> Image.Image:
+    """The repaired file exists in the work folder, is what it claims, and follows the rules."""
+    assert prepared.repaired
+    assert prepared.path.parent.name == "work"
+    assert prepared.format == fmt
+    assert prepared.size == prepared.path.stat().st_size <= MAX_INPUT_BYTES
+    image = opened(prepared)
+    assert image.format == fmt
+    assert image.size == (prepared.width, prepared.height)
+    assert 360 <= image.width <= 2000 and 360 <= image.height <= 2000
+    assert image.mode in ("1", "L", "P", "RGB")
+    assert "transparency" not in image.info
+    return image
+
+
+@pytest.fixture(scope="module")
+def noise_png(tmp_path_factory) -> Path:
+    """About 11.5 MB: random RGB noise barely compresses, so as PNG it is over the 10 MB rule."""
+    folder = tmp_path_factory.mktemp("noise")
+    noise = Image.frombytes("RGB", (2000, 2000), os.urandom(2000 * 2000 * 3))
+    path = save(folder, "noise.png", noise, "PNG", compress_level=1)
+    assert path.stat().st_size > MAX_INPUT_BYTES
+    return path
+
+
+# --- Used as they are ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "content_type", "extension"),
+    [
+        ("JPEG", "photo.jpg", "image/jpeg", "jpg"),
+        ("PNG", "drawing.png", "image/png", "png"),
+        ("BMP", "old.bmp", "image/bmp", "bmp"),
+        ("WEBP", "web.webp", "image/webp", "webp"),
+    ],
+)
+def test_accepted_formats_pass_unchanged(tmp_path, fmt, name, content_type, extension):
+    source = save(tmp_path, name, gradient(640, 480), fmt)
+    prepared = prepare(source)
+    assert prepared == PreparedImage(source, fmt, 640, 480, source.stat().st_size, ())
+    assert not prepared.repaired
+    assert (prepared.content_type, prepared.extension) == (content_type, extension)
+    assert not (tmp_path / "work").exists()
+
+
+def test_the_real_format_comes_from_the_bytes_not_the_name(tmp_path):
+    source = save(tmp_path, "photo.jpg", gradient(500, 500), "PNG")
+    prepared = prepare(source)
+    assert (prepared.path, prepared.format, prepared.extension) == (source, "PNG", "png")
+
+
+def test_a_camera_jpeg_with_an_extra_picture_is_still_a_jpeg(tmp_path):
+    # Pillow calls these MPO; the file is a JPEG and its second picture is not an animation.
+    source = save(tmp_path, "camera.jpg", gradient(800, 600), "MPO",
+                  save_all=True, append_images=[gradient(400, 300)])
+    assert Image.open(source).format == "MPO"
+    prepared = prepare(source)
+    assert (prepared.path, prepared.format, prepared.changes) == (source, "JPEG", ())
+
+
+@pytest.mark.parametrize("size", [(360, 360), (360, 2000), (2000, 360), (2000, 2000)])
+def test_sides_within_360_to_2000_are_fine(tmp_path, size):
+    source = save(tmp_path, "edge.png", Image.new("RGB", size, BLUE), "PNG")
+    prepared = prepare(source)
+    assert (prepared.path, prepared.width, prepared.height, prepared.repaired) == (source, *size, False)
+
+
+def test_an_upright_exif_orientation_changes_nothing(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    source = save(tmp_path, "upright.jpg", gradient(600, 400), "JPEG", exif=exif)
+    assert prepare(source).path == source
+
+
+# --- Refused ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(359, 800), (800, 359), (100, 100)])
+def test_a_side_under_360_is_refused(tmp_path, size):
+    source = save(tmp_path, "small.png", Image.new("RGB", size, RED), "PNG")
+    width, height = size
+    assert refusal(source) == f"image {width}x{height}: each side must be at least 360 px"
+
+
+def test_too_narrow_to_scale_down_is_refused_with_the_numbers(tmp_path):
+    source = save(tmp_path, "banner.png", Image.new("RGB", (4000, 500), RED), "PNG")
+    assert refusal(source) == (
+        "image 4000x500: scaled down to fit 2000 px its short side would be 250 px, under 360"
+    )
+
+
+def test_refusals_are_for_the_member(tmp_path):
+    source = save(tmp_path, "small.png", Image.new("RGB", (300, 500), RED), "PNG")
+    with pytest.raises(UserFacingError) as caught:
+        prepare(source)
+    error = caught.value
+    assert isinstance(error, UnusableImage)
+    assert (error.subject, error.value, error.rule) == ("image", "300x500", "each side must be at least 360 px")
+
+
+def test_a_text_file_named_png_is_refused(tmp_path):
+    source = tmp_path / "notes.png"
+    source.write_text("shopping list: eggs, milk\n" * 20)
+    assert refusal(source) == f"attachment notes.png: {UNREADABLE}"
+
+
+def test_an_empty_file_is_refused(tmp_path):
+    source = tmp_path / "empty.jpg"
+    source.write_bytes(b"")
+    assert refusal(source) == f"attachment empty.jpg: {UNREADABLE}"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_truncated_file_is_refused(tmp_path, fmt):
+    # The header is intact, so it opens: only decoding every pixel finds the missing half.
+    whole = save(tmp_path, "whole", Image.frombytes("RGB", (500, 500), os.urandom(500 * 500 * 3)), fmt)
+    source = tmp_path / "cut.img"
+    source.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert Image.open(source).size == (500, 500)
+    assert refusal(source) == f"attachment cut.img: {UNREADABLE}"
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_an_eps_file_is_never_handed_to_ghostscript(tmp_path):
+    source = tmp_path / "poster.eps"
+    source.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 400 400\nshowpage\n")
+    with Image.open(source) as probe:
+        assert probe.format == "EPS"  # Pillow alone would take it, and run gs to decode it
+    assert refusal(source) == f"attachment poster.eps: {UNREADABLE}"
+
+
+def test_a_long_file_name_is_shortened_in_the_message(tmp_path):
+    source = tmp_path / ("a" * 120 + ".png")
+    source.write_text("not a picture")
+    message = refusal(source)
+    name = message.removeprefix("attachment ").removesuffix(f": {UNREADABLE}")
+    assert len(name) <= 40
+    assert name.startswith("aaaa") and name.endswith("….png")
+
+
+# --- Decompression bombs ---------------------------------------------------------------------
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(path: Path, width: int, height: int, *, pixel_data: bool = True) -> Path:
+    """A valid 1-bit PNG of width x height, all black, a few kilobytes on disk, written by hand
+    so that the test never holds the picture in memory. Without pixel data only the header is
+    there: anything that decoded before checking the size would fail differently."""
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    packer = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter byte, then the packed bits
+    rows = [packer.compress(row) for _ in range(height)] if pixel_data else []
+    data = b"".join(rows) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data)
+                     + _chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("side", "message"),
+    [
+        # Under Pillow's own limit (89 Mpx): refused by ours, from the header, with the numbers.
+        (8000, "image 8000x8000: at 64.0 megapixels it is larger than the 40 megapixels this bot will open"),
+        # Over Pillow's warning limit: the warning becomes a refusal.
+        (10000, f"attachment bomb.png: {TOO_MANY_PIXELS}"),
+        # Over twice Pillow's limit: Pillow itself raises.
+        (20000, f"attachment bomb.png: {TOO_MANY_PIXELS}"),
+    ],
+)
+def test_decompression_bombs_are_refused_from_the_header(tmp_path, side, message):
+    source = bomb_png(tmp_path / "bomb.png", side, side)
+    assert source.stat().st_size < 100_000
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    started = time.perf_counter()
+    assert refusal(source) == message
+    assert time.perf_counter() - started < 0.5
+    # Decoding would take a byte per pixel (64 to 400 MB); refusing from the header takes none.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 30 * 1024
+
+
+def test_a_bomb_is_refused_before_any_decoding(tmp_path):
+    source = bomb_png(tmp_path / "bomb.png", 8000, 8000, pixel_data=False)
+    assert refusal(source).startswith("image 8000x8000: at 64.0 megapixels")
+
+
+def test_bomb_checks_leave_pillow_settings_alone(tmp_path):
+    limit = Image.MAX_IMAGE_PIXELS
+    refusal(bomb_png(tmp_path / "bomb.png", 10000, 10000))
+    assert Image.MAX_IMAGE_PIXELS == limit
+    with pytest.warns(Image.DecompressionBombWarning):
+        Image.open(tmp_path / "bomb.png").close()  # still a warning, not an error, elsewhere
+
+
+# --- Repaired --------------------------------------------------------------------------------
+
+
+def test_a_side_over_2000_is_scaled_down_keeping_the_ratio(tmp_path):
+    source = save(tmp_path, "wide.png", gradient(2001, 1000), "PNG")
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.width == 2000
+    assert abs(image.height - 1000 * 2000 / 2001) <= 0.5
+    assert prepared.changes == (f"your image was 2001x1000; sent as 2000x{image.height}",)
+
+
+def test_a_big_jpeg_is_scaled_down_and_stays_a_jpeg(tmp_path):
+    source = save(tmp_path, "big.jpg", gradient(3000, 4000), "JPEG", quality=90)
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.size == (1500, 2000)
+    assert prepared.changes == ("your image was 3000x4000; sent as 1500x2000",)
+    assert (prepared.content_type, prepared.extension) == ("image/jpeg", "jpg")
+
+
+def test_transparent_areas_are_filled_with_white(tmp_path):
+    picture = Image.new("RGBA", (400, 400), (*RED, 255))
+    picture.putpixel((0, 0), (0, 0, 0, 0))
+    picture.putpixel((1, 0), (0, 0, 0, 128))
+    source = save(tmp_path, "sticker.png", picture, "PNG")
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG").convert("RGB")
+    assert image.getpixel((0, 0)) == WHITE
+    assert image.getpixel((1, 0)) == pytest.approx((127, 127, 127), abs=1)  # blended, not cut
+    assert image.getpixel((200, 200)) == RED
+    assert prepared.changes == ("your image had transparent areas; they were filled with white",)
+
+
+def test_a_fully_opaque_alpha_channel_is_dropped(tmp_path):
+    picture = gradient(500, 400, "RGBA")
+    source = save(tmp_path, "opaque.png", picture, "PNG")
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.mode == "RGB"
+    assert image.tobytes() == picture.convert("RGB").tobytes()
+    assert prepared.changes == (
+        "your image had a transparency channel with nothing transparent; it was removed",
+    )
+
+
+def test_a_webp_with_transparency_becomes_a_png(tmp_path):
+    picture = Image.new("RGBA", (400, 400), (*BLUE, 255))
+    picture.paste((0, 0, 0, 0), (0, 0, 100, 100))
+    source = save(tmp_path, "clip.webp", picture, "WEBP", lossless=True)
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.convert("RGB").getpixel((10, 10)) == WHITE
+    assert prepared.changes == (
+        "your image had transparent areas; they were filled with white",
+        "your WEBP was converted to PNG",
+    )
+
+
+def test_a_palette_png_with_a_transparent_index_is_flattened(tmp_path):
+    picture = Image.new("P", (400, 400), 1)
+    picture.putpalette([*GREEN, *RED] + [0] * 762)
+    picture.paste(0, (0, 0, 50, 50))  # index 0 is the transparent one
+    source = save(tmp_path, "palette.png", picture, "PNG", transparency=0)
+    assert Image.open(source).info["transparency"] == 0
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG").convert("RGB")
+    assert image.getpixel((10, 10)) == WHITE
+    assert image.getpixel((200, 200)) == RED
+    assert prepared.changes == ("your image had transparent areas; they were filled with white",)
+
+
+def test_a_palette_png_whose_transparent_index_is_unused_loses_it(tmp_path):
+    picture = Image.new("P", (400, 400), 1)
+    picture.putpalette([*GREEN, *RED] + [0] * 762)
+    source = save(tmp_path, "palette.png", picture, "PNG", transparency=0)
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG").convert("RGB")
+    assert image.getpixel((10, 10)) == RED
+    assert len(prepared.changes) == 1
+
+
+def test_a_gif_is_converted_to_png(tmp_path):
+    source = save(tmp_path, "still.gif", Image.new("RGB", (400, 400), RED), "GIF")
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.convert("RGB").getpixel((5, 5)) == RED
+    assert prepared.changes == ("your GIF was converted to PNG",)
+
+
+def test_a_tiff_is_converted_to_png(tmp_path):
+    picture = gradient(600, 400)
+    source = save(tmp_path, "scan.tiff", picture, "TIFF")
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.tobytes() == picture.tobytes()
+    assert prepared.changes == ("your TIFF was converted to PNG",)
+
+
+def test_a_cmyk_tiff_becomes_rgb(tmp_path):
+    source = save(tmp_path, "print.tif", Image.new("CMYK", (400, 400), (0, 255, 255, 0)), "TIFF")
+    image = assert_new_file(prepare(source), "PNG")
+    assert image.mode == "RGB" and image.getpixel((5, 5)) == RED
+
+
+def test_a_16_bit_grey_tiff_is_scaled_to_8_bits_not_clipped(tmp_path):
+    wide = gradient(400, 400, "L").convert("I").point(lambda value: value * 257).convert("I;16")
+    source = save(tmp_path, "deep.tif", wide, "TIFF")
+    image = assert_new_file(prepare(source), "PNG")
+    assert image.mode == "L"
+    assert image.getextrema() == (0, 255)
+    assert 100 < ImageStat.Stat(image).mean[0] < 155  # a gradient, not all white
+
+
+@pytest.mark.parametrize(("fmt", "name", "options"), [
+    ("GIF", "moving.gif", {}),
+    ("WEBP", "moving.webp", {"lossless": True}),
+    ("PNG", "moving.png", {}),  # APNG
+])
+def test_an_animation_keeps_its_first_frame(tmp_path, fmt, name, options):
+    frames = [Image.new("RGB", (400, 400), colour) for colour in (RED, GREEN, BLUE)]
+    source = save(tmp_path, name, frames[0], fmt, save_all=True, append_images=frames[1:],
+                  duration=100, loop=0, **options)
+    assert Image.open(source).n_frames == 3
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.convert("RGB").getpixel((200, 200)) == RED
+    assert prepared.changes[0] == f"your {fmt} has several frames; only the first was used"
+    assert prepared.changes[1:] == (() if fmt == "PNG" else (f"your {fmt} was converted to PNG",))
+
+
+def test_an_exif_rotated_photo_is_turned_upright(tmp_path):
+    # Stored 400 wide and 600 high with orientation 6: shown turned a quarter clockwise, so
+    # 600x400 with the stored top-left corner at the top right.
+    stored = Image.new("RGB", (400, 600), BLUE)
+    stored.paste(RED, (0, 0, 100, 100))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    source = save(tmp_path, "phone.jpg", stored, "JPEG", exif=exif, quality=95)
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.size == (600, 400)
+    assert image.getpixel((550, 50)) == pytest.approx(RED, abs=8)
+    assert image.getpixel((50, 50)) == pytest.approx(BLUE, abs=8)
+    assert image.getexif().get(0x0112, 1) == 1  # viewers must not turn it a second time
+    assert prepared.changes == ("your image was stored rotated; it was turned upright",)
+
+
+def test_a_repaired_photo_keeps_its_colour_profile_when_the_colours_still_match(tmp_path):
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    rgb = save(tmp_path, "rgb.jpg", gradient(400, 600), "JPEG", exif=exif, icc_profile=profile)
+    cmyk = save(tmp_path, "cmyk.jpg", Image.new("CMYK", (400, 600)), "JPEG", exif=exif,
+                icc_profile=profile)  # wrong kind of profile for RGB output: must be dropped
+    assert opened(prepare(rgb)).info.get("icc_profile") == profile
+    assert "icc_profile" not in opened(prepare(cmyk)).info
+
+
+def test_several_repairs_are_all_reported_in_order(tmp_path):
+    frames = [Image.new("RGBA", (3000, 1500), (*RED, 0)), Image.new("RGBA", (3000, 1500), (*BLUE, 255))]
+    source = save(tmp_path, "party.gif", frames[0], "GIF", save_all=True, append_images=frames[1:])
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.size == (2000, 1000)
+    assert image.convert("RGB").getpixel((10, 10)) == WHITE
+    assert prepared.changes == (
+        "your GIF has several frames; only the first was used",
+        "your image had transparent areas; they were filled with white",
+        "your image was 3000x1500; sent as 2000x1000",
+        "your GIF was converted to PNG",
+    )
+
+
+# --- Over 10 MB ------------------------------------------------------------------------------
+
+
+def test_a_png_over_10_mb_is_sent_as_a_smaller_jpeg(noise_png):
+    prepared = prepare(noise_png)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.size == (2000, 2000)
+    source_size = noise_png.stat().st_size
+    assert prepared.changes == (
+        f"your image was {megabytes(source_size)}; sent as a {megabytes(prepared.size)} JPEG",
+    )
+    assert prepared.changes[0].startswith("your image was 11.")
+
+
+def test_a_repaired_picture_too_big_as_png_becomes_a_jpeg(noise_png, tmp_path):
+    # A lossy WEBP that needs turning: small as it is, but its pixels are too many for a PNG.
+    exif = Image.Exif()
+    exif[0x0112] = 3  # upside down
+    with Image.open(noise_png) as noise:
+        source = save(tmp_path, "noise.webp", noise, "WEBP", quality=90, method=0, exif=exif)
+    assert source.stat().st_size <= MAX_INPUT_BYTES
+    prepared = prepare(source)
+    assert_new_file(prepared, "JPEG")
+    turned, shrunk = prepared.changes
+    assert turned == "your image was stored rotated; it was turned upright"
+    assert shrunk.startswith("as a PNG your image came to 11.")
+    assert shrunk.endswith(f" MB, over the 10.0 MB limit; sent as a {megabytes(prepared.size)} JPEG")
+
+
+def test_a_bmp_over_10_mb_fits_as_a_lossless_png(tmp_path):
+    picture = gradient(2000, 2000)
+    source = save(tmp_path, "huge.bmp", picture, "BMP")
+    assert source.stat().st_size > MAX_INPUT_BYTES
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.tobytes() == picture.tobytes()
+    assert prepared.changes == ("your BMP was converted to PNG",)
