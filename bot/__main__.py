@@ -101,7 +101,7 @@ async def run_demo(settings: Settings) -> None:
     commands with only a Discord token, without spending EvoLink credits."""
     from bot.evolink.fake import FakeEvoLink
 
-    fake = FakeEvoLink(image_seconds=12, image_estimate=12)
+    fake = FakeEvoLink(image_seconds=12, image_estimate=12, video_seconds=30, video_estimate=30)
     base_url = await fake.start("127.0.0.1", 0)
     log.info("Demo mode: EvoLink is a local fake at %s; results are generated test images", base_url)
     try:
