@@ -16,10 +16,11 @@ from bot.credits import CreditLedger, to_milli
 from bot.db import Database
 from bot.evolink.client import EvoLinkClient
 from bot.jobs.kinds import ImageJobRules, VideoJobRules
-from bot.jobs.runner import JobRunner, RunnerSettings
+from bot.jobs.runner import JobRunner, RunnerSettings, Submission
 from bot.jobs.store import JobKind, JobStore
 from bot.media.video import find_ffmpeg
 from bot.ui.errors import ReplyingCommandTree
+from bot.ui.job_message import JobMessage
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,24 @@ class WanBot(commands.AutoShardedBot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         log.info("Ready to take commands (database %s)", settings.database_path)
+
+    async def follow_job_in_reply(
+        self,
+        interaction: discord.Interaction,
+        submission: Submission,
+        deferral: discord.InteractionCallbackResponse | None,
+    ) -> None:
+        """Start a submitted job whose progress and results go in the deferred reply. The
+        reply's id is stored at once, so the bot token can take over from the interaction token."""
+        services = self.services
+        message_id = deferral.message_id if deferral is not None else None
+        if message_id is not None:
+            await services.store.set_message(submission.job_id, message_id)
+        reporter = JobMessage(
+            interaction, store=services.store, clock=services.clock, job_id=submission.job_id,
+            reserved=submission.reserved, message_id=message_id, ffmpeg=services.ffmpeg,
+        )
+        services.runner.start(submission.job_id, reporter)
 
     async def close(self) -> None:
         services = getattr(self, "services", None)

@@ -23,7 +23,6 @@ from bot.requests import (
     parse_video_options,
 )
 from bot.ui.errors import describe_error, in_guild, reply_with_error
-from bot.ui.job_message import JobMessage
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class Animate(commands.Cog):
         if estimate > balance.remaining:
             raise InsufficientCredits(estimate, balance)
 
-        answer = await interaction.response.defer(thinking=True)
+        deferral = await interaction.response.defer(thinking=True)
         prepared = await prepare_video_input(
             source, session=services.session, evolink=services.evolink,
             max_download_bytes=services.settings.max_input_image_bytes,
@@ -123,14 +122,7 @@ class Animate(commands.Cog):
             kind=JobKind.VIDEO, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
             user_id=interaction.user.id, interaction_id=interaction.id, request=request,
         )
-        message_id = answer.message_id if answer is not None else None
-        if message_id is not None:
-            await services.store.set_message(submission.job_id, message_id)
-        reporter = JobMessage(
-            interaction, store=services.store, clock=services.clock, job_id=submission.job_id,
-            reserved=submission.reserved, message_id=message_id, ffmpeg=services.ffmpeg,
-        )
-        services.runner.start(submission.job_id, reporter)
+        await self.bot.follow_job_in_reply(interaction, submission, deferral)
 
 
 class AnimateModal(discord.ui.Modal, title="Animate image"):

@@ -13,7 +13,6 @@ from bot.jobs.failures import JobFailure
 from bot.jobs.store import JobKind
 from bot.requests import PROMPT_MAX_CHARS, parse_image_request, size_suggestions
 from bot.ui.errors import in_guild
-from bot.ui.job_message import JobMessage
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +55,11 @@ class Imagine(commands.Cog):
             request=request,
         )
         try:
-            answer = await interaction.response.defer(thinking=True)
+            deferral = await interaction.response.defer(thinking=True)
         except discord.HTTPException:
             await services.runner.cancel_unstarted(submission.job_id, NOT_ACKNOWLEDGED)
             raise
-        message_id = answer.message_id if answer is not None else None
-        if message_id is not None:
-            await services.store.set_message(submission.job_id, message_id)
-        reporter = JobMessage(
-            interaction, store=services.store, clock=services.clock, job_id=submission.job_id,
-            reserved=submission.reserved, message_id=message_id, ffmpeg=services.ffmpeg,
-        )
-        services.runner.start(submission.job_id, reporter)
+        await self.bot.follow_job_in_reply(interaction, submission, deferral)
 
     @imagine.autocomplete("size")
     async def size_autocomplete(
