@@ -10,6 +10,7 @@ import discord
 from discord.ext import commands
 
 from bot import USER_AGENT
+from bot.blocked_terms import BlockedTerms
 from bot.clock import Clock
 from bot.config import Settings
 from bot.credits import CreditLedger, to_milli
@@ -19,12 +20,17 @@ from bot.jobs.kinds import ImageJobRules, VideoJobRules
 from bot.jobs.runner import JobRunner, RunnerSettings, Submission
 from bot.jobs.store import JobKind, JobStore
 from bot.media.video import find_ffmpeg
+from bot.periods import Period
+from bot.quotas import QuotaDefaults, QuotaStore
 from bot.ui.errors import ReplyingCommandTree
 from bot.ui.job_message import JobMessage
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.animate", "cogs.credits")
+EXTENSIONS = (
+    "cogs.imagine", "cogs.animate", "cogs.credits", "cogs.quota", "cogs.usage", "cogs.moderation",
+    "cogs.admin",
+)
 
 
 def use_discord_api(base_url: str) -> None:
@@ -46,6 +52,8 @@ class Services:
     store: JobStore
     runner: JobRunner
     ffmpeg: str | None  # None: videos over the upload limit are linked, not re-encoded
+    quotas: QuotaStore
+    blocked_terms: BlockedTerms
 
 
 class WanBot(commands.AutoShardedBot):
@@ -80,7 +88,15 @@ class WanBot(commands.AutoShardedBot):
             base_url=settings.evolink_base_url,
             files_base_url=settings.evolink_files_base_url,
         )
-        ledger = CreditLedger(db, self.clock, daily_allowance=to_milli(settings.default_daily_credits))
+        quotas = QuotaStore(db, self.clock, QuotaDefaults(
+            allowance=to_milli(settings.default_daily_credits),
+            period=Period.DAY,
+            max_concurrent_jobs=settings.default_max_concurrent_jobs,
+        ))
+        ledger = CreditLedger(
+            db, self.clock, quotas,
+            bot_daily_budget=None if settings.bot_daily_budget is None else to_milli(settings.bot_daily_budget),
+        )
         store = JobStore(db, self.clock)
         runner = JobRunner(
             db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=self.clock,
@@ -98,7 +114,7 @@ class WanBot(commands.AutoShardedBot):
             log.warning("ffmpeg not found (FFMPEG_PATH=%s): videos over Discord's upload limit "
                         "will be posted as links instead of being re-encoded", settings.ffmpeg_path)
         self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner,
-                                 ffmpeg)
+                                 ffmpeg, quotas, BlockedTerms(db, self.clock))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         log.info("Ready to take commands (database %s)", settings.database_path)

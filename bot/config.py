@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     video_credits_per_second: Credits = Decimal("5.1")
     video_480p_multiplier: Credits = Decimal("0.5")
     video_1080p_multiplier: Credits = Decimal("1.67")
+    # Defaults for guilds whose moderators set nothing, and an optional cap on what the bot may
+    # spend per UTC day across all guilds (unset: no cap).
+    default_max_concurrent_jobs: int = Field(default=2, ge=1, le=50)
+    bot_daily_budget: Credits | None = None
 
     # Jobs: how many may be in flight at EvoLink at once, and when a job is given up.
     max_jobs_in_flight: int = Field(default=20, ge=1, le=1000)

@@ -5,55 +5,48 @@ job really produced) or refunded, exactly once. A member's balance for the curre
 
     remaining = allowance + granted - spent - held
 
-where `spent` sums this period's settlements, `granted` this period's grants and adjustments, and
-`held` the reservations still open (whenever they were made: a job in flight across a period
-boundary keeps its hold until it ends). Amounts are integer milli-credits.
+where `allowance` comes from the guild's quota settings (see bot/quotas.py), `spent` sums this
+period's settlements, `granted` this period's grants and adjustments, and `held` the reservations
+still open (whenever they were made: a job in flight across a period boundary keeps its hold until
+it ends). Amounts are integer milli-credits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
+from datetime import datetime
 
 from bot.clock import Clock
 from bot.db import Database, Transaction
 from bot.errors import UserFacingError
+from bot.periods import Period
+from bot.quotas import Allowance, GuildQuotaSettings, QuotaStore, effective_allowance
+from bot.units import MILLI, format_credits, to_milli, to_millis
 
-MILLI = 1000
-
-
-def to_milli(credits: Decimal | int) -> int:
-    return int(Decimal(credits) * MILLI)
-
-
-def format_credits(milli: int) -> str:
-    """1500 -> '1.5', 2000 -> '2'."""
-    return format(Decimal(milli) / MILLI, "f")
-
-
-def to_millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def daily_period(now: datetime) -> tuple[datetime, datetime]:
-    """The UTC day containing `now`: allowances refill at 00:00 UTC."""
-    start = datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
-    return start, start + timedelta(days=1)
+__all__ = [
+    "MILLI", "Balance", "BotBudgetExhausted", "CreditLedger", "GuildBudgetExhausted",
+    "InsufficientCredits", "MemberBlocked", "TooManyJobs", "format_credits", "to_milli",
+]
 
 
 @dataclass(frozen=True)
 class Balance:
-    allowance: int
+    allowance: Allowance
     granted: int
     spent: int
     held: int
+    period: Period
     period_start: datetime
     refills_at: datetime
+    running_jobs: int
+    max_running_jobs: int
+    blocked: bool = False
+    block_reason: str | None = None
 
     @property
     def remaining(self) -> int:
-        return max(0, self.allowance + self.granted - self.spent - self.held)
+        return max(0, self.allowance.amount + self.granted - self.spent - self.held)
 
 
 class InsufficientCredits(UserFacingError):
@@ -61,28 +54,69 @@ class InsufficientCredits(UserFacingError):
         self.needed, self.balance = needed, balance
         super().__init__(
             f"This needs {format_credits(needed)} credits and you have "
-            f"{format_credits(balance.remaining)} left today."
+            f"{format_credits(balance.remaining)} left {balance.period.this}."
         )
 
 
+class MemberBlocked(UserFacingError):
+    def __init__(self, reason: str | None) -> None:
+        self.reason = reason
+        because = f" ({reason})" if reason else ""
+        super().__init__(f"A moderator has blocked you from generating in this server{because}.")
+
+
+class TooManyJobs(UserFacingError):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        jobs = "job" if limit == 1 else "jobs"
+        super().__init__(
+            f"You already have {limit} {jobs} running, the most this server allows at once. "
+            "Wait for one to finish."
+        )
+
+
+class GuildBudgetExhausted(UserFacingError):
+    def __init__(self, settings: GuildQuotaSettings, resets_at: datetime) -> None:
+        self.resets_at = resets_at
+        super().__init__(
+            f"This server has used its {settings.period.adjective} budget of "
+            f"{format_credits(settings.budget or 0)} credits. Generation resumes when it resets."
+        )
+
+
+class BotBudgetExhausted(UserFacingError):
+    def __init__(self, resets_at: datetime) -> None:
+        self.resets_at = resets_at
+        super().__init__("The bot has used its daily budget across all servers. "
+                         "Generation resumes when it resets at 00:00 UTC.")
+
+
 class CreditLedger:
-    def __init__(self, db: Database, clock: Clock, *, daily_allowance: int) -> None:
+    def __init__(self, db: Database, clock: Clock, quotas: QuotaStore, *,
+                 bot_daily_budget: int | None = None) -> None:
         self._db = db
         self._clock = clock
-        self._daily_allowance = daily_allowance
+        self._quotas = quotas
+        self._bot_daily_budget = bot_daily_budget
 
-    async def balance(self, guild_id: int, user_id: int) -> Balance:
+    async def balance(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> Balance:
         async with self._db.transaction() as tx:
-            return await self._balance(tx, guild_id, user_id)
+            return await self.balance_in(tx, guild_id, user_id, role_ids)
 
     async def reserve(
-        self, tx: Transaction, *, guild_id: int, user_id: int, job_id: int, amount: int
+        self,
+        tx: Transaction,
+        *,
+        guild_id: int,
+        user_id: int,
+        job_id: int,
+        amount: int,
+        role_ids: Iterable[int] = (),
     ) -> Balance:
-        """Hold `amount` for a job, or raise InsufficientCredits. Runs inside the caller's write
-        transaction (BEGIN IMMEDIATE), so the check and the hold are one atomic step."""
-        balance = await self._balance(tx, guild_id, user_id)
-        if amount > balance.remaining:
-            raise InsufficientCredits(amount, balance)
+        """Hold `amount` for a job, or raise why not (blocked, too many jobs running, not enough
+        credits, guild or bot budget spent). Runs inside the caller's write transaction (BEGIN
+        IMMEDIATE), so every check and the hold are one atomic step."""
+        await self._check_allowed(tx, guild_id, user_id, role_ids, amount)
         now = to_millis(self._clock.now())
         await tx.execute(
             "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount, reason, created_at) "
@@ -94,7 +128,34 @@ class CreditLedger:
             "VALUES (?, ?, ?, ?, ?)",
             (job_id, guild_id, user_id, amount, now),
         )
-        return await self._balance(tx, guild_id, user_id)
+        return await self.balance_in(tx, guild_id, user_id, role_ids)
+
+    async def check_allowed(self, guild_id: int, user_id: int, role_ids: Iterable[int],
+                            amount: int) -> Balance:
+        """The checks of `reserve` without holding anything: lets a command refuse privately
+        before it starts slow work (the reservation itself checks again, atomically)."""
+        async with self._db.transaction() as tx:
+            return await self._check_allowed(tx, guild_id, user_id, role_ids, amount)
+
+    async def _check_allowed(self, tx: Transaction, guild_id: int, user_id: int,
+                             role_ids: Iterable[int], amount: int) -> Balance:
+        balance = await self.balance_in(tx, guild_id, user_id, role_ids)
+        if balance.blocked:
+            raise MemberBlocked(balance.block_reason)
+        if balance.running_jobs >= balance.max_running_jobs:
+            raise TooManyJobs(balance.max_running_jobs)
+        if amount > balance.remaining:
+            raise InsufficientCredits(amount, balance)
+        settings = await self._quotas.guild_settings(tx, guild_id)
+        if settings.budget is not None:
+            used = await self._consumed(tx, balance.period_start, balance.refills_at, guild_id)
+            if used + amount > settings.budget:
+                raise GuildBudgetExhausted(settings, balance.refills_at)
+        if self._bot_daily_budget is not None:
+            start, end = Period.DAY.bounds(self._clock.now())
+            if await self._consumed(tx, start, end) + amount > self._bot_daily_budget:
+                raise BotBudgetExhausted(end)
+        return balance
 
     async def settle(self, tx: Transaction, *, job_id: int, amount: int) -> int | None:
         """Close a job's reservation with its real cost. Returns the amount charged, or None when
@@ -105,6 +166,93 @@ class CreditLedger:
         """Release a job's reservation entirely. Returns the amount released, or None when the job
         was already closed."""
         return await self._close(tx, job_id, "refund", None, reason)
+
+    async def grant(self, tx: Transaction, *, guild_id: int, user_id: int, amount: int,
+                    reason: str, actor_id: int) -> None:
+        """Add to a member's allowance for the current period (negative amounts take away)."""
+        await tx.execute(
+            "INSERT INTO ledger (guild_id, user_id, kind, amount, reason, actor_id, created_at) "
+            "VALUES (?, ?, 'grant', ?, ?, ?, ?)",
+            (guild_id, user_id, amount, reason, actor_id, to_millis(self._clock.now())),
+        )
+
+    async def guild_usage(self, guild_id: int) -> tuple[GuildQuotaSettings, int, int, datetime]:
+        """The guild's settings, what it spent and holds this period, and when the period ends."""
+        async with self._db.transaction() as tx:
+            settings = await self._quotas.guild_settings(tx, guild_id)
+            start, end = settings.period.bounds(self._clock.now())
+            spent = await self._spent(tx, start, end, guild_id)
+            held = await self._held(tx, guild_id)
+            return settings, spent, held, end
+
+    async def top_spenders(self, guild_id: int, limit: int = 10) -> tuple[Period, list[tuple[int, int, int]]]:
+        """(user id, credits spent, jobs settled) this period, most first."""
+        async with self._db.transaction() as tx:
+            settings = await self._quotas.guild_settings(tx, guild_id)
+            start, end = settings.period.bounds(self._clock.now())
+            rows = await tx.fetchall(
+                "SELECT user_id, SUM(amount) AS spent, COUNT(*) AS jobs FROM ledger "
+                "WHERE guild_id = ? AND kind = 'settle' AND created_at >= ? AND created_at < ? "
+                "GROUP BY user_id ORDER BY spent DESC, user_id LIMIT ?",
+                (guild_id, to_millis(start), to_millis(end), limit),
+            )
+        return settings.period, [(row["user_id"], row["spent"], row["jobs"]) for row in rows]
+
+    async def charges(self, job_ids: Iterable[int]) -> dict[int, int]:
+        """What each of these jobs was charged (settled jobs only)."""
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        placeholders = ", ".join("?" for _ in ids)
+        rows = await self._db.fetchall(
+            f"SELECT job_id, amount FROM ledger WHERE kind = 'settle' AND job_id IN ({placeholders})",
+            ids,
+        )
+        return {row["job_id"]: row["amount"] for row in rows}
+
+    async def ledger_rows(self, guild_id: int) -> list[dict[str, object]]:
+        """Every ledger row of one guild, oldest first (for the CSV export)."""
+        rows = await self._db.fetchall(
+            "SELECT id, created_at, user_id, job_id, kind, amount, reason, actor_id FROM ledger "
+            "WHERE guild_id = ? ORDER BY id", (guild_id,),
+        )
+        return [dict(row) for row in rows]
+
+    async def bot_totals_today(self) -> tuple[int, int]:
+        """What the bot charged (settled) today across every guild, and what running jobs hold."""
+        start, end = Period.DAY.bounds(self._clock.now())
+        async with self._db.transaction() as tx:
+            return await self._spent(tx, start, end), await self._held(tx)
+
+    async def balance_in(self, tx: Transaction, guild_id: int, user_id: int,
+                         role_ids: Iterable[int] = ()) -> Balance:
+        settings = await self._quotas.guild_settings(tx, guild_id)
+        member = await self._quotas.member(tx, guild_id, user_id)
+        allowance = effective_allowance(
+            settings, await self._quotas.role_allowances(tx, guild_id), role_ids, member
+        )
+        start, end = settings.period.bounds(self._clock.now())
+        row = await tx.fetchone(
+            """
+            SELECT
+              COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0) AS spent,
+              COALESCE(SUM(CASE WHEN kind IN ('grant', 'adjust') THEN amount END), 0) AS granted
+            FROM ledger
+            WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND created_at < :end
+            """,
+            {"guild": guild_id, "user": user_id, "start": to_millis(start), "end": to_millis(end)},
+        )
+        holds = await tx.fetchone(
+            "SELECT COALESCE(SUM(amount), 0) AS held, COUNT(*) AS jobs FROM credit_holds "
+            "WHERE guild_id = ? AND user_id = ?", (guild_id, user_id),
+        )
+        assert row is not None and holds is not None
+        return Balance(
+            allowance=allowance, granted=row["granted"], spent=row["spent"], held=holds["held"],
+            period=settings.period, period_start=start, refills_at=end,
+            running_jobs=holds["jobs"], max_running_jobs=settings.max_concurrent_jobs,
+            blocked=member.blocked, block_reason=member.block_reason,
+        )
 
     async def _close(
         self, tx: Transaction, job_id: int, kind: str, charge: int | None, reason: str
@@ -123,26 +271,25 @@ class CreditLedger:
         )
         return amount
 
-    async def _balance(self, tx: Transaction, guild_id: int, user_id: int) -> Balance:
-        start, end = daily_period(self._clock.now())
+    async def _consumed(self, tx: Transaction, start: datetime, end: datetime,
+                        guild_id: int | None = None) -> int:
+        """Spent in [start, end) plus everything held now: what a budget is measured against."""
+        return await self._spent(tx, start, end, guild_id) + await self._held(tx, guild_id)
+
+    async def _spent(self, tx: Transaction, start: datetime, end: datetime,
+                     guild_id: int | None = None) -> int:
         row = await tx.fetchone(
-            """
-            SELECT
-              COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0) AS spent,
-              COALESCE(SUM(CASE WHEN kind IN ('grant', 'adjust') THEN amount END), 0) AS granted,
-              (SELECT COALESCE(SUM(amount), 0) FROM credit_holds
-                WHERE guild_id = :guild AND user_id = :user) AS held
-            FROM ledger
-            WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND created_at < :end
-            """,
-            {"guild": guild_id, "user": user_id, "start": to_millis(start), "end": to_millis(end)},
+            "SELECT COALESCE(SUM(amount), 0) AS spent FROM ledger WHERE kind = 'settle' "
+            "AND created_at >= ? AND created_at < ? AND (? IS NULL OR guild_id = ?)",
+            (to_millis(start), to_millis(end), guild_id, guild_id),
         )
         assert row is not None
-        return Balance(
-            allowance=self._daily_allowance,
-            granted=row["granted"],
-            spent=row["spent"],
-            held=row["held"],
-            period_start=start,
-            refills_at=end,
+        return row["spent"]
+
+    async def _held(self, tx: Transaction, guild_id: int | None = None) -> int:
+        row = await tx.fetchone(
+            "SELECT COALESCE(SUM(amount), 0) AS held FROM credit_holds "
+            "WHERE (? IS NULL OR guild_id = ?)", (guild_id, guild_id),
         )
+        assert row is not None
+        return row["held"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from bot.credits import MILLI
+from bot.units import MILLI
 
 
 @dataclass(frozen=True)

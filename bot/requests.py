@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.errors import UserFacingError
+from bot.units import to_milli
 
 PROMPT_MAX_CHARS = 2000
 VIDEO_PROMPT_MAX_CHARS = 1000
@@ -205,6 +207,29 @@ def parse_quality(value: str | None) -> str:
     if quality not in VIDEO_QUALITIES:
         raise InvalidRequest("quality", _shown(value), "choose 480p, 720p or 1080p")
     return quality
+
+
+MAX_CREDIT_AMOUNT = 1_000_000
+
+
+def parse_credit_amount(value: float | int | str, *, option: str = "amount",
+                        allow_negative: bool = False) -> int:
+    """A number of credits typed by a moderator -> milli-credits, checked (Discord's min/max
+    hints are not enforced for crafted interactions)."""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidRequest(option, _shown(str(value)), "expected a number of credits") from None
+    if not amount.is_finite():
+        raise InvalidRequest(option, value, "expected a number of credits")
+    low = -MAX_CREDIT_AMOUNT if allow_negative else 0
+    if not low <= amount <= MAX_CREDIT_AMOUNT:
+        rule = (f"must be between {low:,} and {MAX_CREDIT_AMOUNT:,} credits" if allow_negative
+                else f"must be between 0 and {MAX_CREDIT_AMOUNT:,} credits")
+        raise InvalidRequest(option, value, rule)
+    if amount != amount.quantize(Decimal("0.001")):
+        raise InvalidRequest(option, value, "credits have at most 3 decimals")
+    return to_milli(amount)
 
 
 def size_suggestions(typed: str, limit: int = 25) -> list[tuple[str, str]]:

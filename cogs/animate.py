@@ -9,7 +9,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
-from bot.credits import InsufficientCredits
 from bot.errors import UserFacingError
 from bot.jobs.inputs import ImageSource, prepare_video_input
 from bot.jobs.store import JobKind
@@ -22,7 +21,8 @@ from bot.requests import (
     VideoRequest,
     parse_video_options,
 )
-from bot.ui.errors import describe_error, in_guild, reply_with_error
+from bot.ui.checks import in_guild, member_role_ids
+from bot.ui.errors import describe_error, reply_with_error
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,12 @@ class Animate(commands.Cog):
         """The /animate flow, shared by the command and the menu's modal."""
         services = self.bot.services
         assert interaction.guild_id is not None and interaction.channel_id is not None
-        # Say "not enough credits" privately before anything public happens; the real, atomic
-        # reservation comes once the picture is known to be usable.
+        # Refuse privately (blocked prompt, blocked member, not enough credits...) before anything
+        # public happens; the real, atomic reservation comes once the picture is known to be usable.
+        await services.blocked_terms.check(interaction.guild_id, options.prompt)
+        roles = member_role_ids(interaction)
         estimate = services.settings.prices.video_estimate(options.duration, options.quality)
-        balance = await services.ledger.balance(interaction.guild_id, interaction.user.id)
-        if estimate > balance.remaining:
-            raise InsufficientCredits(estimate, balance)
+        await services.ledger.check_allowed(interaction.guild_id, interaction.user.id, roles, estimate)
 
         deferral = await interaction.response.defer(thinking=True)
         prepared = await prepare_video_input(
@@ -121,6 +121,7 @@ class Animate(commands.Cog):
         submission = await services.runner.submit(
             kind=JobKind.VIDEO, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
             user_id=interaction.user.id, interaction_id=interaction.id, request=request,
+            role_ids=roles,
         )
         await self.bot.follow_job_in_reply(interaction, submission, deferral)
 

@@ -1,4 +1,4 @@
-"""/credits: a member's own balance in this server."""
+"""/credits: a member's own balance in this server, and their last jobs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
-from bot.ui.errors import in_guild
+from bot.ui.checks import in_guild, member_role_ids
 from bot.ui.render import render_balance
+
+RECENT_JOBS = 5
 
 
 class Credits(commands.Cog):
@@ -19,8 +21,14 @@ class Credits(commands.Cog):
     @app_commands.check(in_guild)
     async def credits(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        balance = await self.bot.services.ledger.balance(interaction.guild_id, interaction.user.id)
-        await interaction.response.send_message(render_balance(balance), ephemeral=True)
+        services = self.bot.services
+        balance = await services.ledger.balance(
+            interaction.guild_id, interaction.user.id, member_role_ids(interaction)
+        )
+        jobs = await services.store.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
+        charges = await services.ledger.charges(job.id for job in jobs)
+        recent = [(job, charges.get(job.id)) for job in jobs]
+        await interaction.response.send_message(render_balance(balance, recent), ephemeral=True)
 
 
 async def setup(bot: WanBot) -> None:

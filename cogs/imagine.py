@@ -12,7 +12,7 @@ from bot.app import WanBot
 from bot.jobs.failures import JobFailure
 from bot.jobs.store import JobKind
 from bot.requests import PROMPT_MAX_CHARS, parse_image_request, size_suggestions
-from bot.ui.errors import in_guild
+from bot.ui.checks import in_guild, member_role_ids
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class Imagine(commands.Cog):
         # are local (no network), well inside Discord's 3 seconds.
         request = parse_image_request(prompt, size, n, prompt_extend)
         assert interaction.guild_id is not None and interaction.channel_id is not None
+        await services.blocked_terms.check(interaction.guild_id, request.prompt)
         submission = await services.runner.submit(
             kind=JobKind.IMAGE,
             guild_id=interaction.guild_id,
@@ -53,6 +54,7 @@ class Imagine(commands.Cog):
             user_id=interaction.user.id,
             interaction_id=interaction.id,
             request=request,
+            role_ids=member_role_ids(interaction),
         )
         try:
             deferral = await interaction.response.defer(thinking=True)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -124,6 +124,7 @@ class JobRunner:
         user_id: int,
         interaction_id: int | None,
         request: ImageRequest | VideoRequest,
+        role_ids: Iterable[int] = (),
     ) -> Submission:
         """Write the job and reserve its estimate in one transaction (InsufficientCredits rolls
         both back). Nothing is sent to EvoLink until `start` runs it."""
@@ -135,7 +136,8 @@ class JobRunner:
                 user_id=user_id, interaction_id=interaction_id, request=options,
             )
             await self._ledger.reserve(
-                tx, guild_id=guild_id, user_id=user_id, job_id=job_id, amount=estimate
+                tx, guild_id=guild_id, user_id=user_id, job_id=job_id, amount=estimate,
+                role_ids=role_ids,
             )
         log.info("Job %d: %s job queued for user %d in guild %d", job_id, kind, user_id, guild_id)
         return Submission(job_id=job_id, reserved=estimate)

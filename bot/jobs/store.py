@@ -12,8 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from bot.clock import Clock
-from bot.credits import to_millis
 from bot.db import Database, Row, Transaction
+from bot.units import to_millis
 
 
 class JobState(StrEnum):
@@ -109,6 +109,13 @@ class JobStore:
         if row is None:
             raise KeyError(f"job {job_id} does not exist")
         return Job.from_row(row)
+
+    async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+        return [Job.from_row(row) for row in rows]
 
     async def set_message(self, job_id: int, message_id: int) -> None:
         async with self._db.transaction() as tx:

@@ -8,26 +8,11 @@ import secrets
 import discord
 from discord import app_commands
 
-from bot.credits import InsufficientCredits, format_credits
+from bot.credits import BotBudgetExhausted, GuildBudgetExhausted, InsufficientCredits, format_credits
 from bot.errors import UserFacingError
 from bot.ui.render import timestamp
 
 log = logging.getLogger(__name__)
-
-
-class GuildOnly(UserFacingError, app_commands.CheckFailure):
-    def __init__(self) -> None:
-        super().__init__(
-            "Generations happen in servers: credits are counted per server. "
-            "Use this command in a server channel where the bot is."
-        )
-
-
-def in_guild(interaction: discord.Interaction) -> bool:
-    """A command check: credits are per guild, so generation commands need one."""
-    if interaction.guild_id is None:
-        raise GuildOnly()
-    return True
 
 
 def describe_error(interaction: discord.Interaction, error: Exception) -> str:
@@ -37,9 +22,11 @@ def describe_error(interaction: discord.Interaction, error: Exception) -> str:
     if isinstance(error, InsufficientCredits):
         return (
             f"Not enough credits: this needs {format_credits(error.needed)} and you have "
-            f"{format_credits(error.balance.remaining)} left. Your allowance refills "
+            f"{format_credits(error.balance.remaining)} left {error.balance.period.this}. Your allowance refills "
             f"{timestamp(error.balance.refills_at)}."
         )
+    if isinstance(error, GuildBudgetExhausted | BotBudgetExhausted):
+        return f"{error} It resets {timestamp(error.resets_at)}."
     if isinstance(error, UserFacingError):
         return str(error)
     if isinstance(error, app_commands.TransformerError):

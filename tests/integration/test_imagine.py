@@ -7,7 +7,7 @@ import re
 
 from PIL import Image
 
-from tests.integration.conftest import EVOLINK_KEY, USER_ID
+from tests.integration.conftest import EVOLINK_KEY, USER_ID, start_harness
 
 PROGRESS = re.compile(r"`[▰▱]{20}` (\d+)%")
 
@@ -81,16 +81,29 @@ async def test_bad_input_is_refused_with_the_rule_and_the_value_and_nothing_is_s
     assert (balance.spent, balance.held, balance.remaining) == (0, 0, 20_000)
 
 
-async def test_not_enough_credits_says_what_is_left_and_when_it_refills(harness):
-    first = await harness.command("imagine", prompt="four foxes", n=4)      # 8 credits
-    second = await harness.command("imagine", prompt="four more foxes", n=4)  # 16 held now
-    third = await harness.command("imagine", prompt="and again", n=4)        # would be 24 > 20
-    text = await _refused(harness, third)
-    assert re.fullmatch(r"Not enough credits: this needs 8 and you have 4 left\. "
-                        r"Your allowance refills <t:\d+:R>\.", text)
+async def test_not_enough_credits_says_what_is_left_and_when_it_refills(tmp_path):
+    async for harness in start_harness(tmp_path, default_max_concurrent_jobs=5):
+        first = await harness.command("imagine", prompt="four foxes", n=4)      # 8 credits
+        second = await harness.command("imagine", prompt="four more foxes", n=4)  # 16 held now
+        third = await harness.command("imagine", prompt="and again", n=4)        # would be 24 > 20
+        text = await _refused(harness, third)
+        assert re.fullmatch(r"Not enough credits: this needs 8 and you have 4 left today\. "
+                            r"Your allowance refills <t:\d+:R>\.", text)
+        for interaction in (first, second):
+            await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 4)
+        assert len(harness.evolink_creates()) == 2
+
+
+async def test_a_third_job_at_once_waits_for_the_member_to_finish_one(harness):
+    first = await harness.command("imagine", prompt="one fox")
+    second = await harness.command("imagine", prompt="two foxes")
+    third = await harness.command("imagine", prompt="three foxes")
+    assert await _refused(harness, third) == (
+        "You already have 2 jobs running, the most this server allows at once. Wait for one to finish.")
     for interaction in (first, second):
-        await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 4)
-    assert len(harness.evolink_creates()) == 2
+        await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1)
+    fourth = await harness.command("imagine", prompt="four foxes")
+    await harness.wait_for_original(fourth, lambda m: len(m.attachments) == 1)
 
 
 async def test_a_refused_prompt_is_explained_and_refunded(harness):

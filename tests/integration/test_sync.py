@@ -8,7 +8,16 @@ async def test_sync_registers_every_command_in_one_guild(harness):
     await sync_commands(harness.settings, GUILD_ID)
 
     commands = {(c["name"], c["type"]): c for c in harness.discord.commands[GUILD_ID]}
-    assert set(commands) == {("imagine", 1), ("animate", 1), ("credits", 1), ("Animate image", 3)}
+    assert set(commands) == {("imagine", 1), ("animate", 1), ("credits", 1), ("Animate image", 3),
+                             ("quota", 1), ("usage", 1), ("moderation", 1), ("admin", 1)}
+    # Moderator groups are hidden from members by default (a hint; the code checks for real).
+    assert str(commands["quota", 1]["default_member_permissions"]) == str(1 << 5)  # Manage Server
+    assert str(commands["admin", 1]["default_member_permissions"]) == "0"  # administrators only
+    assert {o["name"] for o in commands["quota", 1]["options"]} == {
+        "set-default", "set-role", "set-user", "grant", "block", "unblock", "show", "budget",
+        "moderator-role", "log-channel"}
+    [terms] = commands["moderation", 1]["options"]
+    assert (terms["name"], {o["name"] for o in terms["options"]}) == ("blocked-terms", {"add", "remove", "list"})
 
     imagine = {o["name"]: o for o in commands["imagine", 1]["options"]}
     assert imagine["prompt"]["required"] and imagine["prompt"]["max_length"] == 2000

@@ -10,6 +10,13 @@ import pytest
 from bot.clock import ScaledClock
 from bot.credits import CreditLedger, InsufficientCredits, format_credits, to_milli
 from bot.jobs.store import JobKind, JobStore
+from bot.periods import Period
+from bot.quotas import QuotaDefaults, QuotaStore
+
+
+def make_ledger(db, clock, allowance=20, max_jobs=1000, **kwargs) -> CreditLedger:
+    quotas = QuotaStore(db, clock, QuotaDefaults(to_milli(allowance), Period.DAY, max_jobs))
+    return CreditLedger(db, clock, quotas, **kwargs)
 
 GUILD, OTHER_GUILD, USER = 1001, 1002, 42
 
@@ -32,7 +39,7 @@ def store(db, clock):
 
 @pytest.fixture
 def ledger(db, clock):
-    return CreditLedger(db, clock, daily_allowance=to_milli(20))
+    return make_ledger(db, clock)
 
 
 async def test_fifty_concurrent_reservations_never_exceed_the_allowance(db, store, ledger):
@@ -91,7 +98,7 @@ async def test_guilds_are_separate_accounts(db, store, ledger):
 
 async def test_the_day_rolls_over_at_utc_midnight_and_holds_survive_it(db, store):
     clock = ScaledClock(speed=1, start=datetime(2026, 11, 21, 23, 59, 0, tzinfo=UTC))
-    ledger = CreditLedger(db, clock, daily_allowance=to_milli(20))
+    ledger = make_ledger(db, clock)
     spent_job, running_job = await new_job(db, store), await new_job(db, store)
     await reserve(db, ledger, spent_job, to_milli(10))
     async with db.transaction() as tx:
@@ -118,7 +125,7 @@ async def test_two_connections_cannot_overspend_either(db, store, clock, tmp_pat
 
     second_db = await Database.open(tmp_path / "bot.db")
     try:
-        ledgers = [CreditLedger(d, clock, daily_allowance=to_milli(20)) for d in (db, second_db)]
+        ledgers = [make_ledger(d, clock) for d in (db, second_db)]
         jobs = [await new_job(db, store) for _ in range(50)]
         outcomes = await asyncio.gather(
             *(reserve((db, second_db)[i % 2], ledgers[i % 2], job, to_milli(2))

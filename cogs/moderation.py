@@ -1,0 +1,86 @@
+"""/moderation blocked-terms: words and patterns a server does not allow in prompts."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import WanBot
+from bot.ui.checks import moderator_only
+from bot.ui.moderation_log import echo_to_log_channel
+
+LIST_LIMIT_CHARS = 1800
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class Moderation(commands.GroupCog, group_name="moderation", group_description="Moderators: what prompts may contain"):
+    blocked_terms = app_commands.Group(name="blocked-terms", description="Words and patterns refused in prompts")
+
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return await moderator_only(interaction)
+
+    @blocked_terms.command(name="add", description="Refuse prompts that contain a word or match a pattern")
+    @app_commands.describe(term="The word or phrase (case, accents and hidden characters are ignored)",
+                           regex="Treat it as a regular expression (default: no)")
+    async def add(self, interaction: discord.Interaction, term: app_commands.Range[str, 1, 200],
+                  regex: bool = False) -> None:
+        assert interaction.guild_id is not None
+        services = self.bot.services
+        added = await services.blocked_terms.add(interaction.guild_id, term, is_regex=regex,
+                                                 added_by=interaction.user.id)
+        async with services.db.transaction() as tx:
+            await services.quotas.audit(tx, guild_id=interaction.guild_id, actor_id=interaction.user.id,
+                                        action="blocked-term-add", term=added.term, regex=added.is_regex)
+        kind = "pattern" if added.is_regex else "term"
+        reply = f"Prompts with the {kind} `{_code(added.term)}` are now refused here."
+        await interaction.response.send_message(reply, ephemeral=True)
+        await echo_to_log_channel(self.bot, interaction, f"blocked {kind} added: `{_code(added.term)}`")
+
+    @blocked_terms.command(name="remove", description="Allow a blocked word or pattern again")
+    @app_commands.describe(term="Exactly as it was added")
+    async def remove(self, interaction: discord.Interaction, term: app_commands.Range[str, 1, 200]) -> None:
+        assert interaction.guild_id is not None
+        services = self.bot.services
+        removed = await services.blocked_terms.remove(interaction.guild_id, term)
+        if removed is None:
+            await interaction.response.send_message(
+                f"`{_code(term)}` is not on this server's list (use /moderation blocked-terms list).",
+                ephemeral=True)
+            return
+        async with services.db.transaction() as tx:
+            await services.quotas.audit(tx, guild_id=interaction.guild_id, actor_id=interaction.user.id,
+                                        action="blocked-term-remove", term=removed.term, regex=removed.is_regex)
+        await interaction.response.send_message(f"`{_code(removed.term)}` is no longer blocked.", ephemeral=True)
+        await echo_to_log_channel(self.bot, interaction, f"blocked term removed: `{_code(removed.term)}`")
+
+    @blocked_terms.command(name="list", description="Show this server's blocked words and patterns")
+    async def list(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        terms = await self.bot.services.blocked_terms.list(interaction.guild_id)
+        if not terms:
+            text = "No blocked terms in this server."
+        else:
+            lines = [f"**Blocked in prompts here** ({len(terms)})"]
+            for term in terms:
+                line = f"• `{_code(term.term)}`" + (" (pattern)" if term.is_regex else "")
+                if sum(len(x) + 1 for x in lines) + len(line) > LIST_LIMIT_CHARS:
+                    lines.append(f"… and {len(terms) - len(lines) + 1} more")
+                    break
+                lines.append(line)
+            text = "\n".join(lines)
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def _code(text: str) -> str:
+    """Inside `code`, only a backtick can break out."""
+    return text.replace("`", "ˋ")
+
+
+async def setup(bot: WanBot) -> None:
+    await bot.add_cog(Moderation(bot))

@@ -1,0 +1,71 @@
+"""/usage: moderators see where this server's credits went."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import WanBot
+from bot.ui.checks import moderator_only
+from bot.units import format_credits
+
+CSV_COLUMNS = ("id", "time_utc", "user_id", "job_id", "kind", "credits", "reason", "actor_id")
+
+
+def ledger_csv(rows: list[dict[str, object]]) -> bytes:
+    """The ledger as CSV: one line per row, credits as exact decimals, times in ISO 8601 UTC."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        moment = datetime.fromtimestamp(int(row["created_at"]) / 1000, UTC)  # type: ignore[arg-type]
+        writer.writerow([
+            row["id"], moment.isoformat(timespec="seconds"), row["user_id"], row["job_id"] or "",
+            row["kind"], format_credits(int(row["amount"])),  # type: ignore[arg-type]
+            row["reason"] or "", row["actor_id"] or "",
+        ])
+    return buffer.getvalue().encode("utf-8")
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class Usage(commands.GroupCog, group_name="usage", group_description="Moderators: where this server's credits went"):
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return await moderator_only(interaction)
+
+    @app_commands.command(name="top", description="Who spent the most credits this period")
+    async def top(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        period, spenders = await self.bot.services.ledger.top_spenders(interaction.guild_id)
+        if not spenders:
+            text = f"Nobody has spent credits here {period.this} yet."
+        else:
+            lines = [f"**Top spenders {period.this}**"]
+            lines += [f"{rank}. <@{user}> · {format_credits(spent)} credits · {jobs} job{'s' if jobs != 1 else ''}"
+                      for rank, (user, spent, jobs) in enumerate(spenders, start=1)]
+            text = "\n".join(lines)
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="export", description="This server's credit ledger as a CSV file (only you see it)")
+    async def export(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        rows = await self.bot.services.ledger.ledger_rows(interaction.guild_id)
+        day = self.bot.services.clock.now().strftime("%Y-%m-%d")
+        file = discord.File(io.BytesIO(ledger_csv(rows)),
+                            filename=f"ledger-{interaction.guild_id}-{day}.csv")
+        await interaction.response.send_message(
+            f"{len(rows)} ledger row{'s' if len(rows) != 1 else ''} for this server.", file=file, ephemeral=True
+        )
+
+
+async def setup(bot: WanBot) -> None:
+    await bot.add_cog(Usage(bot))
