@@ -23,15 +23,68 @@ from tests.fakes.discord_api import (
     FakeChannel,
     FakeDiscord,
     FakeGuild,
+    FakeRole,
     slash_command_payload,
+    user_payload,
 )
 
 GUILD_ID = 7000
 CHANNEL_ID = 7001
+LOG_CHANNEL_ID = 7002
+ARTISTS_ROLE = 7101
+MODS_ROLE = 7102
+OTHER_GUILD_ID = 7200
+OTHER_CHANNEL_ID = 7201
 USER_ID = 5005
+MANAGE_SERVER = 1 << 5
 BOT_TOKEN = "bot-token-for-tests.abc123"
 EVOLINK_KEY = "evo-key-for-tests-xyz789"
 CLOCK_SPEED = 20
+
+
+@dataclass
+class Option:
+    """One option of a slash command, with what Discord resolves for it."""
+
+    payload: dict
+    resolved: dict[str, dict]
+
+
+def text(name: str, value: str) -> Option:
+    return Option({"name": name, "type": 3, "value": value}, {})
+
+
+def number(name: str, value: float) -> Option:
+    return Option({"name": name, "type": 10, "value": value}, {})
+
+
+def integer(name: str, value: int) -> Option:
+    return Option({"name": name, "type": 4, "value": value}, {})
+
+
+def boolean(name: str, value: bool) -> Option:
+    return Option({"name": name, "type": 5, "value": value}, {})
+
+
+def member(name: str, user_id: int, roles: tuple[int, ...] = ()) -> Option:
+    return Option({"name": name, "type": 6, "value": str(user_id)}, {
+        "users": {str(user_id): user_payload(user_id)},
+        "members": {str(user_id): {"roles": [str(r) for r in roles], "joined_at": "2026-01-01T00:00:00+00:00",
+                                   "permissions": "0", "flags": 0, "pending": False, "nick": None,
+                                   "avatar": None, "premium_since": None}},
+    })
+
+
+def role(name: str, role_id: int, role_name: str = "role") -> Option:
+    return Option({"name": name, "type": 8, "value": str(role_id)}, {"roles": {str(role_id): {
+        "id": str(role_id), "name": role_name, "color": 0, "hoist": False, "position": 1,
+        "permissions": "0", "managed": False, "mentionable": True, "flags": 0}}})
+
+
+def channel(name: str, channel_id: int, guild_id: int = GUILD_ID) -> Option:
+    return Option({"name": name, "type": 7, "value": str(channel_id)}, {"channels": {str(channel_id): {
+        "id": str(channel_id), "type": 0, "name": "mod-log", "guild_id": str(guild_id),
+        "permissions": "0"}}})
 
 
 @dataclass
@@ -59,6 +112,28 @@ class Harness:
         if interaction_id is not None:
             payload["id"] = str(interaction_id)
         return await self.discord.send_interaction(payload)
+
+    async def slash(self, name: str, *options: Option, sub: str | None = None, user_id: int = USER_ID,
+                    guild_id: int = GUILD_ID, permissions: int = 0, roles: tuple[int, ...] = ()) -> int:
+        """A slash command (or subcommand) with typed options, from a member with the given
+        permissions and roles; returns the interaction id."""
+        resolved: dict[str, dict] = {}
+        for option in options:
+            for kind, entries in option.resolved.items():
+                resolved.setdefault(kind, {}).update(entries)
+        payload = slash_command_payload(
+            self.discord, name=name, subcommand=sub, guild_id=guild_id,
+            channel_id=CHANNEL_ID if guild_id == GUILD_ID else OTHER_CHANNEL_ID, user_id=user_id,
+            permissions=permissions, roles=list(roles), options=[o.payload for o in options],
+            resolved=resolved or None,
+        )
+        return await self.discord.send_interaction(payload)
+
+    async def reply_to(self, interaction_id: int, timeout: float = 15.0) -> str:
+        """The text the member sees in answer to an interaction."""
+        message = await self.wait_for_original(interaction_id, lambda m: bool(m.content) and not m.loading,
+                                               timeout)
+        return message.content
 
     async def command_payload(self, payload: dict) -> int:
         """Send a hand-built interaction payload (e.g. a message context menu)."""
@@ -90,9 +165,12 @@ async def start_harness(tmp_path, speed: float = CLOCK_SPEED, **setting_override
     clock = ScaledClock(speed=speed, start=datetime.now(UTC))
     evolink = FakeEvoLink(clock=clock, api_key=EVOLINK_KEY, image_seconds=30, image_estimate=30)
     evolink_url = await evolink.start()
-    fake_discord = FakeDiscord(
-        guilds=[FakeGuild(id=GUILD_ID, name="Test server", channels=[FakeChannel(CHANNEL_ID)])]
-    )
+    fake_discord = FakeDiscord(guilds=[
+        FakeGuild(id=GUILD_ID, name="Test server",
+                  channels=[FakeChannel(CHANNEL_ID), FakeChannel(LOG_CHANNEL_ID, name="mod-log")],
+                  roles=[FakeRole(ARTISTS_ROLE, "Artists"), FakeRole(MODS_ROLE, "Mods")]),
+        FakeGuild(id=OTHER_GUILD_ID, name="Other server", channels=[FakeChannel(OTHER_CHANNEL_ID)]),
+    ])
     await fake_discord.start()
     settings = load_settings(
         None,
