@@ -38,6 +38,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # `BOT_DAILY_BUDGET=` left empty in a .env means "not set", not "malformed".
+        env_ignore_empty=True,
         # Without this, a malformed value would be echoed in the error (a token is a secret).
         hide_input_in_errors=True,
     )
