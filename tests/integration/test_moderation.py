@@ -250,3 +250,28 @@ async def test_admin_balance_is_for_the_owner_only(harness):
     assert reply.startswith("**EvoLink account**: 10000 credits left, 0 used in all · this API key: 100000 left\n"
                             "The bot charged members **0** credits today (UTC), across every server; "
                             "running jobs hold 0 more.")
+
+
+async def test_the_removal_replies(harness):
+    await as_mod(harness, "quota", role("role", ARTISTS_ROLE), number("amount", 80), sub="set-role")
+    assert await as_mod(harness, "quota", role("role", ARTISTS_ROLE), sub="set-role") == (
+        f"<@&{ARTISTS_ROLE}> no longer has an allowance of its own.")
+    await as_mod(harness, "quota", member("member", USER_ID), number("amount", 3), sub="set-user")
+    assert await as_mod(harness, "quota", member("member", USER_ID), sub="set-user") == (
+        f"<@{USER_ID}> is back to the server default and their roles' allowances.")
+    assert await as_mod(harness, "quota", member("member", USER_ID), number("amount", -4),
+                        sub="grant") == (
+        f"Took 4 credits from <@{USER_ID}> for today (granted by a moderator). They have 16 credits left.")
+    assert await as_mod(harness, "quota", sub="moderator-role") == (
+        "Only members with Manage Server can use the moderator commands now.")
+    assert await as_mod(harness, "quota", sub="log-channel") == (
+        "Moderator changes will no longer be posted in a channel.")
+    assert await as_mod(harness, "moderation", text("term", "nothing"), sub="blocked-terms remove") == (
+        "`nothing` is not on this server's list (use /moderation blocked-terms list).")
+    # Bad amounts get the rule and the value, and change nothing.
+    assert await as_mod(harness, "quota", number("amount", 0.0001), sub="set-default") == (
+        "amount 0.0001: credits have at most 3 decimals")
+    assert (await harness.bot.services.ledger.balance(GUILD_ID, USER_ID)).allowance.amount == 20_000
+    credits = await as_member(harness, "credits")
+    assert credits.startswith("**Your credits in this server today**: 16 of 16 left\n"
+                              "Used: 0 · Reserved by running jobs: 0 · Granted by moderators: -4\n")
