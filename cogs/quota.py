@@ -50,6 +50,28 @@ class Quota(commands.GroupCog, group_name="quota",
         await interaction.response.send_message(reply, ephemeral=True)
         await echo_to_log_channel(self.bot, interaction, reply)
 
+    async def _change_guild(self, interaction: discord.Interaction, action: str,
+                            **columns: object) -> GuildQuotaSettings:
+        """Change guild settings and write their audit row in one transaction."""
+        guild_id = _guild(interaction)
+        quotas = self.bot.services.quotas
+        async with self.bot.services.db.transaction() as tx:
+            await quotas.update_guild(tx, guild_id, **columns)
+            await quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id, action=action,
+                               **columns)
+            return await quotas.guild_settings(tx, guild_id)
+
+    async def _change_member(self, interaction: discord.Interaction, member: discord.Member,
+                             action: str, **columns: object) -> GuildQuotaSettings:
+        """Change a member's quota and write its audit row in one transaction."""
+        guild_id = _guild(interaction)
+        quotas = self.bot.services.quotas
+        async with self.bot.services.db.transaction() as tx:
+            await quotas.update_member(tx, guild_id, member.id, **columns)
+            await quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id, action=action,
+                               target_user_id=member.id, **columns)
+            return await quotas.guild_settings(tx, guild_id)
+
     @app_commands.command(name="set-default", description="The allowance of every member without a role or personal one")
     @app_commands.describe(amount="Credits per member per period", period="How often allowances refill (default: keep)",
                            max_jobs="How many jobs one member may run at once (default: keep)")
@@ -65,12 +87,7 @@ class Quota(commands.GroupCog, group_name="quota",
             if not 1 <= max_jobs <= MAX_JOBS_LIMIT:
                 raise InvalidRequest("max_jobs", max_jobs, f"must be between 1 and {MAX_JOBS_LIMIT}")
             changes["max_concurrent_jobs"] = max_jobs
-        guild_id = _guild(interaction)
-        async with self.bot.services.db.transaction() as tx:
-            await self.bot.services.quotas.update_guild(tx, guild_id, **changes)
-            await self.bot.services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
-                                                 action="set-default", **changes)
-            settings = await self.bot.services.quotas.guild_settings(tx, guild_id)
+        settings = await self._change_guild(interaction, "set-default", **changes)
         await self._apply(interaction, (
             f"The server default is now {credits(settings.default_allowance)} per member per "
             f"{settings.period.value}, with at most {settings.max_concurrent_jobs} job"
@@ -102,13 +119,7 @@ class Quota(commands.GroupCog, group_name="quota",
     async def set_user(self, interaction: discord.Interaction, member: discord.Member,
                        amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
         allowance = None if amount is None else parse_credit_amount(amount)
-        guild_id = _guild(interaction)
-        async with self.bot.services.db.transaction() as tx:
-            await self.bot.services.quotas.update_member(tx, guild_id, member.id, allowance=allowance)
-            await self.bot.services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
-                                                 action="set-user", target_user_id=member.id,
-                                                 allowance=allowance)
-            settings = await self.bot.services.quotas.guild_settings(tx, guild_id)
+        settings = await self._change_member(interaction, member, "set-user", allowance=allowance)
         if allowance is None:
             reply = f"<@{member.id}> is back to the server default and their roles' allowances."
         else:
@@ -144,37 +155,22 @@ class Quota(commands.GroupCog, group_name="quota",
     async def block(self, interaction: discord.Interaction, member: discord.Member,
                     reason: app_commands.Range[str, 1, 200] | None = None) -> None:
         why = reason.strip()[:200] if reason else None
-        await self._set_blocked(interaction, member, True, why)
+        await self._change_member(interaction, member, "block", blocked=True, block_reason=why)
         because = f" ({why})" if why else ""
         await self._apply(interaction, f"<@{member.id}> is blocked from generating in this server{because}.")
 
     @app_commands.command(name="unblock", description="Let a blocked member generate again")
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
-        await self._set_blocked(interaction, member, False, None)
+        await self._change_member(interaction, member, "unblock", blocked=False, block_reason=None)
         await self._apply(interaction, f"<@{member.id}> may generate again.")
-
-    async def _set_blocked(self, interaction: discord.Interaction, member: discord.Member,
-                           blocked: bool, reason: str | None) -> None:
-        guild_id = _guild(interaction)
-        async with self.bot.services.db.transaction() as tx:
-            await self.bot.services.quotas.update_member(tx, guild_id, member.id, blocked=blocked,
-                                                         block_reason=reason)
-            await self.bot.services.quotas.audit(
-                tx, guild_id=guild_id, actor_id=interaction.user.id,
-                action="block" if blocked else "unblock", target_user_id=member.id, reason=reason,
-            )
 
     @app_commands.command(name="budget", description="Cap what the whole server may spend per period")
     @app_commands.describe(amount="Credits per period for everyone together (leave out to remove the cap)")
     async def budget(self, interaction: discord.Interaction,
                      amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
         budget = None if amount is None else parse_credit_amount(amount)
-        guild_id = _guild(interaction)
-        async with self.bot.services.db.transaction() as tx:
-            await self.bot.services.quotas.update_guild(tx, guild_id, budget=budget)
-            await self.bot.services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
-                                                 action="budget", budget=budget)
-        settings, spent, held, resets = await self.bot.services.ledger.guild_usage(guild_id)
+        await self._change_guild(interaction, "budget", budget=budget)
+        settings, spent, held, resets = await self.bot.services.ledger.guild_usage(_guild(interaction))
         if budget is None:
             reply = "The server has no budget any more: only members' allowances limit spending."
         else:
@@ -189,12 +185,8 @@ class Quota(commands.GroupCog, group_name="quota",
         # Only Manage Server may hand out moderator rights, or a moderator could promote anyone.
         if not has_manage_server(interaction):
             raise NotModerator(None)
-        guild_id = _guild(interaction)
         role_id = role.id if role else None
-        async with self.bot.services.db.transaction() as tx:
-            await self.bot.services.quotas.update_guild(tx, guild_id, moderator_role_id=role_id)
-            await self.bot.services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
-                                                 action="moderator-role", target_role_id=role_id)
+        await self._change_guild(interaction, "moderator-role", moderator_role_id=role_id)
         reply = (f"Members with <@&{role_id}> can now use the moderator commands." if role_id else
                  "Only members with Manage Server can use the moderator commands now.")
         await self._apply(interaction, reply)
@@ -203,12 +195,8 @@ class Quota(commands.GroupCog, group_name="quota",
     @app_commands.describe(channel="The channel (leave out to stop posting)")
     async def log_channel(self, interaction: discord.Interaction,
                           channel: discord.TextChannel | None = None) -> None:
-        guild_id = _guild(interaction)
         channel_id = channel.id if channel else None
-        async with self.bot.services.db.transaction() as tx:
-            await self.bot.services.quotas.update_guild(tx, guild_id, log_channel_id=channel_id)
-            await self.bot.services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
-                                                 action="log-channel", channel_id=channel_id)
+        await self._change_guild(interaction, "log-channel", log_channel_id=channel_id)
         reply = (f"Moderator changes will be posted in <#{channel_id}>." if channel_id else
                  "Moderator changes will no longer be posted in a channel.")
         await self._apply(interaction, reply)
