@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run | sync [--guild ID] | demo]`."""
+"""Command line: `python -m bot [run | sync [--guild ID] | demo | check]`."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ import discord
 from bot.app import WanBot, use_discord_api
 from bot.clock import Clock
 from bot.config import ConfigError, Settings, load_settings
+from bot.health import run_checks
 from bot.logging_setup import configure_logging
 
 log = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
+EXIT_CHECK_FAILED = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--guild", type=int, metavar="ID",
                       help="register in one server only (instant; global registration can take an hour)")
     commands.add_parser("demo", help="run the bot against a built-in fake EvoLink: only DISCORD_TOKEN is needed")
+    commands.add_parser("check", help="verify the settings, both keys, the database and ffmpeg, then exit")
     args = parser.parse_args(argv)
     command = args.command or "run"
 
@@ -47,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     use_discord_api(settings.discord_api_base_url)
 
+    if command == "check":
+        results = asyncio.run(run_checks(settings))
+        for result in results:
+            print(result.line())
+        return 0 if all(result.ok for result in results) else EXIT_CHECK_FAILED
     try:
         if command == "sync":
             asyncio.run(sync_commands(settings, args.guild))

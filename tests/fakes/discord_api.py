@@ -389,6 +389,7 @@ class FakeDiscord:
         self.attachment_size_limit = 10 * MiB
         self.interaction_ack_window = 3.0  # seconds for the first callback
         self.token_lifetime = 15 * 60.0  # seconds an interaction token stays valid
+        self.valid_token: str | None = None  # when set, any other bot token gets 401
         self.heartbeat_interval_ms = 41250
 
         self._by_token: dict[str, InteractionRecord] = {}
@@ -754,6 +755,8 @@ class FakeDiscord:
     def _require_bot_auth(self, request: web.Request) -> None:
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bot ") or not auth[4:].strip():
+            raise _Reject(*_UNAUTHORIZED)
+        if self.valid_token is not None and auth[4:].strip() != self.valid_token:
             raise _Reject(*_UNAUTHORIZED)
 
     async def _get_me(self, request: web.Request) -> web.Response:
