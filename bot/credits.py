@@ -112,7 +112,7 @@ class CreditLedger:
         job_id: int,
         amount: int,
         role_ids: Iterable[int] = (),
-    ) -> Balance:
+    ) -> None:
         """Hold `amount` for a job, or raise why not (blocked, too many jobs running, not enough
         credits, guild or bot budget spent). Runs inside the caller's write transaction (BEGIN
         IMMEDIATE), so every check and the hold are one atomic step."""
@@ -128,7 +128,6 @@ class CreditLedger:
             "VALUES (?, ?, ?, ?, ?)",
             (job_id, guild_id, user_id, amount, now),
         )
-        return await self.balance_in(tx, guild_id, user_id, role_ids)
 
     async def check_allowed(self, guild_id: int, user_id: int, role_ids: Iterable[int],
                             amount: int) -> Balance:
@@ -139,14 +138,13 @@ class CreditLedger:
 
     async def _check_allowed(self, tx: Transaction, guild_id: int, user_id: int,
                              role_ids: Iterable[int], amount: int) -> Balance:
-        balance = await self.balance_in(tx, guild_id, user_id, role_ids)
+        settings, balance = await self._state(tx, guild_id, user_id, role_ids)
         if balance.blocked:
             raise MemberBlocked(balance.block_reason)
         if balance.running_jobs >= balance.max_running_jobs:
             raise TooManyJobs(balance.max_running_jobs)
         if amount > balance.remaining:
             raise InsufficientCredits(amount, balance)
-        settings = await self._quotas.guild_settings(tx, guild_id)
         if settings.budget is not None:
             used = await self._consumed(tx, balance.period_start, balance.refills_at, guild_id)
             if used + amount > settings.budget:
@@ -226,6 +224,11 @@ class CreditLedger:
 
     async def balance_in(self, tx: Transaction, guild_id: int, user_id: int,
                          role_ids: Iterable[int] = ()) -> Balance:
+        return (await self._state(tx, guild_id, user_id, role_ids))[1]
+
+    async def _state(self, tx: Transaction, guild_id: int, user_id: int,
+                     role_ids: Iterable[int]) -> tuple[GuildQuotaSettings, Balance]:
+        """The guild's settings and the member's balance, read once for both."""
         settings = await self._quotas.guild_settings(tx, guild_id)
         member = await self._quotas.member(tx, guild_id, user_id)
         allowance = effective_allowance(
@@ -247,7 +250,7 @@ class CreditLedger:
             "WHERE guild_id = ? AND user_id = ?", (guild_id, user_id),
         )
         assert row is not None and holds is not None
-        return Balance(
+        return settings, Balance(
             allowance=allowance, granted=row["granted"], spent=row["spent"], held=holds["held"],
             period=settings.period, period_start=start, refills_at=end,
             running_jobs=holds["jobs"], max_running_jobs=settings.max_concurrent_jobs,
