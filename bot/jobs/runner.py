@@ -154,10 +154,6 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    @property
-    def active_jobs(self) -> int:
-        return len(self._tasks)
-
     # -- one job ------------------------------------------------------------------------------
 
     async def _run(self, job_id: int, reporter: JobReporter) -> None:

@@ -94,7 +94,9 @@ class JobMessage:
         needed); link the others while EvoLink's links live. A 413 from Discord means the limit
         was smaller than we knew: try again at Discord's base limit, then fall back to links."""
         limit = self._upload_limit()
-        for attempt_limit in (limit, min(limit, DEFAULT_UPLOAD_LIMIT), 0):
+        # dict.fromkeys drops a repeat: when the limit already is Discord's base limit, trying it
+        # again would only send the same files to the same refusal.
+        for attempt_limit in dict.fromkeys((limit, min(limit, DEFAULT_UPLOAD_LIMIT), 0)):
             attachable, links = await self._fit_for_upload(job, results, attempt_limit, links_expire_at)
             text = render.render_result(job, len(results), charged, links)
             try:

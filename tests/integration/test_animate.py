@@ -156,8 +156,8 @@ async def test_without_ffmpeg_an_oversized_video_arrives_as_a_link_with_its_expi
 
 
 async def test_a_413_from_discord_falls_back_instead_of_crashing(harness):
-    # Discord refuses the upload twice (a proxy or a smaller limit than announced): the member
-    # still gets the result, as a link.
+    # Discord refuses uploads (a proxy, or a smaller limit than announced). The limit here already
+    # is Discord's base limit, so after one refusal the member gets the result as a link.
     too_large = {"code": 40005, "message": "Request entity too large"}
     harness.discord.fail_next("PATCH", r"/messages/(@original|\d+)$", 413, too_large, times=2,
                               only_uploads=True)
