@@ -15,10 +15,11 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.credits import CreditLedger, to_milli
 from bot.db import Database
-from bot.evolink.client import EvoLinkClient
+from bot.evolink.client import UPLOAD_TIMEOUT, EvoLinkClient
 from bot.jobs.kinds import ImageJobRules, VideoJobRules
+from bot.jobs.pause import PauseReason
 from bot.jobs.runner import JobRunner, RunnerSettings, Submission
-from bot.jobs.store import JobKind, JobStore
+from bot.jobs.store import Job, JobKind, JobStore
 from bot.media.video import find_ffmpeg
 from bot.periods import Period
 from bot.quotas import QuotaDefaults, QuotaStore
@@ -77,6 +78,7 @@ class WanBot(commands.AutoShardedBot):
         )
         self.settings = settings
         self.clock = clock or Clock()
+        self.shutting_down = False
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -87,6 +89,8 @@ class WanBot(commands.AutoShardedBot):
             api_key=settings.evolink_api_key.get_secret_value(),
             base_url=settings.evolink_base_url,
             files_base_url=settings.evolink_files_base_url,
+            timeout=aiohttp.ClientTimeout(total=settings.evolink_timeout_seconds, connect=10),
+            upload_timeout=UPLOAD_TIMEOUT,
         )
         quotas = QuotaStore(db, self.clock, QuotaDefaults(
             allowance=to_milli(settings.default_daily_credits),
@@ -100,8 +104,12 @@ class WanBot(commands.AutoShardedBot):
         store = JobStore(db, self.clock)
         runner = JobRunner(
             db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=self.clock,
+            # Beside the database whose job ids name its folders, so a resumed job finds the
+            # files it had downloaded (and never another database's).
+            work_dir=settings.database_path.with_suffix(".work"),
             settings=RunnerSettings(
                 max_in_flight=settings.max_jobs_in_flight,
+                max_in_flight_per_user=settings.max_jobs_in_flight_per_member,
                 max_result_bytes=settings.max_result_bytes,
                 kinds={
                     JobKind.IMAGE: ImageJobRules(settings.prices, settings.image_job_timeout_seconds),
@@ -117,6 +125,10 @@ class WanBot(commands.AutoShardedBot):
                                  ffmpeg, quotas, BlockedTerms(db, self.clock))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        runner.on_pause_change = self._tell_moderators_about_pause
+        # Here, not in on_ready: commands can arrive before on_ready, and they must find the
+        # line already rebuilt. Only database work is awaited; the jobs reach Discord themselves.
+        await runner.resume_unfinished(self.reporter_for_stored_job)
         log.info("Ready to take commands (database %s)", settings.database_path)
 
     async def follow_job_in_reply(
@@ -131,13 +143,33 @@ class WanBot(commands.AutoShardedBot):
         message_id = deferral.message_id if deferral is not None else None
         if message_id is not None:
             await services.store.set_message(submission.job_id, message_id)
+        job = await services.store.get(submission.job_id)
         reporter = JobMessage(
-            interaction, store=services.store, clock=services.clock, job_id=submission.job_id,
-            reserved=submission.reserved, message_id=message_id, ffmpeg=services.ffmpeg,
+            self, job, store=services.store, clock=services.clock, reserved=submission.reserved,
+            interaction=interaction, ffmpeg=services.ffmpeg,
         )
-        services.runner.start(submission.job_id, reporter)
+        services.runner.enqueue(job, reporter)
+
+    def reporter_for_stored_job(self, job: Job) -> JobMessage:
+        """The message of a job known only from its row (resumed, or handled by an operator):
+        no interaction, so every edit uses the bot token on the stored channel and message."""
+        services = self.services
+        return JobMessage(self, job, store=services.store, clock=services.clock,
+                          reserved=services.runner.estimate(job), ffmpeg=services.ffmpeg)
+
+    async def _tell_moderators_about_pause(self, reason: PauseReason | None) -> None:
+        """Post in every log channel moderators have set that generations paused or resumed."""
+        text = reason.for_moderators if reason else "▶️ Generations have resumed: EvoLink accepts the bot's account again."
+        for guild_id, channel_id in await self.services.quotas.log_channels():
+            try:
+                await self.get_partial_messageable(channel_id).send(text)
+            except discord.HTTPException as exc:
+                log.warning("Could not post to the log channel %d of guild %d (HTTP %s, code %s)",
+                            channel_id, guild_id, exc.status, exc.code)
 
     async def close(self) -> None:
+        # From now on commands get "restarting" (see ReplyingCommandTree.interaction_check).
+        self.shutting_down = True
         services = getattr(self, "services", None)
         if services is not None:
             await services.runner.close()

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
 
     # Jobs: how many may be in flight at EvoLink at once, and when a job is given up.
     max_jobs_in_flight: int = Field(default=20, ge=1, le=1000)
+    # Of those, how many one member may have at once; their other jobs wait their turn in line.
+    max_jobs_in_flight_per_member: int = Field(default=2, ge=1, le=1000)
+    # How long one EvoLink API call may take before it is given up.
+    evolink_timeout_seconds: float = Field(default=30, ge=0.1, le=300)
     image_job_timeout_seconds: int = Field(default=600, ge=30)
     video_job_timeout_seconds: int = Field(default=1800, ge=60)
     # The largest result file the bot will download (a guard against a runaway response).

@@ -129,6 +129,13 @@ class QuotaStore:
         )
         return row["moderator_role_id"] if row else None
 
+    async def log_channels(self) -> list[tuple[int, int]]:
+        """(guild id, channel id) of every guild whose moderators set a log channel."""
+        rows = await self._db.fetchall(
+            "SELECT guild_id, log_channel_id FROM guild_settings WHERE log_channel_id IS NOT NULL"
+        )
+        return [(row["guild_id"], row["log_channel_id"]) for row in rows]
+
     async def log_channel(self, guild_id: int) -> int | None:
         row = await self._db.fetchone(
             "SELECT log_channel_id FROM guild_settings WHERE guild_id = ?", (guild_id,)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 MILLI = 1000
@@ -21,3 +21,7 @@ def format_credits(milli: int) -> str:
 
 def to_millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def from_millis(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, UTC)

@@ -52,6 +52,7 @@ class EvoLinkClient:
         base_url: str = "https://api.evolink.ai",
         files_base_url: str = "https://files-api.evolink.ai",
         timeout: aiohttp.ClientTimeout | None = None,
+        upload_timeout: aiohttp.ClientTimeout | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key is required")
@@ -59,9 +60,10 @@ class EvoLinkClient:
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
         self._files_base_url = files_base_url.rstrip("/")
-        # A caller-given timeout applies to every call, uploads included.
+        # A caller-given timeout applies to every call, uploads included, unless uploads get
+        # their own (a file takes longer to send than a JSON call).
         self._timeout = timeout or DEFAULT_TIMEOUT
-        self._upload_timeout = timeout or UPLOAD_TIMEOUT
+        self._upload_timeout = upload_timeout or timeout or UPLOAD_TIMEOUT
 
     def __repr__(self) -> str:
         return (

@@ -10,7 +10,9 @@ What it simulates (see docs/evolink-api.md):
 - task progress computed from the clock at read time: pending, processing, then completed with
   result URLs served by the fake itself (real PNGs at the requested size), or failed;
 - the CDN's refusal of default library User-Agents on result downloads;
-- injected HTTP failures (`fail_next`) and task failures (`fail_tasks_matching`).
+- injected HTTP failures (`fail_next`, `fail_every`) and task failures (`fail_tasks_matching`);
+- slow answers: create answers delayed past a client's timeout (`stall_next_create`) and result
+  downloads that wait until the test lets them through (`hold_results`).
 
 Not simulated: callbacks (EvoLink only calls public HTTPS hosts, and polling must work without
 them), a cancel route (none is documented), result expiry after 24 hours.
@@ -66,6 +68,7 @@ PLACEHOLDER_MP4 = (
     b"\x00\x00\x00\x08free"
 )
 
+_CREATE_PATHS = ("/v1/images/generations", "/v1/videos/generations")
 _SIZE_RE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
 _TASK_ID_CHARS = string.ascii_lowercase + string.digits
 
@@ -170,10 +173,46 @@ class _FailRule:
 
 
 @dataclass
+class _EveryRule:
+    failure: _FailRule  # the error to answer with; its `remaining` is not used
+    every: int
+    seen: int = 0  # matching requests since fail_every()
+
+
+@dataclass
 class _TaskFailureRule:
     substring: str
     code: str
     message: str
+
+
+class FakeHold:
+    """Requests a fake keeps waiting until the test calls `release()`.
+
+    Lets a test act at the exact moment a request is in flight (e.g. stop the bot while a
+    download hangs) instead of guessing with sleeps.
+    """
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()  # set once a held request is waiting
+        self.waiting = 0  # held requests waiting right now
+        self._released = asyncio.Event()
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self) -> None:
+        """Let every waiting request (and any later one) through; the hold is then inactive."""
+        self._released.set()
+
+    async def _block(self) -> None:
+        self.waiting += 1
+        self.arrived.set()
+        try:
+            await self._released.wait()
+        finally:
+            self.waiting -= 1
 
 
 class _Invalid(Exception):
@@ -215,6 +254,11 @@ class FakeEvoLink:
         self.tasks: dict[str, FakeTask] = {}
         self.uploads: dict[str, FakeUpload] = {}
         self._fail_rules: list[_FailRule] = []
+        self._every_rules: list[_EveryRule] = []
+        self._create_stalls: list[float] = []  # seconds, one entry per stalled create
+        self._results_hold: FakeHold | None = None
+        # Set by close(): ends stalls early so shutting down never waits for them.
+        self._closing = asyncio.Event()
         self._task_failure_rules: list[_TaskFailureRule] = []
         self._runner: web.AppRunner | None = None
 
@@ -247,6 +291,7 @@ class FakeEvoLink:
             loopback = False
         if not loopback:
             raise ValueError(f"FakeEvoLink only listens on loopback addresses, not {host!r}")
+        self._closing = asyncio.Event()  # a fresh one: events belong to one event loop
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         try:
@@ -262,6 +307,10 @@ class FakeEvoLink:
         return self.base_url
 
     async def close(self) -> None:
+        # Waiting handlers would hold up the runner's shutdown: let them finish first.
+        self._closing.set()
+        if self._results_hold is not None:
+            self._results_hold.release()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -295,6 +344,50 @@ class FakeEvoLink:
         self._fail_rules.append(
             _FailRule(path_prefix, status, code, message, retry_after, raw_body, times)
         )
+
+    def fail_every(
+        self,
+        path_prefix: str,
+        every: int,
+        status: int,
+        code: str | int,
+        message: str = "Simulated failure",
+        *,
+        retry_after: str | None = None,
+    ) -> None:
+        """From now on every `every`-th request whose path starts with `path_prefix` (the
+        every-th, 2*every-th, ... counted from this call) gets this HTTP error, in the same
+        body as `fail_next`: a steady, predictable failure rate for retry logic. A pending
+        `fail_next` rule answers first; its requests still count here. Until `stop_failing()`."""
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        failure = _FailRule(path_prefix, status, code, message, retry_after, None, 0)
+        self._every_rules.append(_EveryRule(failure, every))
+
+    def stop_failing(self) -> None:
+        """Remove every `fail_every` rule (`fail_next` rules stay)."""
+        self._every_rules.clear()
+
+    def stall_next_create(self, seconds: float, times: int = 1) -> None:
+        """The next `times` create requests (image or video) are processed normally: the task
+        is created, recorded in `tasks` and its credits reserved. Only the HTTP answer waits
+        `seconds` of real time (not clock time), so a client with a shorter timeout gives up
+        although EvoLink accepted the task, and must not assume nothing was created.
+        Requests refused before the route (auth, injected failures) are answered at once."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        self._create_stalls.extend([seconds] * times)
+
+    def hold_results(self) -> FakeHold:
+        """Result downloads (GET /results/...) do not answer until `release()` on the returned
+        hold; then they are served as usual (from the task's state at that moment). One such
+        hold at a time; `close()` releases it."""
+        if self._results_hold is not None and not self._results_hold.released:
+            raise RuntimeError("a results hold is already active; release it first")
+        self._results_hold = FakeHold()
+        return self._results_hold
 
     def fail_tasks_matching(self, substring: str, code: str, message: str) -> None:
         """Tasks created from now on whose prompt contains `substring` end as "failed" with this
@@ -351,6 +444,7 @@ class FakeEvoLink:
             response = self._injected_failure(request) or self._check_auth(request)
             if response is None:
                 response = await handler(request)
+                await self._stall_create(request)
         except web.HTTPException as exc:
             # Unknown routes, wrong methods, oversized bodies: answer in the documented shape.
             code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -361,21 +455,39 @@ class FakeEvoLink:
         return response
 
     def _injected_failure(self, request: web.Request) -> web.Response | None:
+        # Every fail_every rule counts each matching request, whichever rule answers it.
+        due: _FailRule | None = None
+        for every_rule in self._every_rules:
+            if request.path.startswith(every_rule.failure.path_prefix):
+                every_rule.seen += 1
+                if due is None and every_rule.seen % every_rule.every == 0:
+                    due = every_rule.failure
         for rule in self._fail_rules:
             if rule.remaining > 0 and request.path.startswith(rule.path_prefix):
                 rule.remaining -= 1
                 if rule.remaining == 0:
                     self._fail_rules.remove(rule)
-                headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else {}
-                if rule.raw_body is not None:
-                    return web.Response(
-                        status=rule.status,
-                        text=rule.raw_body,
-                        content_type="text/html",
-                        headers=headers,
-                    )
-                return self._error(request, rule.status, rule.code, rule.message, headers=headers)
-        return None
+                return self._failure_response(request, rule)
+        return self._failure_response(request, due) if due is not None else None
+
+    def _failure_response(self, request: web.Request, rule: _FailRule) -> web.Response:
+        headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else {}
+        if rule.raw_body is not None:
+            return web.Response(
+                status=rule.status,
+                text=rule.raw_body,
+                content_type="text/html",
+                headers=headers,
+            )
+        return self._error(request, rule.status, rule.code, rule.message, headers=headers)
+
+    async def _stall_create(self, request: web.Request) -> None:
+        if self._create_stalls and request.method == "POST" and request.path in _CREATE_PATHS:
+            seconds = self._create_stalls.pop(0)
+            try:
+                await asyncio.wait_for(self._closing.wait(), seconds)  # a sleep that close() ends
+            except TimeoutError:
+                pass
 
     def _check_auth(self, request: web.Request) -> web.Response | None:
         # Results and uploads are served like a CDN: no key (and clients must never send it).
@@ -603,6 +715,9 @@ class FakeEvoLink:
     # --- "CDN" routes (no auth) -------------------------------------------------------------------
 
     async def _result(self, request: web.Request) -> web.Response:
+        hold = self._results_hold
+        if hold is not None and not hold.released:
+            await hold._block()
         if self.refuse_default_user_agents and _is_default_user_agent(
             request.headers.get("User-Agent", "")
         ):
@@ -761,6 +876,7 @@ def _is_default_user_agent(user_agent: str) -> bool:
 
 __all__ = [
     "FakeEvoLink",
+    "FakeHold",
     "FakeTask",
     "FakeUpload",
     "RecordedRequest",

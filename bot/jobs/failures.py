@@ -77,6 +77,13 @@ UNKNOWN_CREATE_OUTCOME = JobFailure(
     "EvoLink did not confirm it received this job, so it was not sent again (that could charge "
     "twice). Try again.",
 )
+INTERRUPTED_SUBMIT = JobFailure(
+    "submit_interrupted",
+    "The bot restarted while sending this job to EvoLink, so it cannot know whether EvoLink got it; "
+    "it was not sent again (that could charge twice). Your credits were given back; try again.",
+)
+NOTHING_TO_DELIVER = JobFailure("nothing_to_deliver", "This job has no finished results to post.")
+LINKS_EXPIRED = JobFailure("links_expired", "EvoLink's result links expire after 24 hours, and this job's have.")
 TIMED_OUT = JobFailure("timed_out", "The job did not finish in time, so the bot stopped waiting for it.")
 DOWNLOAD_FAILED = JobFailure("download_failed", "The finished results could not be downloaded from EvoLink.")
 NO_RESULTS = JobFailure("generation_failed_no_content", "The model produced no images for this prompt. Try again.")

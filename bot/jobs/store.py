@@ -117,6 +117,19 @@ class JobStore:
         )
         return [Job.from_row(row) for row in rows]
 
+    async def unfinished(self) -> list[Job]:
+        """Every job a process left unfinished, oldest first (the order they resume in)."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM jobs WHERE state NOT IN ('done', 'failed') ORDER BY id"
+        )
+        return [Job.from_row(row) for row in rows]
+
+    async def oldest_unfinished(self) -> Job | None:
+        row = await self._db.fetchone(
+            "SELECT * FROM jobs WHERE state NOT IN ('done', 'failed') ORDER BY id LIMIT 1"
+        )
+        return Job.from_row(row) if row else None
+
     async def set_message(self, job_id: int, message_id: int) -> None:
         async with self._db.transaction() as tx:
             await tx.execute(
@@ -126,6 +139,11 @@ class JobStore:
 
     async def mark_submitting(self, job_id: int) -> None:
         await self._transition(job_id, JobState.SUBMITTING, submitted_at=self._now())
+
+    async def mark_requeued(self, job_id: int) -> None:
+        """Back in line after EvoLink refused the create for the account's sake (nothing was
+        created, so sending it again later cannot pay twice)."""
+        await self._transition(job_id, JobState.QUEUED, submitted_at=None)
 
     async def mark_running(self, job_id: int, *, task_id: str, estimated_seconds: float | None) -> None:
         await self._transition(

@@ -25,8 +25,11 @@ async def download_to_file(
 ) -> int:
     """Stream `url` into `destination` (never whole in memory); returns the byte count.
 
+    The bytes go to a `.part` file renamed at the end, so `destination` exists only when whole:
+    a job resumed after a crash can trust a file it finds there.
     Result links are public CDN URLs: no API key is sent, only an honest User-Agent.
     """
+    partial = destination.with_name(destination.name + ".part")
     try:
         async with session.get(url, headers={"User-Agent": USER_AGENT}, timeout=timeout) as response:
             if response.status != 200:
@@ -34,12 +37,13 @@ async def download_to_file(
             if response.content_length is not None and response.content_length > max_bytes:
                 raise DownloadError(f"result is {response.content_length} bytes, over the cap")
             written = 0
-            with destination.open("wb") as file:
+            with partial.open("wb") as file:
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):
                     written += len(chunk)
                     if written > max_bytes:
                         raise DownloadError(f"result is over the cap of {max_bytes} bytes")
                     file.write(chunk)
+            partial.replace(destination)
             return written
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise DownloadError(f"result download failed: {type(exc).__name__}") from exc

@@ -14,6 +14,9 @@ from bot.ui.render import timestamp
 
 log = logging.getLogger(__name__)
 
+RESTARTING = ("The bot is restarting, so this command was not run and nothing was charged. "
+              "Try again in a minute; jobs already running will finish after the restart.")
+
 
 def describe_error(interaction: discord.Interaction, error: Exception) -> str:
     """The reply for a failed command; unexpected errors are logged under a short reference."""
@@ -62,6 +65,13 @@ async def reply_with_error(interaction: discord.Interaction, text: str) -> None:
 
 class ReplyingCommandTree(app_commands.CommandTree):
     """Turns every command failure into a reply: no member ever sees 'This interaction failed'."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if getattr(interaction.client, "shutting_down", False):
+            # Nothing was written or charged yet: say so rather than leave the member guessing.
+            await reply_with_error(interaction, RESTARTING)
+            return False
+        return True
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await reply_with_error(interaction, describe_error(interaction, error))

@@ -1,9 +1,11 @@
 """A job's message in Discord: throttled progress edits, the result upload, and the fallbacks
-when the interaction token can no longer be used.
+when the interaction token can no longer be used or the channel refuses the bot.
 
 Edits go through the interaction token while it lives (15 minutes), then through the bot token on
 the same message (channel and message ids are kept), and, if that message is gone, as a new
-message in the channel that mentions the requester.
+message in the channel that mentions the requester. A job resumed after a restart has no
+interaction at all and starts on the bot token. If the bot lacks a permission in the channel,
+the requester is told which one and gets the result by DM.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 import discord
 
 from bot.clock import Clock
-from bot.jobs.failures import JobFailure
+from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import ResultFile
 from bot.jobs.runner import JobProgress
 from bot.jobs.store import Job, JobKind, JobStore
@@ -35,7 +37,11 @@ MIN_EDIT_INTERVAL = 3.0  # seconds between two edits of one message (Discord's w
 TOKEN_SAFETY_MARGIN = timedelta(seconds=60)
 INVALID_WEBHOOK_TOKEN = 50027
 UNKNOWN_MESSAGE = 10008
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
 REQUEST_TOO_LARGE = 40005
+# After an edit Discord made us wait for (a rate limit), the next waits twice as long, up to this.
+MAX_EDIT_INTERVAL = 30.0
 # Discord's per-file limit in a server without boosts (and the safe guess when unknown).
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # Discord refuses a request whose files add up to more than about 25 MiB.
@@ -45,36 +51,44 @@ FilesFactory = Callable[[], list[discord.File]]
 
 
 class JobMessage:
-    """Implements the runner's JobReporter for a job started by a slash command."""
+    """Implements the runner's JobReporter for one job's message in a channel."""
 
     def __init__(
         self,
-        interaction: discord.Interaction,
+        client: discord.Client,
+        job: Job,
         *,
         store: JobStore,
         clock: Clock,
-        job_id: int,
         reserved: int,
-        message_id: int | None = None,
+        interaction: discord.Interaction | None = None,
         ffmpeg: str | None = None,
     ) -> None:
-        self._interaction = interaction
-        self._client = interaction.client
+        self._interaction = interaction  # None for a job resumed after a restart
+        self._client = client
         self._store = store
         self._clock = clock
-        self._job_id = job_id
+        self._job_id = job.id
         self._reserved = reserved
-        self._channel_id = interaction.channel_id
+        self._channel_id = job.channel_id
+        self._guild_id = job.guild_id
+        self._requester_id = job.user_id
         # Known from the deferral's answer, so the bot token can edit it even if the
         # interaction token is already too old to use.
-        self._message_id = message_id
+        self._message_id = job.message_id
         self._ffmpeg = ffmpeg
-        self._token_usable = True
+        self._token_usable = interaction is not None
         self._shown_text: str | None = None
         self._last_edit_at = -math.inf
+        self._edit_interval = MIN_EDIT_INTERVAL
+        self._progress_refused = False  # the channel refused an edit: no more progress there
         self._pending_text: str | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._edit_lock = asyncio.Lock()
+
+    def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
 
     # -- JobReporter ----------------------------------------------------------------------------
 
@@ -82,7 +96,7 @@ class JobMessage:
         """Never waits on Discord: the newest text is handed to a background flusher, so a slow
         or rate-limited edit cannot hold up polling."""
         text = render.render_progress(progress, self._reserved)
-        if text in (self._pending_text, self._shown_text):
+        if self._progress_refused or text in (self._pending_text, self._shown_text):
             return
         self._pending_text = text
         if self._flusher is None or self._flusher.done():
@@ -99,8 +113,15 @@ class JobMessage:
         for attempt_limit in dict.fromkeys((limit, min(limit, DEFAULT_UPLOAD_LIMIT), 0)):
             attachable, links = await self._fit_for_upload(job, results, attempt_limit, links_expire_at)
             text = render.render_result(job, len(results), charged, links)
+            files = _files_factory(job, attachable) if attachable else None
             try:
-                await self._final_edit(text, _files_factory(job, attachable) if attachable else None)
+                await self._final_edit(text, files)
+                return
+            except discord.Forbidden as exc:
+                if exc.code not in (MISSING_PERMISSIONS, MISSING_ACCESS):
+                    raise
+                needed = "Attach Files" if files else "View Channel and Send Messages"
+                await self._deliver_by_dm(job, text, files, needed)
                 return
             except discord.HTTPException as exc:
                 if not _is_too_large(exc) or not attachable:
@@ -110,6 +131,30 @@ class JobMessage:
 
     async def show_failure(self, job: Job, failure: JobFailure, refunded: int | None) -> None:
         await self._final_edit(render.render_failure(job, failure, refunded), None)
+
+    # -- a channel that refuses the bot -----------------------------------------------------------
+
+    async def _deliver_by_dm(self, job: Job, text: str, files: FilesFactory | None, needed: str) -> None:
+        """The bot may not post the result in the channel: say so where it can (the reply, if a
+        text edit still works), and send the result to the requester by DM. If DMs are closed
+        too, the job fails (and is refunded) with the same explanation."""
+        log.warning("Job %d: missing permission in channel %d (needs %s); delivering by DM",
+                    self._job_id, self._channel_id, needed)
+        why = render.render_missing_permission(self._channel_id, needed)
+        try:
+            await self._edit(f"{text}\n{why} I sent the result to you by DM.", None,
+                             allow_new_message=False)
+        except discord.HTTPException:
+            pass  # not even a text edit: the DM below is the only place left
+        try:
+            channel = await self._client.create_dm(discord.Object(self._requester_id))
+            await channel.send(f"{why}\n{text}", files=files() if files else discord.utils.MISSING,
+                               nonce=_nonce(self._job_id, "dm"))
+        except discord.HTTPException as exc:
+            log.warning("Job %d: the DM was refused too (HTTP %s, code %s)", self._job_id, exc.status, exc.code)
+            raise JobFailed(JobFailure(
+                "missing_permission", f"{why} Your DMs are closed too, so the result could not be sent.",
+            )) from exc
 
     # -- throttling -----------------------------------------------------------------------------
 
@@ -122,12 +167,25 @@ class JobMessage:
                 text, self._pending_text = self._pending_text, None
                 if text is None or text == self._shown_text:
                     continue
+                began = self._clock.monotonic()
                 try:
                     # Progress is never worth a new message: without a way to edit, skip it.
                     await self._edit(text, None, allow_new_message=False)
                 except discord.HTTPException as exc:
                     log.warning("Job %d: progress edit failed (HTTP %s, code %s)",
                                 self._job_id, exc.status, exc.code)
+                    if exc.status == 403:
+                        # Repeated 403s can get the bot's IP banned: stop; the result still tries.
+                        self._progress_refused = True
+                self._adapt_edit_interval(self._clock.monotonic() - began)
+
+    def _adapt_edit_interval(self, took: float) -> None:
+        """discord.py waits out a 429 inside the call, so an edit that took longer than the interval
+        was rate limited: back off, and come back to the normal pace once edits are quick again."""
+        if took > MIN_EDIT_INTERVAL:
+            self._edit_interval = min(self._edit_interval * 2, MAX_EDIT_INTERVAL)
+        else:
+            self._edit_interval = MIN_EDIT_INTERVAL
 
     async def _final_edit(self, text: str, files: FilesFactory | None) -> None:
         self._pending_text = None
@@ -138,16 +196,22 @@ class JobMessage:
             await self._edit(text, files, allow_new_message=True)
 
     async def _wait_for_edit_slot(self) -> None:
-        wait = self._last_edit_at + MIN_EDIT_INTERVAL - self._clock.monotonic()
+        wait = self._last_edit_at + self._edit_interval - self._clock.monotonic()
         if wait > 0:
             await self._clock.sleep(wait)
 
     # -- routing one edit -------------------------------------------------------------------------
 
     async def _edit(self, text: str, files: FilesFactory | None, *, allow_new_message: bool) -> None:
+        try:
+            await self._route_edit(text, files, allow_new_message=allow_new_message)
+        finally:
+            # Counted from the end: an edit that discord.py held back for a 429 landed only now.
+            self._last_edit_at = self._clock.monotonic()
+
+    async def _route_edit(self, text: str, files: FilesFactory | None, *, allow_new_message: bool) -> None:
         """Edit the job's message by the best route still open. Raises only when the final
         result could not be shown anywhere."""
-        self._last_edit_at = self._clock.monotonic()
         attachments = {"attachments": files()} if files else {}
         if self._token_alive():
             try:
@@ -181,15 +245,18 @@ class JobMessage:
             return
         channel = self._client.get_partial_messageable(self._channel_id)
         message = await channel.send(
-            f"<@{self._interaction.user.id}> {text}",
+            f"<@{self._requester_id}> {text}",
             files=files() if files else discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions(users=[self._interaction.user]),
+            allowed_mentions=discord.AllowedMentions(users=[discord.Object(self._requester_id)]),
+            # Discord returns the message already sent under this nonce instead of a second one:
+            # a delivery repeated after a crash between sending and recording it posts once.
+            nonce=_nonce(self._job_id, "new"),
         )
         await self._remember_message(message.id)
         self._shown_text = text
 
     def _token_alive(self) -> bool:
-        return self._token_usable and (
+        return self._interaction is not None and self._token_usable and (
             self._clock.now() < self._interaction.expires_at - TOKEN_SAFETY_MARGIN
         )
 
@@ -201,9 +268,9 @@ class JobMessage:
     def _upload_limit(self) -> int:
         """The per-file limit of the route the next edit will take: the interaction's (it
         reflects the member's Nitro) while the token lives, else the guild's boost tier."""
-        if self._token_alive():
+        if self._interaction is not None and self._token_alive():
             return self._interaction.filesize_limit
-        guild = self._client.get_guild(self._interaction.guild_id or 0)
+        guild = self._client.get_guild(self._guild_id)
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
     async def _fit_for_upload(
@@ -252,6 +319,10 @@ def _files_factory(job: Job, results: list[ResultFile]) -> FilesFactory:
                 for result, name in zip(results, names, strict=True)]
 
     return files
+
+
+def _nonce(job_id: int, purpose: str) -> str:
+    return f"wan{job_id}{purpose}"[:25]  # Discord's nonces are at most 25 characters
 
 
 def _is_too_large(error: discord.HTTPException) -> bool:

@@ -15,7 +15,7 @@ BAR_WIDTH = 20
 PROMPT_PREVIEW_CHARS = 300
 
 _PHASE_TITLES = {
-    Phase.QUEUED: "⏳ Waiting for a free slot",
+    Phase.QUEUED: "⏳ Waiting in line",
     Phase.SUBMITTING: "📨 Sending to Wan 2.5",
     Phase.GENERATING: "🎨 Generating",
     Phase.DOWNLOADING: "📥 Downloading the results",
@@ -60,6 +60,8 @@ def render_progress(progress: JobProgress, reserved: int) -> str:
     ]
     lines.extend(f"-# {note}" for note in job.request.get("input_notes", ()))
     status = []
+    if progress.position is not None:
+        status.append(f"**#{progress.position} in line**")
     if progress.percent is not None:
         status.append(f"`{progress_bar(progress.percent)}` {progress.percent}%")
     status.append(f"started {timestamp(progress.started_at)}")
@@ -136,3 +138,8 @@ def _job_line(job: Job, charged: int | None) -> str:
             if job.message_id else "")
     return (f"{icon} {describe_options(job)} · {cost} · "
             f"{discord.utils.escape_markdown(discord.utils.escape_mentions(prompt))} · {when}{link}")
+
+
+def render_missing_permission(channel_id: int, needed: str) -> str:
+    return (f"⚠️ I could not post the result in <#{channel_id}>: I need the **{needed}** permission "
+            "there. A moderator can give it to me.")

@@ -9,8 +9,11 @@ Everything the bot does is recorded (``requests``, ``messages``,
 ``interaction_responses``, ``commands``) so tests assert on what Discord would have
 seen, and Discord's awkward rules that bite real bots are enforced: the 3 s window
 for the first interaction response, 15 min interaction tokens, one response per
-interaction, per-file upload limits, and "Unknown Message" for deleted or ephemeral
-messages edited with the bot token.
+interaction, per-file upload limits, "Unknown Message" for deleted or ephemeral
+messages edited with the bot token, nonce dedupe of channel sends, channel
+permissions (``deny_permissions``) and users who refuse DMs (``refuse_dms``).
+Faults are injected with ``fail_next`` and ``hold`` (an answer withheld after its
+effect was applied, as when the bot dies mid-request).
 
 Typical use::
 
@@ -57,6 +60,7 @@ __all__ = [
     "FakeGuild",
     "FakeMessage",
     "FakeRole",
+    "Hold",
     "InteractionRecord",
     "RecordedFile",
     "RecordedRequest",
@@ -110,6 +114,9 @@ _TIER_FILE_LIMITS = {0: 10 * MiB, 1: 10 * MiB, 2: 50 * MiB, 3: 100 * MiB}
 _MAX_CONTENT = 2000
 _MAX_EMBEDS = 10
 _MAX_FILES = 10
+
+# Channel permissions deny_permissions() can take away from the bot.
+_CHANNEL_PERMISSIONS = ("VIEW_CHANNEL", "SEND_MESSAGES", "ATTACH_FILES")
 
 
 # --------------------------------------------------------------------------- ids
@@ -243,6 +250,7 @@ class FakeMessage:
     author_id: int | None = None  # a member who posted it; None: the bot
     created: float = field(default_factory=time.monotonic)
     edited_timestamp: str | None = None
+    nonce: str | None = None  # as sent with a channel send; dedupes retries with enforce_nonce
 
     @property
     def ephemeral(self) -> bool:
@@ -306,6 +314,42 @@ class _FailRule:
 
 
 @dataclass
+class _HoldRule:
+    method: str
+    pattern: re.Pattern[str]
+    only_uploads: bool
+    hold: Hold
+
+
+class Hold:
+    """A response the fake withholds until the test calls ``release()``.
+
+    Same API as ``bot.evolink.fake.FakeHold`` (kept separate: that one is production code).
+    """
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()  # set once a held request is waiting
+        self.waiting = 0  # held requests waiting right now
+        self._released = asyncio.Event()
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self) -> None:
+        """Let every waiting request (and any later one) through; the hold is then inactive."""
+        self._released.set()
+
+    async def _block(self) -> None:
+        self.waiting += 1
+        self.arrived.set()
+        try:
+            await self._released.wait()
+        finally:
+            self.waiting -= 1
+
+
+@dataclass
 class _GatewaySession:
     ws: web.WebSocketResponse
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -355,6 +399,9 @@ _INVALID_TOKEN = (401, 50027, "Invalid Webhook Token")
 _ALREADY_ACKED = (400, 40060, "Interaction has already been acknowledged.")
 _TOO_LARGE = (413, 40005, "Request entity too large")
 _UNAUTHORIZED = (401, 0, "401: Unauthorized")
+_MISSING_ACCESS = (403, 50001, "Missing Access")
+_MISSING_PERMISSIONS = (403, 50013, "Missing Permissions")
+_CANNOT_DM = (403, 50007, "Cannot send messages to this user")
 
 
 # --------------------------------------------------------------------------- server
@@ -391,9 +438,14 @@ class FakeDiscord:
         self.token_lifetime = 15 * 60.0  # seconds an interaction token stays valid
         self.valid_token: str | None = None  # when set, any other bot token gets 401
         self.heartbeat_interval_ms = 41250
+        self.nonce_window = 5 * 60.0  # seconds a nonce dedupes a repeated channel send
 
         self._by_token: dict[str, InteractionRecord] = {}
         self._fail_rules: list[_FailRule] = []
+        self._hold_rules: list[_HoldRule] = []
+        self._holds: list[Hold] = []  # every hold handed out, released on close()
+        self._denied: dict[int, set[str]] = {}  # channel id -> permissions the bot lacks there
+        self._refused_dms: set[int] = set()  # users whose DMs refuse the bot
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self._channel_guild: dict[int, int | None] = {}  # channel id -> guild id (None = DM)
         self._command_ids: dict[tuple[str, int], int] = {}  # (name, type) -> stable id
@@ -436,6 +488,8 @@ class FakeDiscord:
         self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
+        for hold in self._holds:  # a withheld answer would hold up the runner's shutdown
+            hold.release()
         for session in list(self._sessions):
             await session.ws.close(code=1001, message=b"fake discord shutting down")
         if self._runner is not None:
@@ -525,6 +579,38 @@ class FakeDiscord:
             _FailRule(method.upper(), re.compile(path_regex), status, body, merged, times, only_uploads)
         )
 
+    def hold(self, method: str, path_regex: str, *, only_uploads: bool = False) -> Hold:
+        """Apply the next matching request normally, then withhold its answer until ``release()``.
+
+        Matches like ``fail_next`` (and a request ``fail_next`` answers is not held). The
+        effect is in the fake's state (e.g. the edit and its attachments) before
+        ``hold.arrived`` is set: like a bot killed after Discord applied a request but before
+        the bot saw the answer. A client that gives up meanwhile is harmless.
+        """
+        hold = Hold()
+        self._hold_rules.append(_HoldRule(method.upper(), re.compile(path_regex), only_uploads, hold))
+        self._holds.append(hold)
+        return hold
+
+    def deny_permissions(self, channel_id: int, *permissions: str) -> None:
+        """Take permissions in a channel from the bot, for its bot-token channel routes.
+
+        ``permissions`` among VIEW_CHANNEL, SEND_MESSAGES, ATTACH_FILES. Answers as Discord:
+        no VIEW_CHANNEL: 403 50001 on any route of the channel; no SEND_MESSAGES: 403 50013 on
+        sends; no ATTACH_FILES: 403 50013 on sends and edits carrying new files. Interaction
+        token routes are not affected, and the gateway's view (``permissions_for``) is not updated.
+        """
+        self._denied.setdefault(channel_id, set()).update(_permission_names(permissions))
+
+    def allow_permissions(self, channel_id: int, *permissions: str) -> None:
+        """Give back permissions taken by ``deny_permissions``."""
+        self._denied.get(channel_id, set()).difference_update(_permission_names(permissions))
+
+    def refuse_dms(self, user_id: int) -> None:
+        """The user blocks DMs from the bot: sends to their DM channel get 403 50007 (the
+        channel itself can still be opened, as on Discord)."""
+        self._refused_dms.add(user_id)
+
     def expire_attachment(self, attachment_id: int) -> None:
         """Its CDN URL answers 404 from now on (signed URLs expire after some hours)."""
         self._blobs.pop(attachment_id, None)
@@ -563,6 +649,15 @@ class FakeDiscord:
             message.attachments.append(attachment)
         return message
 
+    def messages_in(self, channel_id: int) -> list[FakeMessage]:
+        """The channel's messages that are not deleted, oldest first."""
+        return [m for m in self.messages.values() if m.channel_id == channel_id and not m.deleted]
+
+    def dm_messages(self, user_id: int) -> list[FakeMessage]:
+        """Messages in the bot's DM channel with the user (none if it was never opened)."""
+        channel_id = self._dm_channels.get(user_id)
+        return self.messages_in(channel_id) if channel_id is not None else []
+
     def dm_channel_id(self, user_id: int) -> int:
         if user_id not in self._dm_channels:
             channel_id = new_snowflake()
@@ -599,6 +694,8 @@ class FakeDiscord:
             "flags": message.flags,
             "components": message.components,
         }
+        if message.nonce is not None:
+            payload["nonce"] = message.nonce
         interaction = self.interaction_responses.get(message.interaction_id) if message.interaction_id else None
         if interaction is not None:
             # Interaction messages are sent by the application's webhook.
@@ -690,10 +787,12 @@ class FakeDiscord:
             return await handler(request)
         rec = await self._record(request)
         rule = self._take_fail_rule(rec)
+        hold: Hold | None = None
         if rule is not None:
             rec.injected = True
             response = self._injected_response(rule)
         else:
+            hold = self._take_hold(rec)
             try:
                 response = await handler(request)
             except _Reject as reject:
@@ -702,6 +801,10 @@ class FakeDiscord:
                 # Unknown route or method: answer like Discord, and keep the record so tests notice.
                 response = _json(exc.status, {"code": 0, "message": f"{exc.status}: {exc.reason}"})
         rec.status = response.status
+        if hold is not None:
+            # The effect is applied; the answer waits. If the client gave up meanwhile, aiohttp
+            # drops the late answer quietly (handlers are not cancelled on disconnect).
+            await hold._block()
         return response
 
     async def _record(self, request: web.Request) -> RecordedRequest:
@@ -734,13 +837,18 @@ class FakeDiscord:
 
     def _take_fail_rule(self, rec: RecordedRequest) -> _FailRule | None:
         for rule in self._fail_rules:
-            if rule.only_uploads and not rec.files:
-                continue
-            if rule.method == rec.method and rule.pattern.search(rec.path):
+            if _rule_matches(rule.method, rule.pattern, rule.only_uploads, rec):
                 rule.times -= 1
                 if rule.times <= 0:
                     self._fail_rules.remove(rule)
                 return rule
+        return None
+
+    def _take_hold(self, rec: RecordedRequest) -> Hold | None:
+        for rule in self._hold_rules:
+            if _rule_matches(rule.method, rule.pattern, rule.only_uploads, rec):
+                self._hold_rules.remove(rule)
+                return rule.hold
         return None
 
     @staticmethod
@@ -929,6 +1037,7 @@ class FakeDiscord:
         self._require_bot_auth(request)
         rec: RecordedRequest = request[_REC]
         channel_id = int(request.match_info["channel_id"])
+        self._check_permissions(channel_id, rec, sending=False)
         message = self.messages.get(int(request.match_info["message_id"]))
         # Ephemeral messages only exist for the interaction token.
         if message is None or message.deleted or message.channel_id != channel_id or message.ephemeral:
@@ -941,16 +1050,55 @@ class FakeDiscord:
         channel_id = int(request.match_info["channel_id"])
         if channel_id not in self._channel_guild:
             raise _Reject(*_UNKNOWN_CHANNEL)
+        self._check_permissions(channel_id, rec, sending=True)
+        if self._channel_guild[channel_id] is None and self._dm_user(channel_id) in self._refused_dms:
+            raise _Reject(*_CANNOT_DM)
         self._check_files(rec.files, self._channel_limit(channel_id))
         data = rec.json if isinstance(rec.json, dict) else {}
+        nonce = str(data["nonce"]) if data.get("nonce") is not None else None
+        if nonce is not None and data.get("enforce_nonce"):
+            # Discord answers a retried send with the message the first attempt created.
+            earlier = self._message_with_nonce(channel_id, nonce)
+            if earlier is not None:
+                return _json(200, self.message_payload(earlier))
         message = self._create_message(channel_id, data, rec.files)
+        message.nonce = nonce
         return _json(200, self.message_payload(message))
+
+    def _message_with_nonce(self, channel_id: int, nonce: str) -> FakeMessage | None:
+        """The bot's message sent to the channel with this nonce within ``nonce_window``."""
+        oldest = time.monotonic() - self.nonce_window
+        for message in reversed(self.messages.values()):
+            if (
+                message.nonce == nonce
+                and message.channel_id == channel_id
+                and message.author_id is None
+                and message.created >= oldest
+                and not message.deleted
+            ):
+                return message
+        return None
+
+    def _check_permissions(self, channel_id: int, rec: RecordedRequest, *, sending: bool) -> None:
+        denied = self._denied.get(channel_id)
+        if not denied:
+            return
+        if "VIEW_CHANNEL" in denied:
+            raise _Reject(*_MISSING_ACCESS)
+        if sending and "SEND_MESSAGES" in denied:
+            raise _Reject(*_MISSING_PERMISSIONS)
+        if rec.files and "ATTACH_FILES" in denied:
+            raise _Reject(*_MISSING_PERMISSIONS)
+
+    def _dm_user(self, channel_id: int) -> int | None:
+        return next((u for u, c in self._dm_channels.items() if c == channel_id), None)
 
     async def _get_channel(self, request: web.Request) -> web.Response:
         self._require_bot_auth(request)
         channel_id = int(request.match_info["channel_id"])
         if channel_id not in self._channel_guild:
             raise _Reject(*_UNKNOWN_CHANNEL)
+        self._check_permissions(channel_id, request[_REC], sending=False)
         return _json(200, self._channel_payload(channel_id))
 
     async def _create_dm(self, request: web.Request) -> web.Response:
@@ -1295,6 +1443,20 @@ def _validate_content(data: dict, files: list[RecordedFile], *, creating: bool) 
         raise _form_error("embeds", f"Must be {_MAX_EMBEDS} or fewer in length.")
     if creating and not (data.get("content") or data.get("embeds") or data.get("components") or files or data.get("poll")):
         raise _Reject(400, 50006, "Cannot send an empty message")
+
+
+def _rule_matches(method: str, pattern: re.Pattern[str], only_uploads: bool, rec: RecordedRequest) -> bool:
+    """How fail_next and hold pick requests: method, re.search in the path, files if asked."""
+    if only_uploads and not rec.files:
+        return False
+    return method == rec.method and pattern.search(rec.path) is not None
+
+
+def _permission_names(permissions: tuple[str, ...]) -> set[str]:
+    unknown = set(permissions) - set(_CHANNEL_PERMISSIONS)
+    if unknown:
+        raise ValueError(f"unknown permissions {sorted(unknown)}; use {', '.join(_CHANNEL_PERMISSIONS)}")
+    return set(permissions)
 
 
 def _strip_prefix(path: str) -> str:

@@ -117,14 +117,6 @@ async def test_a_refused_prompt_is_explained_and_refunded(harness):
     assert (balance.spent, balance.held, balance.remaining) == (0, 0, 20_000)
 
 
-async def test_evolink_out_of_credits_is_the_operators_problem_and_refunded(harness):
-    harness.evolink.fail_next("/v1/images/generations", 402, "insufficient_quota", "no balance")
-    interaction = await harness.command("imagine", prompt="a fox")
-    final = await harness.wait_for_original(interaction, lambda m: "Failed" in m.content)
-    assert "The bot's EvoLink account is out of credits" in final.content
-    assert (await harness.bot.services.ledger.balance(7000, USER_ID)).remaining == 20_000
-
-
 async def test_polls_survive_rate_limits_and_server_errors(harness):
     # The first polls are refused (429 with Retry-After, then a 503): the job still completes.
     harness.evolink.fail_next("/v1/tasks/", 429, "rate_limit_exceeded", retry_after="2")

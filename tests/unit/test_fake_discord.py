@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import io
+import logging
 
 import aiohttp
 import discord
@@ -284,3 +285,164 @@ async def test_unknown_route_is_recorded_and_non_loopback_refused(fake):
     assert fake.requests[-1].path == "/no/such/route" and fake.requests[-1].status == 404
     with pytest.raises(ValueError):
         await FakeDiscord().start(host="0.0.0.0")
+
+
+async def test_nonce_dedupes_a_retried_send(fake, bot):
+    channel = bot.get_partial_messageable(CHANNEL_ID)
+    first = await channel.send("hello", nonce=12345)
+    retry = await channel.send("hello again", nonce=12345)  # e.g. resent after a lost answer
+    assert retry.id == first.id and retry.content == "hello" and retry.nonce == "12345"
+    assert [m.content for m in fake.messages_in(CHANNEL_ID)] == ["hello"]
+    assert fake.messages[first.id].nonce == "12345"
+    sends = fake.requests_to("POST", rf"^/channels/{CHANNEL_ID}/messages$")
+    assert [r.json["enforce_nonce"] for r in sends] == [True, True]  # discord.py sends both fields
+
+    other = await channel.send("other", nonce=999)
+    dm = await bot.create_dm(discord.Object(USER_ID))
+    in_dm = await dm.send("same nonce, other channel", nonce=12345)
+    assert len({first.id, other.id, in_dm.id}) == 3
+
+    # After the window (5 minutes) the nonce no longer dedupes.
+    fake.messages[first.id].created -= 5 * 60 + 1
+    late = await channel.send("hello later", nonce=12345)
+    assert late.id != first.id
+
+    # Without enforce_nonce Discord does not dedupe.
+    async with aiohttp.ClientSession(headers={"Authorization": "Bot fake-token"}) as http:
+        for _ in range(2):
+            url = f"{fake.api_base}/channels/{CHANNEL_ID}/messages"
+            async with http.post(url, json={"content": "plain", "nonce": "n-1"}) as resp:
+                assert resp.status == 200 and (await resp.json())["nonce"] == "n-1"
+    assert [m.content for m in fake.messages_in(CHANNEL_ID)].count("plain") == 2
+
+
+async def test_messages_in_skips_deleted_messages(fake, bot):
+    channel = bot.get_partial_messageable(CHANNEL_ID)
+    first = await channel.send("one")
+    await channel.send("two")
+    await channel.send("three")
+    await first.delete()
+    assert [m.content for m in fake.messages_in(CHANNEL_ID)] == ["two", "three"]
+    assert fake.dm_messages(USER_ID) == []  # no DM channel opened
+
+
+async def test_hold_applies_the_edit_then_withholds_the_answer(fake, bot):
+    channel = bot.get_partial_messageable(CHANNEL_ID)
+    sent = await channel.send("v1")
+    hold = fake.hold("PATCH", rf"^/channels/{CHANNEL_ID}/messages/{sent.id}$", only_uploads=True)
+    partial = channel.get_partial_message(sent.id)
+    await asyncio.wait_for(partial.edit(content="text only"), 5)  # no files: not held
+    assert not hold.arrived.is_set()
+
+    edit = asyncio.create_task(
+        partial.edit(content="v2", attachments=[discord.File(io.BytesIO(PNG), filename="v2.png")])
+    )
+    await asyncio.wait_for(hold.arrived.wait(), 5)
+    message = fake.messages[sent.id]
+    assert message.content == "v2" and [(a.filename, a.data) for a in message.attachments] == [("v2.png", PNG)]
+    assert hold.waiting == 1 and fake.requests[-1].status == 200
+    await asyncio.sleep(0.1)
+    assert not edit.done()
+
+    hold.release()
+    result = await asyncio.wait_for(edit, 5)
+    assert result.content == "v2" and [a.filename for a in result.attachments] == ["v2.png"]
+    assert hold.waiting == 0 and hold.released
+    # One-shot: the next matching upload is answered at once.
+    await asyncio.wait_for(partial.edit(attachments=[discord.File(io.BytesIO(b"v3"), filename="v3.png")]), 5)
+    assert [a.data for a in message.attachments] == [b"v3"]
+
+
+async def test_hold_survives_a_client_that_gives_up(fake, bot, caplog):
+    caplog.set_level(logging.DEBUG)
+    channel = bot.get_partial_messageable(CHANNEL_ID)
+    hold = fake.hold("POST", rf"^/channels/{CHANNEL_ID}/messages$")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(channel.send("sent, answer lost"), 0.3)  # the bot "dies" waiting
+    assert hold.arrived.is_set()
+    assert [m.content for m in fake.messages_in(CHANNEL_ID)] == ["sent, answer lost"]
+    hold.release()
+    await asyncio.sleep(0.1)
+    after = await asyncio.wait_for(channel.send("next"), 5)
+    assert fake.messages[after.id].content == "next" and hold.waiting == 0
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("aiohttp")]
+    assert noisy == []
+
+
+async def test_deny_permissions_on_bot_token_routes(fake, bot):
+    channel = bot.get_partial_messageable(CHANNEL_ID)
+    sent = await channel.send("text", file=discord.File(io.BytesIO(PNG), filename="a.png"))
+    partial = channel.get_partial_message(sent.id)
+    message = fake.messages[sent.id]
+
+    fake.deny_permissions(CHANNEL_ID, "ATTACH_FILES")
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await partial.edit(content="new", attachments=[discord.File(io.BytesIO(b"b"), filename="b.png")])
+    assert excinfo.value.status == 403 and excinfo.value.code == 50013
+    assert message.content == "text" and [a.filename for a in message.attachments] == ["a.png"]
+    edited = await partial.edit(content="text edit")  # keeps the existing attachment: allowed
+    assert edited.content == "text edit" and message.content == "text edit"
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await channel.send(file=discord.File(io.BytesIO(b"c"), filename="c.png"))
+    assert excinfo.value.code == 50013
+    await channel.send("plain send still works")
+
+    fake.deny_permissions(CHANNEL_ID, "SEND_MESSAGES")
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await channel.send("no")
+    assert excinfo.value.code == 50013
+    assert (await partial.edit(content="edits need no Send Messages")).content == "edits need no Send Messages"
+
+    fake.deny_permissions(CHANNEL_ID, "VIEW_CHANNEL")
+    for attempt in (partial.fetch(), partial.edit(content="x"), channel.send("x")):
+        with pytest.raises(discord.Forbidden) as excinfo:
+            await attempt
+        assert excinfo.value.code == 50001 and excinfo.value.text == "Missing Access"
+
+    fake.allow_permissions(CHANNEL_ID, "VIEW_CHANNEL", "SEND_MESSAGES", "ATTACH_FILES")
+    final = await partial.edit(content="all back", attachments=[discord.File(io.BytesIO(b"d"), filename="d.png")])
+    assert [a.filename for a in final.attachments] == ["d.png"]
+    with pytest.raises(ValueError):
+        fake.deny_permissions(CHANNEL_ID, "MANAGE_MESSAGES")
+
+
+async def test_denied_permissions_do_not_affect_interaction_tokens(fake, bot):
+    done = asyncio.Event()
+
+    @bot.tree.command(name="pic", description="Picture")
+    async def pic(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        await interaction.edit_original_response(
+            content="here", attachments=[discord.File(io.BytesIO(PNG), filename="p.png")]
+        )
+        done.set()
+
+    fake.deny_permissions(CHANNEL_ID, "VIEW_CHANNEL", "SEND_MESSAGES", "ATTACH_FILES")
+    iid = await fake.send_interaction(slash_command_payload(fake, name="pic", channel_id=CHANNEL_ID))
+    await asyncio.wait_for(done.wait(), 5)
+    message = fake.messages[fake.interaction_responses[iid].original_message_id]
+    assert message.content == "here" and [a.filename for a in message.attachments] == ["p.png"]
+
+
+async def test_dm_with_files_and_a_user_who_refuses_dms(fake, bot):
+    dm = await bot.create_dm(discord.Object(USER_ID))
+    sent = await dm.send(
+        "your pictures",
+        files=[discord.File(io.BytesIO(PNG), filename="a.png"), discord.File(io.BytesIO(b"2"), filename="b.png")],
+    )
+    [message] = fake.dm_messages(USER_ID)
+    assert message.id == sent.id and message.channel_id == fake.dm_channel_id(USER_ID)
+    assert [(a.filename, a.data) for a in message.attachments] == [("a.png", PNG), ("b.png", b"2")]
+    assert fake.messages_in(dm.id) == [message]
+    assert [a.filename for a in sent.attachments] == ["a.png", "b.png"]
+
+    fake.refuse_dms(USER_ID)
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await dm.send("again", file=discord.File(io.BytesIO(PNG), filename="c.png"))
+    assert excinfo.value.status == 403 and excinfo.value.code == 50007
+    assert len(fake.dm_messages(USER_ID)) == 1
+    # Other users and guild channels are unaffected.
+    other = await bot.create_dm(discord.Object(USER_ID + 1))
+    await other.send("hi")
+    assert [m.content for m in fake.dm_messages(USER_ID + 1)] == ["hi"]
+    await bot.get_partial_messageable(CHANNEL_ID).send("guild")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -323,6 +325,136 @@ async def test_fail_next(fake: FakeEvoLink, http):
     assert status == 404
     # Failed requests are recorded too.
     assert [r.path for r in fake.requests].count("/v1/credits") == 3
+
+
+async def test_fail_every_fails_exactly_every_nth(fake: FakeEvoLink, http):
+    credits = f"{fake.base_url}/v1/credits"
+    await call(http, "GET", credits)  # before the rule: not counted
+    fake.fail_every("/v1/credits", 3, 503, "internal_error", "Busy", retry_after="7")
+    statuses = []
+    for _ in range(7):
+        status, body, r = await call(http, "GET", credits)
+        statuses.append(status)
+        if status == 503:
+            # The same body and header fail_next answers with.
+            assert body == {"error": {"code": "internal_error", "message": "Busy",
+                                      "type": "api_error", "param": None}}
+            assert r.headers["Retry-After"] == "7"
+        # Other paths neither fail nor count.
+        status, _, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/task-unified-1-x")
+        assert status == 404
+    assert statuses == [200, 200, 503, 200, 200, 503, 200]
+
+    fake.stop_failing()
+    for _ in range(3):
+        status, _, _ = await call(http, "GET", credits)
+        assert status == 200
+
+
+async def test_fail_every_counts_requests_fail_next_answers(fake: FakeEvoLink, http):
+    fake.fail_every("/v1/credits", 2, 500, "internal_error")
+    fake.fail_next("/v1/credits", 429, "rate_limited")
+    statuses = [(await call(http, "GET", f"{fake.base_url}/v1/credits"))[0] for _ in range(4)]
+    assert statuses == [429, 500, 200, 500]
+
+
+async def test_stall_next_create_times_out_client_but_creates_task(
+    fake: FakeEvoLink, http, caplog: pytest.LogCaptureFixture
+):
+    fake.stall_next_create(30.0)
+    impatient = aiohttp.ClientTimeout(total=0.5)
+    with pytest.raises(TimeoutError):
+        async with http.post(f"{fake.base_url}/v1/images/generations", json=image_body(n=2),
+                             headers=AUTH, timeout=impatient):
+            pass
+    # EvoLink accepted it: the task exists and its credits are reserved.
+    [task] = fake.tasks.values()
+    assert task.prompt == "a red fox" and task.credits_reserved == Decimal("3.6")
+    assert fake.task_state(task.id) == ("pending", 0)
+    fake.starting_credits = Decimal("5")
+    status, body, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                                 json=image_body(n=1))
+    assert status == 402  # 3.6 of 5 reserved by the task the client never saw
+
+    # Only the next create was stalled.
+    fake.starting_credits = Decimal("10000")
+    started = time.perf_counter()
+    status, _, _ = await call(http, "POST", f"{fake.base_url}/v1/videos/generations",
+                              json=video_body())
+    assert status == 200 and time.perf_counter() - started < 0.5
+    assert len(fake.tasks) == 2
+
+    # Closing does not wait for the stalled answer, and nothing complains about the gone client.
+    caplog.set_level(logging.DEBUG)
+    started = time.perf_counter()
+    await fake.close()
+    assert time.perf_counter() - started < 5
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_stall_next_create_delays_the_answer(fake: FakeEvoLink, http):
+    fake.stall_next_create(0.3, times=2)
+    for _ in range(2):
+        started = time.perf_counter()
+        status, _, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                                  json=image_body())
+        assert status == 200 and time.perf_counter() - started >= 0.3
+    started = time.perf_counter()
+    await call(http, "POST", f"{fake.base_url}/v1/images/generations", json=image_body())
+    assert time.perf_counter() - started < 0.3
+    assert len(fake.tasks) == 3
+
+
+async def test_hold_results_until_released(fake: FakeEvoLink, http, clock: ScaledClock):
+    _, task, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                            json=image_body(n=2))
+    clock.advance(31)
+    hold = fake.hold_results()
+    with pytest.raises(RuntimeError):
+        fake.hold_results()  # one at a time
+
+    async def download(index: int) -> tuple[int, bytes]:
+        async with http.get(f"{fake.base_url}/results/{task['id']}/{index}",
+                            headers={"User-Agent": USER_AGENT}) as r:
+            return r.status, await r.read()
+
+    downloads = [asyncio.create_task(download(i)) for i in range(2)]
+    await asyncio.wait_for(hold.arrived.wait(), 5)
+    for _ in range(100):
+        if hold.waiting == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert hold.waiting == 2
+    # Other routes are not held.
+    status, _, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{task['id']}")
+    assert status == 200
+    await asyncio.sleep(0.1)
+    assert not any(d.done() for d in downloads)
+
+    hold.release()
+    results = await asyncio.wait_for(asyncio.gather(*downloads), 5)
+    assert [status for status, _ in results] == [200, 200]
+    assert all(data.startswith(b"\x89PNG") for _, data in results)
+    assert hold.waiting == 0 and hold.released
+    # Released: later downloads pass, and a new hold can be taken.
+    assert (await download(0))[0] == 200
+    assert not fake.hold_results().arrived.is_set()
+
+
+async def test_close_releases_held_results(clock, http):
+    fake = FakeEvoLink(clock=clock)
+    await fake.start()
+    hold = fake.hold_results()
+    pending = asyncio.create_task(http.get(f"{fake.base_url}/results/task-unified-1-x/0",
+                                           headers={"User-Agent": USER_AGENT}))
+    await asyncio.wait_for(hold.arrived.wait(), 5)
+    started = time.perf_counter()
+    await fake.close()
+    assert time.perf_counter() - started < 5 and hold.released
+    try:
+        (await pending).release()
+    except aiohttp.ClientError:
+        pass  # the server went away: either outcome is fine
 
 
 async def test_upload_and_video_input_checks(fake: FakeEvoLink, http, clock: ScaledClock):
