@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.credits import CreditLedger, to_milli
 from bot.db import Database
 from bot.evolink.client import UPLOAD_TIMEOUT, EvoLinkClient
+from bot.evolink.stats import CallStats
 from bot.jobs.kinds import ImageJobRules, VideoJobRules
 from bot.jobs.pause import PauseReason
 from bot.jobs.runner import JobRunner, RunnerSettings, Submission
@@ -55,6 +56,7 @@ class Services:
     ffmpeg: str | None  # None: videos over the upload limit are linked, not re-encoded
     quotas: QuotaStore
     blocked_terms: BlockedTerms
+    evolink_stats: CallStats  # how EvoLink answered in the last hour, for /admin status
 
 
 class WanBot(commands.AutoShardedBot):
@@ -84,6 +86,7 @@ class WanBot(commands.AutoShardedBot):
         settings = self.settings
         session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
         db = await Database.open(settings.database_path)
+        evolink_stats = CallStats(self.clock)
         evolink = EvoLinkClient(
             session,
             api_key=settings.evolink_api_key.get_secret_value(),
@@ -91,6 +94,7 @@ class WanBot(commands.AutoShardedBot):
             files_base_url=settings.evolink_files_base_url,
             timeout=aiohttp.ClientTimeout(total=settings.evolink_timeout_seconds, connect=10),
             upload_timeout=UPLOAD_TIMEOUT,
+            stats=evolink_stats,
         )
         quotas = QuotaStore(db, self.clock, QuotaDefaults(
             allowance=to_milli(settings.default_daily_credits),
@@ -122,7 +126,7 @@ class WanBot(commands.AutoShardedBot):
             log.warning("ffmpeg not found (FFMPEG_PATH=%s): videos over Discord's upload limit "
                         "will be posted as links instead of being re-encoded", settings.ffmpeg_path)
         self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner,
-                                 ffmpeg, quotas, BlockedTerms(db, self.clock))
+                                 ffmpeg, quotas, BlockedTerms(db, self.clock), evolink_stats)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         runner.on_pause_change = self._tell_moderators_about_pause

@@ -198,13 +198,20 @@ class CreditLedger:
 
     async def charges(self, job_ids: Iterable[int]) -> dict[int, int]:
         """What each of these jobs was charged (settled jobs only)."""
+        return await self._closed_amounts("settle", job_ids)
+
+    async def refunds(self, job_ids: Iterable[int]) -> dict[int, int]:
+        """What each of these jobs gave back when it was refunded (refunded jobs only)."""
+        return await self._closed_amounts("refund", job_ids)
+
+    async def _closed_amounts(self, kind: str, job_ids: Iterable[int]) -> dict[int, int]:
         ids = list(job_ids)
         if not ids:
             return {}
         placeholders = ", ".join("?" for _ in ids)
         rows = await self._db.fetchall(
-            f"SELECT job_id, amount FROM ledger WHERE kind = 'settle' AND job_id IN ({placeholders})",
-            ids,
+            f"SELECT job_id, amount FROM ledger WHERE kind = ? AND job_id IN ({placeholders})",
+            [kind, *ids],
         )
         return {row["job_id"]: row["amount"] for row in rows}
 

@@ -102,6 +102,7 @@ class Animate(commands.Cog):
         assert interaction.guild_id is not None and interaction.channel_id is not None
         # Refuse privately (blocked prompt, blocked member, not enough credits...) before anything
         # public happens; the real, atomic reservation comes once the picture is known to be usable.
+        services.runner.check_accepting()
         await services.blocked_terms.check(interaction.guild_id, options.prompt)
         roles = member_role_ids(interaction)
         estimate = services.settings.prices.video_estimate(options.duration, options.quality)

@@ -25,11 +25,13 @@ from .errors import (
     EvoLinkConnectionError,
     EvoLinkError,
     EvoLinkTimeout,
+    RateLimited,
     UnexpectedResponse,
     error_for_status,
     parse_retry_after,
 )
 from .models import AccountBalance, Task, UploadedFile
+from .stats import CallStats
 
 log = logging.getLogger("bot.evolink")
 
@@ -53,6 +55,7 @@ class EvoLinkClient:
         files_base_url: str = "https://files-api.evolink.ai",
         timeout: aiohttp.ClientTimeout | None = None,
         upload_timeout: aiohttp.ClientTimeout | None = None,
+        stats: CallStats | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key is required")
@@ -64,6 +67,7 @@ class EvoLinkClient:
         # their own (a file takes longer to send than a JSON call).
         self._timeout = timeout or DEFAULT_TIMEOUT
         self._upload_timeout = upload_timeout or timeout or UPLOAD_TIMEOUT
+        self._stats = stats  # None: nobody watches how the API answers
 
     def __repr__(self) -> str:
         return (
@@ -154,6 +158,31 @@ class EvoLinkClient:
         form: aiohttp.FormData | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
         files_api: bool = False,
+    ) -> T:
+        """Every request goes through here, so each one (each attempt of a retried call) is
+        counted once in the stats: ok, or failed with whatever EvoLinkError it raised."""
+        try:
+            result = await self._exchange(
+                method, url, parse, json_body=json_body, form=form, timeout=timeout, files_api=files_api
+            )
+        except EvoLinkError as exc:
+            if self._stats is not None:
+                self._stats.record(ok=False, rate_limited=isinstance(exc, RateLimited))
+            raise
+        if self._stats is not None:
+            self._stats.record(ok=True)
+        return result
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str | URL,
+        parse: Callable[[dict[str, Any]], T],
+        *,
+        json_body: dict[str, Any] | None,
+        form: aiohttp.FormData | None,
+        timeout: aiohttp.ClientTimeout | None,
+        files_api: bool,
     ) -> T:
         url = URL(url) if isinstance(url, str) else url
         where = f"{method} {url.path}"  # never the headers: they hold the key

@@ -89,6 +89,9 @@ DOWNLOAD_FAILED = JobFailure("download_failed", "The finished results could not 
 NO_RESULTS = JobFailure("generation_failed_no_content", "The model produced no images for this prompt. Try again.")
 DELIVERY_FAILED = JobFailure("delivery_failed", "The results could not be posted to this channel.")
 INTERNAL_ERROR = JobFailure("internal_error", "Something went wrong inside the bot; the operator can see the details in its log.")
+OPERATOR_REFUND = JobFailure(
+    "refunded_by_operator", "The bot's operator stopped this job and gave your credits back.",
+)
 
 
 def _shorten(text: str, limit: int = 200) -> str:

@@ -176,8 +176,7 @@ class JobRunner:
     ) -> Submission:
         """Write the job and reserve its estimate in one transaction (InsufficientCredits rolls
         both back). Nothing is sent to EvoLink until `enqueue` puts it in line."""
-        if self._paused is not None:
-            raise SubmissionsPaused(self._paused)
+        self.check_accepting()
         options = request.to_dict()
         estimate = self._settings.kinds[kind].estimate(options)
         async with self._db.transaction() as tx:
@@ -191,6 +190,12 @@ class JobRunner:
             )
         log.info("Job %d: %s job queued for user %d in guild %d", job_id, kind, user_id, guild_id)
         return Submission(job_id=job_id, reserved=estimate)
+
+    def check_accepting(self) -> None:
+        """Raise SubmissionsPaused while EvoLink refuses the bot's account, so a command can
+        refuse privately before it answers publicly."""
+        if self._paused is not None:
+            raise SubmissionsPaused(self._paused)
 
     def enqueue(self, job: Job, reporter: JobReporter) -> None:
         """Put a submitted job in line; it starts when a slot is free and its turn comes."""
@@ -499,6 +504,13 @@ class JobRunner:
                 task = await retrying(self._evolink.get_task, task.id)
             except EvoLinkError as exc:
                 log.warning("Job %d: polling %s failed: %s", job.id, task.id, exc)
+                reason = pause_reason_for(exc)
+                if reason is not None:
+                    # The key was refused mid-job: the task still runs at EvoLink, so keep the job
+                    # and ask again later, as the paused line does, until its deadline.
+                    self._pause(reason)
+                    delay = PAUSE_PROBE_SECONDS
+                    continue
                 if exc.transient:  # retried until the deadline and still failing
                     raise JobFailed(failures.TIMED_OUT) from exc
                 raise JobFailed(failures.describe_api_error(exc)) from exc

@@ -70,7 +70,14 @@ def render_progress(progress: JobProgress, reserved: int) -> str:
     lines.append(" · ".join(status))
     if progress.note:
         lines.append(f"*{progress.note}*")
+    lines.append(job_reference(job))
     return "\n".join(lines)
+
+
+def job_reference(job: Job) -> str:
+    """The job's id in small print: what a member quotes to the operator, who looks it up with
+    /admin job."""
+    return f"-# job {job.id}"
 
 
 def render_result(job: Job, files: int, charged: int, links: list[str] | None = None) -> str:
@@ -92,6 +99,7 @@ def render_failure(job: Job, failure: JobFailure, refunded: int | None) -> str:
     lines = [f"**❌ Failed**: {failure.message}", quoted_prompt(job.request["prompt"])]
     if refunded:
         lines.append(f"{format_credits(refunded)} credits were given back.")
+    lines.append(job_reference(job))
     return "\n".join(lines)
 
 

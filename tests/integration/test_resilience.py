@@ -119,6 +119,22 @@ async def test_an_out_of_credits_account_pauses_new_jobs_tells_everyone_and_resu
     await _wait_until_spent(harness, 2_000)
 
 
+async def test_a_key_refused_mid_job_pauses_without_failing_the_running_job(harness):
+    interaction = await harness.command("imagine", prompt="a heron with a revoked key")
+    await harness.wait_for_original(interaction, lambda m: "Generating" in m.content)
+    harness.evolink.fail_next("/v1/tasks/", 401, "invalid_api_key", "key revoked")
+    # While paused, newcomers are refused; the job already at EvoLink keeps going.
+    await harness.discord.wait_for(lambda fake: harness.bot.services.runner.status().paused is not None)
+    late = await harness.command("imagine", prompt="a late heron", user_id=OTHER_USER)
+    assert "the bot's EvoLink API key was refused" in await _refused(harness, late)
+
+    final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
+    assert "**✅ Done**" in final.content
+    await _wait_until_spent(harness, 2_000)
+    await harness.discord.wait_for(lambda fake: harness.bot.services.runner.status().paused is None,
+                                   timeout=30)
+
+
 # -- Discord faults ----------------------------------------------------------------------------
 
 
