@@ -319,6 +319,8 @@ class JobRunner:
             self._in_flight[entry.job_id] = entry
             self._shown_positions.pop(entry.job_id, None)
             self._launch(self._waiting.pop(entry.job_id), self._reporters[entry.job_id])
+        if not self._queue:
+            return  # nobody waits: no place to show
         self._positions_stale = True
         if self._positions_task is None or self._positions_task.done():
             self._positions_task = asyncio.create_task(self._show_positions(), name="queue-positions")

@@ -48,6 +48,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+# A response the fake withholds until the test calls release(): the same hold the fake EvoLink uses.
+from bot.evolink.fake import FakeHold as Hold
+
 __all__ = [
     "API_PREFIX",
     "DEFAULT_APPLICATION_ID",
@@ -319,34 +322,6 @@ class _HoldRule:
     pattern: re.Pattern[str]
     only_uploads: bool
     hold: Hold
-
-
-class Hold:
-    """A response the fake withholds until the test calls ``release()``.
-
-    Same API as ``bot.evolink.fake.FakeHold`` (kept separate: that one is production code).
-    """
-
-    def __init__(self) -> None:
-        self.arrived = asyncio.Event()  # set once a held request is waiting
-        self.waiting = 0  # held requests waiting right now
-        self._released = asyncio.Event()
-
-    @property
-    def released(self) -> bool:
-        return self._released.is_set()
-
-    def release(self) -> None:
-        """Let every waiting request (and any later one) through; the hold is then inactive."""
-        self._released.set()
-
-    async def _block(self) -> None:
-        self.waiting += 1
-        self.arrived.set()
-        try:
-            await self._released.wait()
-        finally:
-            self.waiting -= 1
 
 
 @dataclass
