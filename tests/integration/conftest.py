@@ -156,6 +156,18 @@ class Harness:
         )
         return self.original(interaction_id)
 
+    async def private_refusal(self, interaction_id: int) -> str:
+        """The text of a command refused before anything started: a private first answer."""
+        reply = await self.wait_for_original(interaction_id, lambda m: bool(m.content))
+        assert self.record(interaction_id).callback_type == 4 and reply.ephemeral, "a refusal is private"
+        return reply.content
+
+    async def wait_until_generating(self, interaction_id: int):
+        return await self.wait_for_original(interaction_id, lambda m: "Generating" in m.content)
+
+    async def balance(self, user_id: int = USER_ID, guild_id: int = GUILD_ID):
+        return await self.bot.services.ledger.balance(guild_id, user_id)
+
     def evolink_creates(self) -> list:
         return [r for r in self.evolink.requests if r.method == "POST" and "/generations" in r.path]
 

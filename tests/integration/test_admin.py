@@ -34,10 +34,6 @@ async def as_owner(harness, *options, sub: str) -> str:
     return reply
 
 
-async def _balance(harness):
-    return await harness.bot.services.ledger.balance(GUILD_ID, USER_ID)
-
-
 async def _wait_for_state(harness, job_id: int, state: JobState) -> None:
     for _ in range(400):
         if (await harness.bot.services.store.get(job_id)).state is state:
@@ -108,7 +104,7 @@ async def test_refunding_a_running_job_stops_it_and_gives_the_credits_back(harne
     interaction = await harness.command("imagine", prompt="a heron the operator stops")
     message = await harness.wait_for_original(interaction, lambda m: "Generating" in m.content)
     assert message.content.endswith("\n-# job 1"), "members can quote the job's id"
-    held = (await _balance(harness)).held
+    held = (await harness.balance()).held
     assert held > 0
     task_id = (await harness.bot.services.store.get(1)).task_id
 
@@ -120,7 +116,7 @@ async def test_refunding_a_running_job_stops_it_and_gives_the_credits_back(harne
     await harness.discord.wait_for(lambda fake: OPERATOR_REFUND.message in message.content, timeout=10)
     assert message.content.startswith(f"**❌ Failed**: {OPERATOR_REFUND.message}\n")
     assert message.content.endswith(f"{format_credits(held)} credits were given back.\n-# job 1")
-    balance = await _balance(harness)
+    balance = await harness.balance()
     assert (balance.held, balance.spent) == (0, 0)
 
     polls = len(_polls(harness, task_id))
@@ -134,12 +130,12 @@ async def test_a_done_job_cannot_be_refunded(harness):
     interaction = await harness.command("imagine", prompt="a heron already delivered")
     await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
     await _wait_for_state(harness, 1, JobState.DONE)
-    spent = (await _balance(harness)).spent
+    spent = (await harness.balance()).spent
 
     reply = await as_owner(harness, integer("id", 1), text("action", "refund"), sub="job")
     assert reply == ("Job 1 is already finished: it was delivered and charged, so it cannot be refunded. "
                      f"To give the member credits back, use `/quota grant` in its server for <@{USER_ID}>.")
-    assert (await _balance(harness)).spent == spent > 0
+    assert (await harness.balance()).spent == spent > 0
     assert "**✅ Done**" in harness.original(interaction).content
 
 
@@ -160,7 +156,7 @@ async def test_show_describes_a_job_and_links_its_message(harness):
     assert lines[4] == f"EvoLink task: `{job.task_id}`"
     assert lines[5:] == [
         "Results: 1 known (EvoLink links)",
-        f"Charged: {format_credits((await _balance(harness)).spent)} credits",
+        f"Charged: {format_credits((await harness.balance()).spent)} credits",
         "Runner: done with it",
         f"Message: https://discord.com/channels/{GUILD_ID}/{CHANNEL_ID}/{message.id}",
     ]
@@ -208,7 +204,7 @@ async def test_retry_delivery_posts_a_refunded_job_for_free_once_the_channel_all
     # Through the bot token: the interaction token is long dead.
     edits = harness.discord.requests_to("PATCH", bot_token_edits)
     assert len(edits) > edits_before and edits[-1].status == 200 and edits[-1].files
-    balance = await _balance(harness)
+    balance = await harness.balance()
     assert (balance.held, balance.spent) == (0, 0)
     assert (await harness.bot.services.store.get(1)).state is JobState.FAILED  # refunded stays refunded
 

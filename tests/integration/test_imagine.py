@@ -55,12 +55,6 @@ async def test_imagine_delivers_the_images_with_live_progress_and_charges_once(h
     assert "16 of 20 left" in reply.content and "Used: 4" in reply.content
 
 
-async def _refused(harness, interaction):
-    reply = await harness.wait_for_original(interaction, lambda m: bool(m.content))
-    assert harness.record(interaction).callback_type == 4 and reply.ephemeral
-    return reply.content
-
-
 async def test_bad_input_is_refused_with_the_rule_and_the_value_and_nothing_is_sent(harness):
     cases = {
         "size 3000x100: the aspect ratio must be between 1:4 and 4:1":
@@ -74,7 +68,7 @@ async def test_bad_input_is_refused_with_the_rule_and_the_value_and_nothing_is_s
     }
     for expected, options in cases.items():
         interaction = await harness.command("imagine", **options)
-        assert expected in await _refused(harness, interaction)
+        assert expected in await harness.private_refusal(interaction)
 
     assert harness.evolink_creates() == []
     balance = await harness.bot.services.ledger.balance(7000, USER_ID)
@@ -86,7 +80,7 @@ async def test_not_enough_credits_says_what_is_left_and_when_it_refills(tmp_path
         first = await harness.command("imagine", prompt="four foxes", n=4)      # 8 credits
         second = await harness.command("imagine", prompt="four more foxes", n=4)  # 16 held now
         third = await harness.command("imagine", prompt="and again", n=4)        # would be 24 > 20
-        text = await _refused(harness, third)
+        text = await harness.private_refusal(third)
         assert re.fullmatch(r"Not enough credits: this needs 8 and you have 4 left today\. "
                             r"Your allowance refills <t:\d+:R>\.", text)
         for interaction in (first, second):
@@ -98,7 +92,7 @@ async def test_a_third_job_at_once_waits_for_the_member_to_finish_one(harness):
     first = await harness.command("imagine", prompt="one fox")
     second = await harness.command("imagine", prompt="two foxes")
     third = await harness.command("imagine", prompt="three foxes")
-    assert await _refused(harness, third) == (
+    assert await harness.private_refusal(third) == (
         "You already have 2 jobs running, the most this server allows at once. Wait for one to finish.")
     for interaction in (first, second):
         await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1)
@@ -132,5 +126,5 @@ async def test_commands_in_dms_explain_that_credits_are_per_server(harness):
     for command in ("imagine", "credits"):
         options = {"prompt": "a fox"} if command == "imagine" else {}
         interaction = await harness.command(command, guild_id=None, **options)
-        assert "credits are counted per server" in await _refused(harness, interaction)
+        assert "credits are counted per server" in await harness.private_refusal(interaction)
     assert harness.evolink_creates() == []

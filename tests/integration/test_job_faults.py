@@ -5,13 +5,9 @@ from __future__ import annotations
 from tests.integration.conftest import CHANNEL_ID, USER_ID
 
 
-async def _wait_until_generating(harness, interaction):
-    return await harness.wait_for_original(interaction, lambda m: "Generating" in m.content)
-
-
 async def test_when_the_interaction_token_dies_the_result_arrives_by_bot_token_edit(harness):
     interaction = await harness.command("imagine", prompt="a slow fox")
-    message = await _wait_until_generating(harness, interaction)
+    message = await harness.wait_until_generating(interaction)
     harness.discord.expire_token(harness.record(interaction).token)
 
     await harness.discord.wait_for(lambda fake: len(message.attachments) == 1)
@@ -26,7 +22,7 @@ async def test_when_the_interaction_token_dies_the_result_arrives_by_bot_token_e
 
 async def test_when_the_message_was_deleted_the_result_is_posted_anew_mentioning_the_member(harness):
     interaction = await harness.command("imagine", prompt="a shy fox")
-    message = await _wait_until_generating(harness, interaction)
+    message = await harness.wait_until_generating(interaction)
     harness.discord.expire_token(harness.record(interaction).token)
     message.deleted = True
 

@@ -13,7 +13,6 @@ from decimal import Decimal
 from bot.jobs.runner import PAUSE_PROBE_SECONDS
 from tests.integration.conftest import (
     CHANNEL_ID,
-    GUILD_ID,
     LOG_CHANNEL_ID,
     MANAGE_SERVER,
     USER_ID,
@@ -24,21 +23,9 @@ from tests.integration.conftest import (
 OTHER_USER = 5006
 
 
-async def _balance(harness, user_id: int = USER_ID):
-    return await harness.bot.services.ledger.balance(GUILD_ID, user_id)
-
-
-async def _refused(harness, interaction: int) -> str:
-    """The private reply of a command that was refused before anything started."""
-    await harness.discord.wait_for(lambda fake: harness.record(interaction).callback_type == 4)
-    data = harness.record(interaction).callback_data
-    assert data["flags"] & 64, "a refusal is private"
-    return data["content"]
-
-
 async def _wait_until_spent(harness, amount: int, user_id: int = USER_ID) -> None:
     for _ in range(200):
-        balance = await _balance(harness, user_id)
+        balance = await harness.balance(user_id)
         if balance.held == 0:
             assert balance.spent == amount
             return
@@ -84,7 +71,7 @@ async def test_a_create_that_times_out_after_evolink_accepted_it_is_not_sent_aga
         assert "not sent again" in final.content and "2 credits were given back" in final.content
         # EvoLink did take it (and will charge the bot's account), but the bot asked only once.
         assert len(harness.evolink.tasks) == 1 and len(harness.evolink_creates()) == 1
-        balance = await _balance(harness)
+        balance = await harness.balance()
         assert (balance.held, balance.spent) == (0, 0)
 
 
@@ -106,8 +93,8 @@ async def test_an_out_of_credits_account_pauses_new_jobs_tells_everyone_and_resu
 
     # Another member's command is refused at once, privately, and costs nothing.
     second = await harness.command("imagine", prompt="a heron at noon", user_id=OTHER_USER)
-    assert "New generations are paused" in await _refused(harness, second)
-    assert (await _balance(harness, OTHER_USER)).held == 0
+    assert "New generations are paused" in await harness.private_refusal(second)
+    assert (await harness.balance(OTHER_USER)).held == 0
     # Jobs are not failed one by one: one refused create, then nothing until the account works.
     await harness.clock.sleep(PAUSE_PROBE_SECONDS * 2)
     assert len(harness.evolink_creates()) == 1
@@ -126,7 +113,7 @@ async def test_a_key_refused_mid_job_pauses_without_failing_the_running_job(harn
     # While paused, newcomers are refused; the job already at EvoLink keeps going.
     await harness.discord.wait_for(lambda fake: harness.bot.services.runner.status().paused is not None)
     late = await harness.command("imagine", prompt="a late heron", user_id=OTHER_USER)
-    assert "the bot's EvoLink API key was refused" in await _refused(harness, late)
+    assert "the bot's EvoLink API key was refused" in await harness.private_refusal(late)
 
     final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
     assert "**✅ Done**" in final.content
@@ -138,13 +125,9 @@ async def test_a_key_refused_mid_job_pauses_without_failing_the_running_job(harn
 # -- Discord faults ----------------------------------------------------------------------------
 
 
-async def _wait_until_generating(harness, interaction):
-    return await harness.wait_for_original(interaction, lambda m: "Generating" in m.content)
-
-
 async def test_without_attach_files_the_member_is_told_and_gets_the_result_by_dm(harness):
     interaction = await harness.command("imagine", prompt="a heron, privately")
-    message = await _wait_until_generating(harness, interaction)
+    message = await harness.wait_until_generating(interaction)
     # The token dies (edits move to the bot token) in a channel where the bot may not upload.
     harness.discord.expire_token(harness.record(interaction).token)
     harness.discord.deny_permissions(CHANNEL_ID, "ATTACH_FILES")
@@ -161,14 +144,14 @@ async def test_without_attach_files_the_member_is_told_and_gets_the_result_by_dm
 
 async def test_when_dms_are_closed_too_the_job_fails_with_the_reason_and_is_refunded(harness):
     interaction = await harness.command("imagine", prompt="a heron nobody sees")
-    message = await _wait_until_generating(harness, interaction)
+    message = await harness.wait_until_generating(interaction)
     harness.discord.expire_token(harness.record(interaction).token)
     harness.discord.deny_permissions(CHANNEL_ID, "ATTACH_FILES")
     harness.discord.refuse_dms(USER_ID)
 
     await harness.discord.wait_for(lambda fake: "Failed" in message.content, timeout=30)
     assert "**Attach Files**" in message.content and "DMs are closed" in message.content
-    balance = await _balance(harness)
+    balance = await harness.balance()
     assert (balance.spent, balance.held) == (0, 0)
 
 
@@ -219,6 +202,6 @@ async def test_one_heavy_member_cannot_starve_another(tmp_path):
 async def test_a_command_during_shutdown_is_refused_clearly_and_charges_nothing(harness):
     harness.bot.shutting_down = True  # what WanBot.close sets first
     interaction = await harness.command("imagine", prompt="a late heron")
-    assert "The bot is restarting" in await _refused(harness, interaction)
-    assert harness.evolink_creates() == [] and (await _balance(harness)).held == 0
+    assert "The bot is restarting" in await harness.private_refusal(interaction)
+    assert harness.evolink_creates() == [] and (await harness.balance()).held == 0
     harness.bot.shutting_down = False
