@@ -17,6 +17,7 @@ from bot.credits import CreditLedger, to_milli
 from bot.db import Database
 from bot.evolink.client import UPLOAD_TIMEOUT, EvoLinkClient
 from bot.evolink.stats import CallStats
+from bot.i18n import CatalogueTranslator
 from bot.jobs.kinds import ImageJobRules, VideoJobRules
 from bot.jobs.pause import PauseReason
 from bot.jobs.runner import JobRunner, RunnerSettings, Submission
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = (
     "cogs.imagine", "cogs.animate", "cogs.credits", "cogs.quota", "cogs.usage", "cogs.moderation",
-    "cogs.admin",
+    "cogs.admin", "cogs.defaults", "cogs.history", "cogs.help",
 )
 
 
@@ -127,6 +128,9 @@ class WanBot(commands.AutoShardedBot):
                         "will be posted as links instead of being re-encoded", settings.ffmpeg_path)
         self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner,
                                  ffmpeg, quotas, BlockedTerms(db, self.clock), evolink_stats)
+        # Before the cogs: the translator localises their commands' names and descriptions
+        # whenever the tree is synced.
+        await self.tree.set_translator(CatalogueTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         runner.on_pause_change = self._tell_moderators_about_pause

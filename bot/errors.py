@@ -1,9 +1,28 @@
 """The base of errors that are the user's to fix or know about, as opposed to bugs."""
 
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from bot.i18n import ENGLISH, Message
+
 
 class UserFacingError(Exception):
-    """Raised with a message written for the member who ran the command.
+    """Raised with a message written for the member who ran the command, as a catalogue key
+    and its fields (see bot/i18n.py), so the reply can be in the member's language.
 
-    The command tree's error handler shows `str(error)` to the member as it is; anything that is
-    not a UserFacingError is logged with a reference and shown as a generic apology.
+    The command tree's error handler shows `error.localized(interaction.locale)`; anything that
+    is not a UserFacingError is logged with a reference and shown as a generic apology. `str()`
+    is the English text, for logs and tests.
     """
+
+    def __init__(self, key: str, /, **fields: Any) -> None:
+        # TRANSITIONAL (issue 6, removed once every error has a key): plain English text.
+        self._literal = key if " " in key else None
+        self.message = Message(key, **fields)
+        super().__init__(self._literal or self.message.render(ENGLISH))
+
+    def localized(self, locale: discord.Locale | str | None) -> str:
+        return self._literal or self.message.render(locale)

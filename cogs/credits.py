@@ -7,8 +7,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
+from bot.ui.account import render_balance
 from bot.ui.checks import in_guild, member_role_ids
-from bot.ui.render import render_balance
 
 RECENT_JOBS = 5
 

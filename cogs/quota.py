@@ -17,9 +17,10 @@ from bot.credits import Balance
 from bot.periods import Period
 from bot.quotas import GuildQuotaSettings
 from bot.requests import InvalidRequest, parse_credit_amount
+from bot.ui.account import describe_allowance
 from bot.ui.checks import NotModerator, has_manage_server, moderator_only
 from bot.ui.moderation_log import echo_to_log_channel
-from bot.ui.render import describe_allowance, timestamp
+from bot.ui.render import timestamp
 from bot.units import format_credits
 
 log = logging.getLogger(__name__)

@@ -173,6 +173,8 @@ class JobRunner:
         interaction_id: int | None,
         request: ImageRequest | VideoRequest,
         role_ids: Iterable[int] = (),
+        locale: str = "en-US",
+        parent_job_id: int | None = None,
     ) -> Submission:
         """Write the job and reserve its estimate in one transaction (InsufficientCredits rolls
         both back). Nothing is sent to EvoLink until `enqueue` puts it in line."""
@@ -183,6 +185,7 @@ class JobRunner:
             job_id = await self._store.create(
                 tx, kind=kind, guild_id=guild_id, channel_id=channel_id,
                 user_id=user_id, interaction_id=interaction_id, request=options,
+                locale=locale, parent_job_id=parent_job_id,
             )
             await self._ledger.reserve(
                 tx, guild_id=guild_id, user_id=user_id, job_id=job_id, amount=estimate,

@@ -7,7 +7,7 @@ dies at any point leaves a row that says what was already done (and paid for).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -54,6 +54,9 @@ class Job:
     created_at: int
     submitted_at: int | None
     finished_at: int | None
+    locale: str = "en-US"  # the requester's, for the job's public message
+    parent_job_id: int | None = None  # the job a button click started this one from
+    delivered: list[dict[str, Any]] = field(default_factory=list)  # Discord attachments shown
 
     @classmethod
     def from_row(cls, row: Row) -> Job:
@@ -75,6 +78,9 @@ class Job:
             created_at=row["created_at"],
             submitted_at=row["submitted_at"],
             finished_at=row["finished_at"],
+            locale=row["locale"],
+            parent_job_id=row["parent_job_id"],
+            delivered=json.loads(row["delivered"] or "[]"),
         )
 
 
@@ -96,12 +102,16 @@ class JobStore:
         user_id: int,
         interaction_id: int | None,
         request: dict[str, Any],
+        locale: str = "en-US",
+        parent_job_id: int | None = None,
     ) -> int:
         now = self._now()
         return await tx.insert(
             "INSERT INTO jobs (kind, guild_id, channel_id, user_id, interaction_id, request, state, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-            (kind, guild_id, channel_id, user_id, interaction_id, json.dumps(request), now, now),
+            "created_at, updated_at, locale, parent_job_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+            (kind, guild_id, channel_id, user_id, interaction_id, json.dumps(request), now, now,
+             locale, parent_job_id),
         )
 
     async def get(self, job_id: int) -> Job:
@@ -135,6 +145,15 @@ class JobStore:
             await tx.execute(
                 "UPDATE jobs SET message_id = ?, updated_at = ? WHERE id = ?",
                 (message_id, self._now(), job_id),
+            )
+
+    async def set_delivered(self, job_id: int, attachments: list[dict[str, Any]]) -> None:
+        """Remember the Discord attachments of the result message (their links are signed and
+        expire, so /show re-reads the message when it can; these are the fallback)."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "UPDATE jobs SET delivered = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(attachments), self._now(), job_id),
             )
 
     async def mark_submitting(self, job_id: int) -> None:

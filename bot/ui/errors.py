@@ -31,7 +31,7 @@ def describe_error(interaction: discord.Interaction, error: Exception) -> str:
     if isinstance(error, GuildBudgetExhausted | BotBudgetExhausted):
         return f"{error} It resets {timestamp(error.resets_at)}."
     if isinstance(error, UserFacingError):
-        return str(error)
+        return error.localized(interaction.locale)
     if isinstance(error, app_commands.TransformerError):
         return f"The value {error.value!r} is not a valid {error.type.name.lower()} for this option."
     if isinstance(error, app_commands.CommandOnCooldown):

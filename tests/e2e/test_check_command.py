@@ -44,7 +44,8 @@ async def test_check_passes_when_everything_is_in_place_and_fails_clearly_otherw
         assert [line.split(":")[0] for line in lines] == [
             "[  ok] settings", "[  ok] Discord token", "[  ok] EvoLink key", "[  ok] database", "[  ok] ffmpeg"]
         assert "logged in as" in lines[1] and "10000 credits left" in lines[2]
-        assert "is writable and migrated (3 migrations" in lines[3]
+        migrations = len(list((Path(__file__).parents[2] / "bot" / "migrations").glob("*.sql")))
+        assert f"is writable and migrated ({migrations} migrations" in lines[3]
 
         wrong = {**base, "DISCORD_TOKEN": "wrong-bot-token", "EVOLINK_API_KEY": "also-wrong",
                  "FFMPEG_PATH": "/nonexistent/ffmpeg"}

@@ -264,6 +264,20 @@ class FakeMessage:
         """Still the "Bot is thinking..." placeholder of a deferral."""
         return bool(self.flags & FLAG_LOADING)
 
+    @property
+    def text(self) -> str:
+        """Everything a reader sees as text: the content, then each embed's author, title,
+        description, fields (name and value) and footer, one per line."""
+        parts = [self.content] if self.content else []
+        for embed in self.embeds:
+            parts.extend(filter(None, [
+                (embed.get("author") or {}).get("name"), embed.get("title"), embed.get("description"),
+            ]))
+            for embed_field in embed.get("fields") or []:
+                parts.extend([embed_field.get("name", ""), embed_field.get("value", "")])
+            parts.extend(filter(None, [(embed.get("footer") or {}).get("text")]))
+        return "\n".join(parts)
+
     def custom_ids(self) -> list[str]:
         """Every custom_id in the message's components, nested ones included."""
         found: list[str] = []

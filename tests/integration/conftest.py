@@ -130,10 +130,10 @@ class Harness:
         return await self.discord.send_interaction(payload)
 
     async def reply_to(self, interaction_id: int, timeout: float = 15.0) -> str:
-        """The text the member sees in answer to an interaction."""
-        message = await self.wait_for_original(interaction_id, lambda m: bool(m.content) and not m.loading,
+        """The text the member sees in answer to an interaction (content and embeds)."""
+        message = await self.wait_for_original(interaction_id, lambda m: bool(m.text) and not m.loading,
                                                timeout)
-        return message.content
+        return message.text
 
     async def command_payload(self, payload: dict) -> int:
         """Send a hand-built interaction payload (e.g. a message context menu)."""
@@ -158,12 +158,12 @@ class Harness:
 
     async def private_refusal(self, interaction_id: int) -> str:
         """The text of a command refused before anything started: a private first answer."""
-        reply = await self.wait_for_original(interaction_id, lambda m: bool(m.content))
+        reply = await self.wait_for_original(interaction_id, lambda m: bool(m.text))
         assert self.record(interaction_id).callback_type == 4 and reply.ephemeral, "a refusal is private"
-        return reply.content
+        return reply.text
 
     async def wait_until_generating(self, interaction_id: int):
-        return await self.wait_for_original(interaction_id, lambda m: "Generating" in m.content)
+        return await self.wait_for_original(interaction_id, lambda m: "Generating" in m.text)
 
     async def balance(self, user_id: int = USER_ID, guild_id: int = GUILD_ID):
         return await self.bot.services.ledger.balance(guild_id, user_id)
