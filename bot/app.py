@@ -11,13 +11,16 @@ from discord.ext import commands
 
 from bot import USER_AGENT
 from bot.blocked_terms import BlockedTerms
+from bot.channel_defaults import ChannelDefaultsStore
 from bot.clock import Clock
 from bot.config import Settings
 from bot.credits import CreditLedger, to_milli
 from bot.db import Database
 from bot.evolink.client import UPLOAD_TIMEOUT, EvoLinkClient
 from bot.evolink.stats import CallStats
-from bot.i18n import CatalogueTranslator
+from bot.i18n import CatalogueTranslator, supported_locale
+from bot.jobs import failures
+from bot.jobs.inputs import ImageSource
 from bot.jobs.kinds import ImageJobRules, VideoJobRules
 from bot.jobs.pause import PauseReason
 from bot.jobs.runner import JobRunner, RunnerSettings, Submission
@@ -25,6 +28,8 @@ from bot.jobs.store import Job, JobKind, JobStore
 from bot.media.video import find_ffmpeg
 from bot.periods import Period
 from bot.quotas import QuotaDefaults, QuotaStore
+from bot.requests import ImageRequest, VideoOptions, VideoRequest
+from bot.ui.checks import member_role_ids
 from bot.ui.errors import ReplyingCommandTree
 from bot.ui.job_message import JobMessage
 
@@ -32,7 +37,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = (
     "cogs.imagine", "cogs.animate", "cogs.credits", "cogs.quota", "cogs.usage", "cogs.moderation",
-    "cogs.admin", "cogs.defaults", "cogs.history", "cogs.help",
+    "cogs.admin", "cogs.defaults", "cogs.history", "cogs.help", "cogs.results",
 )
 
 
@@ -58,6 +63,7 @@ class Services:
     quotas: QuotaStore
     blocked_terms: BlockedTerms
     evolink_stats: CallStats  # how EvoLink answered in the last hour, for /admin status
+    channel_defaults: ChannelDefaultsStore  # what /imagine and /animate use for omitted options
 
 
 class WanBot(commands.AutoShardedBot):
@@ -127,7 +133,8 @@ class WanBot(commands.AutoShardedBot):
             log.warning("ffmpeg not found (FFMPEG_PATH=%s): videos over Discord's upload limit "
                         "will be posted as links instead of being re-encoded", settings.ffmpeg_path)
         self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner,
-                                 ffmpeg, quotas, BlockedTerms(db, self.clock), evolink_stats)
+                                 ffmpeg, quotas, BlockedTerms(db, self.clock), evolink_stats,
+                                 ChannelDefaultsStore(db, self.clock))
         # Before the cogs: the translator localises their commands' names and descriptions
         # whenever the tree is synced.
         await self.tree.set_translator(CatalogueTranslator())
@@ -138,6 +145,35 @@ class WanBot(commands.AutoShardedBot):
         # line already rebuilt. Only database work is awaited; the jobs reach Discord themselves.
         await runner.resume_unfinished(self.reporter_for_stored_job)
         log.info("Ready to take commands (database %s)", settings.database_path)
+
+    async def start_job_in_reply(
+        self, interaction: discord.Interaction, *, kind: JobKind, request: ImageRequest | VideoRequest,
+        parent_job_id: int | None = None,
+    ) -> None:
+        """Check, charge and start a job whose options are already known (a button's reroll or a
+        form's remix), in a new reply to the interaction. Checked and charged before answering,
+        so a refusal can be a private reply: both steps are local, well inside 3 seconds."""
+        services = self.services
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        await services.blocked_terms.check(interaction.guild_id, request.prompt)
+        submission = await services.runner.submit(
+            kind=kind, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+            user_id=interaction.user.id, interaction_id=interaction.id, request=request,
+            role_ids=member_role_ids(interaction), locale=supported_locale(interaction.locale),
+            parent_job_id=parent_job_id,
+        )
+        try:
+            deferral = await interaction.response.defer(thinking=True)
+        except discord.HTTPException:
+            await services.runner.cancel_unstarted(submission.job_id, failures.NOT_ACKNOWLEDGED)
+            raise
+        await self.follow_job_in_reply(interaction, submission, deferral)
+
+    async def start_video_in_reply(self, interaction: discord.Interaction, source: ImageSource,
+                                   options: VideoOptions, *, parent_job_id: int | None = None) -> None:
+        """The /animate flow on a picture chosen some other way (a result's Animate button)."""
+        animate = self.get_cog("Animate")
+        await animate.start_video(interaction, source, options, parent_job_id=parent_job_id)  # type: ignore[union-attr]
 
     async def follow_job_in_reply(
         self,

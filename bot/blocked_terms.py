@@ -20,6 +20,7 @@ import regex
 from bot.clock import Clock
 from bot.db import Database, Row
 from bot.errors import UserFacingError
+from bot.i18n import ENGLISH, Message
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,12 @@ class BlockedTerm:
 
 
 class InvalidTerm(UserFacingError):
-    """A term a moderator tried to add breaks a rule. The message names the term and the rule."""
+    """A term a moderator tried to add breaks a rule. The message names the term and the rule;
+    the attributes keep them in English, for logs."""
 
-    def __init__(self, subject: str, rule: str) -> None:
-        self.subject, self.rule = subject, rule
-        super().__init__(f"{subject}: {rule}")
+    def __init__(self, subject: Message, rule: Message) -> None:
+        self.subject, self.rule = subject.render(ENGLISH), rule.render(ENGLISH)
+        super().__init__("blocked_terms.invalid", subject=subject, rule=rule)
 
 
 class PromptBlocked(UserFacingError):
@@ -104,16 +106,14 @@ class PromptBlocked(UserFacingError):
         self.term = term
         if term.is_regex:
             # The pattern itself is not shown: it may be unreadable, or reveal what else it catches.
-            message = "Your prompt matches a pattern this server does not allow. Nothing was charged."
+            super().__init__("blocked_terms.prompt_matches_pattern")
         else:
-            message = (f'Your prompt contains "{term.term}", which this server does not allow. '
-                       "Nothing was charged.")
-        super().__init__(message)
+            super().__init__("blocked_terms.prompt_contains_term", term=term.term)
 
 
-def _subject(text: str, is_regex: bool) -> str:
-    # Quoted by hand, not with repr(): repr would double every backslash of a pattern.
-    return f"{'pattern' if is_regex else 'term'} '{text}'"
+def _subject(text: str, is_regex: bool) -> Message:
+    # Quoted by hand (in the catalogue), not with repr(): repr would double every backslash.
+    return Message("blocked_terms.subject_pattern" if is_regex else "blocked_terms.subject_term", text=text)
 
 
 def _compile(pattern: str) -> regex.Pattern:
@@ -121,14 +121,14 @@ def _compile(pattern: str) -> regex.Pattern:
     factors = (max(1, int(n)) for n in _REPEAT_LOWER_BOUND.findall(pattern))
     if math.prod(factors) > MAX_REPEAT_PRODUCT:
         raise InvalidTerm(_subject(pattern, True),
-                          f"its repeat counts are too large (together they may multiply to at "
-                          f"most {MAX_REPEAT_PRODUCT})")
+                          Message("blocked_terms.rule_repeats", max=MAX_REPEAT_PRODUCT))
     try:
         # Folded like the prompt (it is ASCII-safe: syntax and escapes are unchanged), so a
         # pattern written with accents still matches the accent-free prompt.
         return regex.compile(_fold(pattern), _PATTERN_FLAGS)
     except (regex.error, ValueError, OverflowError) as error:
-        raise InvalidTerm(_subject(pattern, True), f"it does not compile ({error})") from None
+        raise InvalidTerm(_subject(pattern, True),
+                          Message("blocked_terms.rule_compile", error=error)) from None
 
 
 def _validate_pattern(pattern: str) -> None:
@@ -137,12 +137,12 @@ def _validate_pattern(pattern: str) -> None:
     try:
         if compiled.search("", timeout=MATCH_TIMEOUT_SECONDS) is not None:
             # "bad|" or "x*" would refuse every prompt: almost certainly a slip.
-            raise InvalidTerm(subject, "it matches an empty text, so it would block every prompt")
+            raise InvalidTerm(subject, Message("blocked_terms.rule_matches_empty"))
         for probe in _PROBES:
             compiled.search(probe, timeout=MATCH_TIMEOUT_SECONDS)
     except TimeoutError:
-        raise InvalidTerm(subject, f"it is too slow (it took over "
-                                   f"{MATCH_TIMEOUT_SECONDS * 1000:g} ms on a test text)") from None
+        raise InvalidTerm(subject, Message("blocked_terms.rule_too_slow",
+                                           ms=f"{MATCH_TIMEOUT_SECONDS * 1000:g}")) from None
 
 
 @dataclass(frozen=True)
@@ -166,26 +166,26 @@ class BlockedTerms:
 
     async def add(self, guild_id: int, term: str, *, is_regex: bool, added_by: int) -> BlockedTerm:
         text = term.strip()
-        kind = "pattern" if is_regex else "term"
         if len(text) > MAX_TERM_CHARS:
-            raise InvalidTerm(f"{kind} of {len(text):,} characters",
-                              f"at most {MAX_TERM_CHARS} characters are allowed")
+            kind = "blocked_terms.subject_pattern_length" if is_regex else "blocked_terms.subject_term_length"
+            raise InvalidTerm(Message(kind, count=f"{len(text):,}"),
+                              Message("blocked_terms.rule_too_long", max=MAX_TERM_CHARS))
         if is_regex:
             if not text:
-                raise InvalidTerm(_subject(text, True), "it is empty")
+                raise InvalidTerm(_subject(text, True), Message("blocked_terms.rule_empty"))
             _validate_pattern(text)
         else:
             key = normalise(text)
             if not key:
-                raise InvalidTerm(_subject(text, False), "it is empty after normalising")
+                raise InvalidTerm(_subject(text, False), Message("blocked_terms.rule_empty_normalised"))
 
         async with self._db.transaction() as tx:
             # Inside the write transaction, so two concurrent adds cannot both pass these checks.
             row = await tx.fetchone("SELECT COUNT(*) AS n FROM blocked_terms WHERE guild_id = ?",
                                     (guild_id,))
             if row["n"] >= MAX_TERMS_PER_GUILD:
-                raise InvalidTerm(f"this server already has {row['n']} blocked terms",
-                                  "remove some first")
+                raise InvalidTerm(Message("blocked_terms.subject_full", count=row["n"]),
+                                  Message("blocked_terms.rule_remove_some"))
             if is_regex:
                 duplicate = await tx.fetchone(
                     "SELECT 1 FROM blocked_terms WHERE guild_id = ? AND is_regex = 1 AND term = ?",
@@ -197,7 +197,7 @@ class BlockedTerms:
                     "SELECT term FROM blocked_terms WHERE guild_id = ? AND is_regex = 0", (guild_id,))
                 duplicate = any(normalise(r["term"]) == key for r in plain)
             if duplicate:
-                raise InvalidTerm(_subject(text, is_regex), "it is already on the list")
+                raise InvalidTerm(_subject(text, is_regex), Message("blocked_terms.rule_duplicate"))
             created_at = _millis(self._clock.now())
             term_id = await tx.insert(
                 "INSERT INTO blocked_terms (guild_id, term, is_regex, added_by, created_at) "

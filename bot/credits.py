@@ -20,14 +20,37 @@ from datetime import datetime
 from bot.clock import Clock
 from bot.db import Database, Transaction
 from bot.errors import UserFacingError
+from bot.i18n import Message
 from bot.periods import Period
 from bot.quotas import Allowance, GuildQuotaSettings, QuotaStore, effective_allowance
 from bot.units import MILLI, format_credits, to_milli, to_millis
 
 __all__ = [
     "MILLI", "Balance", "BotBudgetExhausted", "CreditLedger", "GuildBudgetExhausted",
-    "InsufficientCredits", "MemberBlocked", "TooManyJobs", "format_credits", "to_milli",
+    "InsufficientCredits", "MemberBlocked", "TooManyJobs", "credit_amount", "format_credits", "per_period",
+    "period_adjective", "this_period", "to_milli",
 ]
+
+
+# Words about periods and amounts, for sentences members read in their language.
+def this_period(period: Period) -> Message:
+    """'today', 'this week', 'this month'."""
+    return Message(f"credits.this_period.{period.value}")
+
+
+def period_adjective(period: Period) -> Message:
+    """'daily', 'weekly', 'monthly'."""
+    return Message(f"credits.period_adjective.{period.value}")
+
+
+def per_period(period: Period) -> Message:
+    """The period's name after 'per': 'day', 'week', 'month'."""
+    return Message(f"credits.period_name.{period.value}")
+
+
+def credit_amount(milli: int) -> Message:
+    """'1 credit', '2.5 credits'."""
+    return Message("credits.amount_one" if milli == MILLI else "credits.amount", amount=format_credits(milli))
 
 
 @dataclass(frozen=True)
@@ -52,43 +75,36 @@ class Balance:
 class InsufficientCredits(UserFacingError):
     def __init__(self, needed: int, balance: Balance) -> None:
         self.needed, self.balance = needed, balance
-        super().__init__(
-            f"This needs {format_credits(needed)} credits and you have "
-            f"{format_credits(balance.remaining)} left {balance.period.this}."
-        )
+        super().__init__("credits.insufficient", needed=format_credits(needed),
+                         remaining=format_credits(balance.remaining), period=this_period(balance.period))
 
 
 class MemberBlocked(UserFacingError):
     def __init__(self, reason: str | None) -> None:
         self.reason = reason
-        because = f" ({reason})" if reason else ""
-        super().__init__(f"A moderator has blocked you from generating in this server{because}.")
+        if reason:
+            super().__init__("credits.blocked_because", reason=reason)
+        else:
+            super().__init__("credits.blocked")
 
 
 class TooManyJobs(UserFacingError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        jobs = "job" if limit == 1 else "jobs"
-        super().__init__(
-            f"You already have {limit} {jobs} running, the most this server allows at once. "
-            "Wait for one to finish."
-        )
+        super().__init__("credits.too_many_jobs_one" if limit == 1 else "credits.too_many_jobs", limit=limit)
 
 
 class GuildBudgetExhausted(UserFacingError):
     def __init__(self, settings: GuildQuotaSettings, resets_at: datetime) -> None:
         self.resets_at = resets_at
-        super().__init__(
-            f"This server has used its {settings.period.adjective} budget of "
-            f"{format_credits(settings.budget or 0)} credits. Generation resumes when it resets."
-        )
+        super().__init__("credits.guild_budget", period=period_adjective(settings.period),
+                         budget=format_credits(settings.budget or 0))
 
 
 class BotBudgetExhausted(UserFacingError):
     def __init__(self, resets_at: datetime) -> None:
         self.resets_at = resets_at
-        super().__init__("The bot has used its daily budget across all servers. "
-                         "Generation resumes when it resets at 00:00 UTC.")
+        super().__init__("credits.bot_budget")
 
 
 class CreditLedger:

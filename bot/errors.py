@@ -19,10 +19,8 @@ class UserFacingError(Exception):
     """
 
     def __init__(self, key: str, /, **fields: Any) -> None:
-        # TRANSITIONAL (issue 6, removed once every error has a key): plain English text.
-        self._literal = key if " " in key else None
         self.message = Message(key, **fields)
-        super().__init__(self._literal or self.message.render(ENGLISH))
+        super().__init__(self.message.render(ENGLISH))
 
     def localized(self, locale: discord.Locale | str | None) -> str:
-        return self._literal or self.message.render(locale)
+        return self.message.render(locale)

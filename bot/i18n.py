@@ -111,6 +111,37 @@ class Message:
         return f"Message({self.key!r}, {self.fields!r})"
 
 
+def command_name(locale: discord.Locale | str | None, english: str) -> str:
+    """A command's, option's or choice's name as the reader's Discord client shows it: the
+    translation the commands were synced with (CatalogueTranslator), else the English name."""
+    language = supported_locale(locale)
+    return english if language == ENGLISH else command_strings(language).get(english, english)
+
+
+class CommandName(Message):
+    """An option's or command's name as a field of a reply rendered later (see command_name)."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+
+    def render(self, locale: discord.Locale | str | None) -> str:
+        return command_name(locale, self.key)
+
+
+class CommandPath(Message):
+    """'/moderation blocked-terms list' as the reader's client shows it, each name translated."""
+
+    __slots__ = ()
+
+    def __init__(self, *names: str) -> None:
+        super().__init__(" ".join(names))
+
+    def render(self, locale: discord.Locale | str | None) -> str:
+        return "/" + " ".join(command_name(locale, name) for name in self.key.split())
+
+
 def for_interaction(interaction: discord.Interaction) -> Translate:
     """A `text` bound to the locale of the member who sent the interaction."""
     return Translate(supported_locale(interaction.locale))

@@ -9,10 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import UserFacingError
+from bot.i18n import ENGLISH, CommandName, Message
 from bot.units import to_milli
+
+if TYPE_CHECKING:
+    import discord
 
 PROMPT_MAX_CHARS = 2000
 VIDEO_PROMPT_MAX_CHARS = 1000
@@ -27,11 +31,17 @@ MAX_ASPECT = 4  # width/height and height/width at most 4
 
 
 class InvalidRequest(UserFacingError):
-    """An option breaks a rule. The message names the option, the value and the rule."""
+    """An option breaks a rule. The message names the option, the value and the rule.
 
-    def __init__(self, option: str, value: object, rule: str) -> None:
-        self.option, self.value, self.rule = option, value, rule
-        super().__init__(f"{option} {value}: {rule}")
+    `rule` (and `value`, when it is words rather than the member's own text) is a Message, so the
+    reply is in the member's language; the attributes keep the English text, for logs.
+    """
+
+    def __init__(self, option: str, value: object, rule: Message | str) -> None:
+        self.option = option
+        self.value = value.render(ENGLISH) if isinstance(value, Message) else value
+        self.rule = rule.render(ENGLISH) if isinstance(rule, Message) else rule
+        super().__init__("requests.invalid", option=CommandName(option), value=value, rule=rule)
 
 
 @dataclass(frozen=True)
@@ -121,32 +131,27 @@ def parse_size(text: str) -> tuple[int, int]:
             return preset.width, preset.height
     match = _SIZE_PATTERN.match(text)
     if not match:
-        raise InvalidRequest("size", _shown(text), "expected WIDTHxHEIGHT in pixels, like 1280x1280")
+        raise InvalidRequest("size", _shown(text), Message("requests.size_format"))
     width, height = int(match[1]), int(match[2])
     size = f"{width}x{height}"
     if width == 0 or height == 0:
-        raise InvalidRequest("size", size, "width and height must be positive")
+        raise InvalidRequest("size", size, Message("requests.size_positive"))
     if width > MAX_ASPECT * height or height > MAX_ASPECT * width:
-        raise InvalidRequest("size", size, "the aspect ratio must be between 1:4 and 4:1")
+        raise InvalidRequest("size", size, Message("requests.size_aspect"))
     pixels = width * height
     if not MIN_PIXELS <= pixels <= MAX_PIXELS:
-        raise InvalidRequest(
-            "size",
-            size,
-            f"the image must have between 768x768 ({MIN_PIXELS:,}) and 1440x1440 "
-            f"({MAX_PIXELS:,}) pixels; this is {pixels:,}",
-        )
+        raise InvalidRequest("size", size, Message(
+            "requests.size_pixels", min=f"{MIN_PIXELS:,}", max=f"{MAX_PIXELS:,}", pixels=f"{pixels:,}"))
     return width, height
 
 
 def parse_prompt(text: str | None, *, max_chars: int = PROMPT_MAX_CHARS) -> str:
     prompt = (text or "").strip()
     if not prompt:
-        raise InvalidRequest("prompt", "(empty)", "describe what to generate")
+        raise InvalidRequest("prompt", Message("requests.value_empty"), Message("requests.prompt_empty"))
     if len(prompt) > max_chars:
-        raise InvalidRequest(
-            "prompt", f"of {len(prompt):,} characters", f"at most {max_chars:,} characters are allowed"
-        )
+        raise InvalidRequest("prompt", Message("requests.value_length", count=f"{len(prompt):,}"),
+                             Message("requests.prompt_too_long", max=f"{max_chars:,}"))
     return prompt
 
 
@@ -155,7 +160,7 @@ def parse_image_count(n: int | None) -> int:
         return 1
     low, high = IMAGE_COUNT_RANGE
     if not low <= n <= high:
-        raise InvalidRequest("n", n, f"the number of images must be between {low} and {high}")
+        raise InvalidRequest("n", n, Message("requests.image_count", low=low, high=high))
     return n
 
 
@@ -194,7 +199,7 @@ def parse_duration(value: int | str | None) -> int:
     text = str(value).strip().lower().removesuffix("s").removesuffix(" seconds").strip()
     if not text.isdigit() or int(text) not in VIDEO_DURATIONS:
         raise InvalidRequest("duration", _shown(str(value)) if isinstance(value, str) else value,
-                             "a video lasts 5 or 10 seconds")
+                             Message("requests.duration"))
     return int(text)
 
 
@@ -205,7 +210,7 @@ def parse_quality(value: str | None) -> str:
     if quality.isdigit():
         quality += "p"
     if quality not in VIDEO_QUALITIES:
-        raise InvalidRequest("quality", _shown(value), "choose 480p, 720p or 1080p")
+        raise InvalidRequest("quality", _shown(value), Message("requests.quality"))
     return quality
 
 
@@ -219,34 +224,43 @@ def parse_credit_amount(value: float | int | str, *, option: str = "amount",
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidRequest(option, _shown(str(value)), "expected a number of credits") from None
+        raise InvalidRequest(option, _shown(str(value)), Message("requests.credits_number")) from None
     if not amount.is_finite():
-        raise InvalidRequest(option, value, "expected a number of credits")
+        raise InvalidRequest(option, value, Message("requests.credits_number"))
     low = -MAX_CREDIT_AMOUNT if allow_negative else 0
     if not low <= amount <= MAX_CREDIT_AMOUNT:
-        rule = (f"must be between {low:,} and {MAX_CREDIT_AMOUNT:,} credits" if allow_negative
-                else f"must be between 0 and {MAX_CREDIT_AMOUNT:,} credits")
-        raise InvalidRequest(option, value, rule)
+        raise InvalidRequest(option, value, Message("requests.credits_range", low=f"{low:,}",
+                                                    high=f"{MAX_CREDIT_AMOUNT:,}"))
     if amount != amount.quantize(Decimal("0.001")):
-        raise InvalidRequest(option, value, "credits have at most 3 decimals")
+        raise InvalidRequest(option, value, Message("requests.credits_decimals"))
     return to_milli(amount)
 
 
-def size_suggestions(typed: str, limit: int = 25) -> list[tuple[str, str]]:
-    """Autocomplete for the size option: (label, value) pairs, the typed size first when it parses."""
+def preset_label(preset: SizePreset, locale: discord.Locale | str | None = ENGLISH) -> str:
+    """A preset's label in the member's language ('Square 1:1' is '方形 1:1')."""
+    slug = re.sub(r"[^a-z0-9]+", "_", preset.label.lower()).strip("_")
+    return Message(f"requests.size_presets.{slug}").render(locale)
+
+
+def size_suggestions(typed: str, limit: int = 25, *,
+                     locale: discord.Locale | str | None = ENGLISH) -> list[tuple[str, str]]:
+    """Autocomplete for the size option: (label, value) pairs in the member's language, the typed
+    size first when it parses."""
     typed = typed.strip()
     suggestions: list[tuple[str, str]] = []
     if _SIZE_PATTERN.match(typed):
         try:
             width, height = parse_size(typed)
-            suggestions.append((f"Custom {width}x{height}", f"{width}x{height}"))
+            custom = Message("requests.size_custom", size=f"{width}x{height}")
+            suggestions.append((custom.render(locale), f"{width}x{height}"))
         except InvalidRequest as problem:
             # Shown as a choice so the member sees the rule while typing; picking it explains again.
-            suggestions.append((str(problem)[:100], typed[:100]))
+            suggestions.append((problem.localized(locale)[:100], typed[:100]))
     needle = typed.casefold()
     for preset in SIZE_PRESETS:
-        label = f"{preset.label} ({preset.size})"
-        if needle in label.casefold():
+        label = f"{preset_label(preset, locale)} ({preset.size})"
+        # The English label matches too: it is what parse_size accepts typed out.
+        if needle in label.casefold() or needle in preset.label.casefold():
             suggestions.append((label, preset.size))
     return suggestions[:limit]
 

@@ -12,7 +12,8 @@ from discord.ext import commands
 
 from bot.app import WanBot
 from bot.evolink.errors import EvoLinkError
-from bot.jobs.failures import OPERATOR_REFUND, JobFailed, JobFailure
+from bot.i18n import CommandName, CommandPath, Translate, for_interaction
+from bot.jobs.failures import OPERATOR_REFUND, JobFailed, JobFailure, stored_failure
 from bot.jobs.kinds import ResultFile
 from bot.jobs.runner import JobBusy, JobProgress, JobReporter
 from bot.jobs.store import Job, JobAlreadyFinished, JobState
@@ -40,52 +41,50 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
     @app_commands.command(name="balance", description="EvoLink's account balance next to what the bot charged today")
     async def balance(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        _ = for_interaction(interaction)
         services = self.bot.services
         charged, held = await services.ledger.bot_totals_today()
-        ours = (f"The bot charged members **{format_credits(charged)}** credits today (UTC), across "
-                f"every server; running jobs hold {format_credits(held)} more.")
+        ours = _("admin.charged_today", charged=format_credits(charged), held=format_credits(held))
         try:
             account = await services.evolink.get_balance()
         except EvoLinkError as exc:
-            await interaction.followup.send(f"EvoLink's balance could not be read ({exc}).\n{ours}", ephemeral=True)
+            unreadable = _("admin.balance_unreadable", error=exc)
+            await interaction.followup.send(f"{unreadable}\n{ours}", ephemeral=True)
             return
-        key = ("unlimited" if account.key_unlimited else
-               f"{format_credits(to_milli(account.key_remaining_credits))} left"
-               if account.key_remaining_credits is not None else "unknown")
-        await interaction.followup.send(
-            f"**EvoLink account**: {format_credits(to_milli(account.remaining_credits))} credits left, "
-            f"{format_credits(to_milli(account.used_credits))} used in all · this API key: {key}\n{ours}\n"
-            "-# If EvoLink's used credits grow faster than what the bot charges, some spending is not "
-            "going through the bot's ledger (another app on the same key, or jobs charged by EvoLink "
-            "but refunded to members).",
-            ephemeral=True,
-        )
+        key = (_("admin.key_unlimited") if account.key_unlimited else
+               _("admin.key_left", amount=format_credits(to_milli(account.key_remaining_credits)))
+               if account.key_remaining_credits is not None else _("admin.key_unknown"))
+        account_line = _("admin.account", remaining=format_credits(to_milli(account.remaining_credits)),
+                         used=format_credits(to_milli(account.used_credits)), key=key)
+        await interaction.followup.send(f"{account_line}\n{ours}\n{_('admin.ledger_hint')}", ephemeral=True)
 
     @app_commands.command(name="status", description="The job line, paused submissions and EvoLink's errors")
     async def status(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        _ = for_interaction(interaction)
         services = self.bot.services
         runner = services.runner.status()
         calls = services.evolink_stats.summary()
         oldest = await services.store.oldest_unfinished()
-        paused = (f"⏸️ **paused**: {runner.paused.problem} (`{runner.paused.code}`)" if runner.paused
-                  else "accepted")
-        window = _duration(services.evolink_stats.window_seconds)
+        paused = (_("admin.submissions_paused", problem=runner.paused.problem_message.render(_.locale),
+                    code=runner.paused.code) if runner.paused
+                  else _("admin.submissions_accepted"))
         lines = [
-            "**Bot status**",
-            f"Jobs: **{runner.queued}** waiting in line · **{runner.in_flight}** at EvoLink · "
-            f"**{runner.finishing}** downloading or delivering",
-            f"New submissions: {paused}",
-            f"EvoLink in the last {window}: **{calls.calls}** call{_s(calls.calls)}, "
-            f"**{calls.errors}** failed ({calls.error_rate:.1%}), "
-            f"{calls.rate_limited} of them rate limited (429)",
+            _("admin.status_title"),
+            _("admin.status_jobs", queued=runner.queued, in_flight=runner.in_flight,
+              finishing=runner.finishing),
+            _("admin.status_submissions", state=paused),
+            _("admin.status_evolink", window=_duration(services.evolink_stats.window_seconds, _),
+              calls=_("admin.calls_one" if calls.calls == 1 else "admin.calls", count=calls.calls),
+              errors=calls.errors, rate=f"{calls.error_rate:.1%}", limited=calls.rate_limited),
         ]
         if oldest is None:
-            lines.append("Oldest unfinished job: none")
+            lines.append(_("admin.oldest_none"))
         else:
-            lines.append(f"Oldest unfinished job: **{oldest.id}** · {oldest.kind} · {oldest.state} · "
-                         f"created {timestamp(from_millis(oldest.created_at))} · "
-                         f"server {self._guild_name(oldest.guild_id)}")
+            lines.append(_("admin.oldest", id=oldest.id, kind=_(f"admin.kind.{oldest.kind.value}"),
+                           state=_(f"account.state.{oldest.state.value}"),
+                           created=timestamp(from_millis(oldest.created_at)),
+                           server=self._guild_name(oldest.guild_id)))
         await interaction.followup.send("\n".join(lines), ephemeral=True)
 
     @app_commands.command(name="job", description="Look at one job, deliver its results again, or refund it")
@@ -96,96 +95,103 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
     async def job(self, interaction: discord.Interaction, job_id: int, action: str = "show") -> None:
         # Downloads, uploads and cancelling a job's task all take time: answer Discord first.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reply = await self._job_reply(job_id, action)
+        reply = await self._job_reply(job_id, action, for_interaction(interaction))
         await interaction.followup.send(reply, ephemeral=True)
 
-    async def _job_reply(self, job_id: int, action: str) -> str:
+    async def _job_reply(self, job_id: int, action: str, _: Translate) -> str:
         if action not in JOB_ACTIONS:  # Discord offers only the choices; a crafted payload may not
-            return f"`{action}` is not an action of /admin job: use {', '.join(JOB_ACTIONS)}."
+            return _("admin.unknown_action", action=action,
+                     command=CommandPath("admin", "job").render(_.locale), actions=", ".join(JOB_ACTIONS))
         if not 0 < job_id <= MAX_JOB_ID:
-            return f"There is no job {job_id}: job ids are positive whole numbers."
+            return _("admin.bad_job_id", id=job_id)
         try:
             job = await self.bot.services.store.get(job_id)
         except KeyError:
-            return f"There is no job {job_id}."
+            return _("admin.no_such_job", id=job_id)
         if action == "retry-delivery":
-            return await self._retry_delivery(job)
+            return await self._retry_delivery(job, _)
         if action == "refund":
-            return await self._refund(job)
-        return await self._describe(job)
+            return await self._refund(job, _)
+        return await self._describe(job, _)
 
-    async def _describe(self, job: Job) -> str:
+    async def _describe(self, job: Job, _: Translate) -> str:
         services = self.bot.services
         lines = [
-            f"**Job {job.id}** · {job.kind} · {describe_options(job)} · **{job.state}**",
+            _("admin.job_title", id=job.id, kind=_(f"admin.kind.{job.kind.value}"),
+              options=describe_options(job, _.locale), state=_(f"account.state.{job.state.value}")),
             quoted_prompt(job.request["prompt"]),
-            f"Server {self._guild_name(job.guild_id)} · channel <#{job.channel_id}> · "
-            f"requested by <@{job.user_id}> (`{job.user_id}`)",
+            _("admin.job_where", server=self._guild_name(job.guild_id), channel=f"<#{job.channel_id}>",
+              user=f"<@{job.user_id}>", user_id=job.user_id),
             " · ".join([
-                f"Created {_when(job.created_at)}",
-                f"sent to EvoLink {_when(job.submitted_at)}" if job.submitted_at else "not sent to EvoLink",
-                f"finished {_when(job.finished_at)}" if job.finished_at else "not finished",
+                _("admin.job_created", when=_when(job.created_at, _)),
+                _("admin.job_sent", when=_when(job.submitted_at, _)) if job.submitted_at
+                else _("admin.job_not_sent"),
+                _("admin.job_finished", when=_when(job.finished_at, _)) if job.finished_at
+                else _("admin.job_not_finished"),
             ]),
-            f"EvoLink task: `{job.task_id}`" if job.task_id else "EvoLink task: none yet",
+            _("admin.job_task", task=job.task_id) if job.task_id else _("admin.job_no_task"),
         ]
         if job.error_code or job.error_message:
-            lines.append(f"Error: `{job.error_code}`: {job.error_message or 'no message'}")
+            # The stored English text: the operator reads it next to the logs.
+            lines.append(_("admin.job_error", code=job.error_code,
+                           message=job.error_message or _("admin.job_error_no_message")))
         results = len(job.result_urls)
-        lines.append(f"Results: {results} known (EvoLink links)" if results else "Results: none known")
+        lines.append(_("admin.job_results", count=results) if results else _("admin.job_no_results"))
         charged = (await services.ledger.charges([job.id])).get(job.id)
         refunded = (await services.ledger.refunds([job.id])).get(job.id)
         if charged is not None:
-            lines.append(f"Charged: {format_credits(charged)} credits")
+            lines.append(_("admin.job_charged", amount=format_credits(charged)))
         elif refunded is not None:
-            lines.append(f"Refunded: {format_credits(refunded)} credits")
-        lines.append(self._runner_line(job))
-        lines.append(f"Message: {_message_link(job)}" if job.message_id else "Message: not known")
+            lines.append(_("admin.job_refunded", amount=format_credits(refunded)))
+        lines.append(self._runner_line(job, _))
+        lines.append(_("admin.job_message", link=_message_link(job)) if job.message_id
+                     else _("admin.job_no_message"))
         return "\n".join(lines)
 
-    def _runner_line(self, job: Job) -> str:
+    def _runner_line(self, job: Job, _: Translate) -> str:
         if self.bot.services.runner.is_busy(job.id):
-            return "Runner: working on it now"
+            return _("admin.runner_busy")
         if job.state.is_final:
-            return "Runner: done with it"
+            return _("admin.runner_done")
         if job.state is JobState.QUEUED:
-            return "Runner: waiting for a free slot"
-        return ("Runner: **not working on it** although it is unfinished; "
-                f"`/admin job id:{job.id} action:refund` ends it and gives the credits back")
+            return _("admin.runner_waiting")
+        def name(english: str) -> str:
+            return CommandName(english).render(_.locale)
 
-    async def _retry_delivery(self, before: Job) -> str:
+        refund = (f"{CommandPath('admin', 'job').render(_.locale)} {name('id')}:{job.id} "
+                  f"{name('action')}:{name('refund')}")
+        return _("admin.runner_stuck", command=f"`{refund}`")
+
+    async def _retry_delivery(self, before: Job, _: Translate) -> str:
         bot = self.bot
         reporter = _RedeliveryReporter(bot.reporter_for_stored_job(before))
         try:
             await bot.services.runner.retry_delivery(before.id, reporter)
         except JobBusy:
-            return (f"Job {before.id} is still being worked on ({before.state}): it delivers by itself "
-                    "when it finishes. Refund it instead if it is stuck.")
+            return _("admin.redeliver_busy", id=before.id, state=_(f"account.state.{before.state.value}"))
         except JobFailed as failed:
             restored = await self._restore_failure(before, reporter)
-            return (f"Job {before.id} was not delivered again: {failed.failure.message}"
-                    + ("\nIts message shows its failure again." if restored else ""))
+            reply = _("admin.redeliver_failed", id=before.id, reason=failed.failure.localized(_.locale))
+            return reply + ("\n" + _("admin.redeliver_failure_restored") if restored else "")
         finally:
             reporter.stop()
         after = await bot.services.store.get(before.id)
-        where = f" ({_message_link(after)})" if after.message_id else ""
+        where = _("admin.where", link=_message_link(after)) if after.message_id else ""
         if before.state is JobState.FAILED:
-            return (f"Job {before.id} was delivered again in its message{where}, free of charge: it had "
-                    f"failed (`{before.error_code}`) and its credits were given back, so nothing was "
-                    "charged.")
+            return _("admin.redelivered_free", id=before.id, where=where, code=before.error_code)
         if before.state is JobState.DONE:
-            return (f"Job {before.id} was delivered again in its message{where}; it had been charged "
-                    "already and was not charged again.")
+            return _("admin.redelivered_again", id=before.id, where=where)
         charged = (await bot.services.ledger.charges([before.id])).get(before.id)
-        cost = f"charged {format_credits(charged)} credits" if charged is not None else "settled as usual"
-        return f"Job {before.id} was delivered in its message{where} and {cost}."
+        cost = (_("admin.cost_charged", amount=format_credits(charged)) if charged is not None
+                else _("admin.cost_settled"))
+        return _("admin.delivered", id=before.id, where=where, cost=cost)
 
     async def _restore_failure(self, before: Job, reporter: _RedeliveryReporter) -> bool:
         """A failed delivery may have written in the message (e.g. 'sent to you by DM'): a job
         that had failed before shows its own failure again, with what it gave back."""
         if before.state is not JobState.FAILED or not reporter.delivery_attempted:
             return False
-        failure = JobFailure(before.error_code or "unknown_error",
-                             before.error_message or "This job failed.")
+        failure = stored_failure(before.error_code, before.error_message)
         refunded = (await self.bot.services.ledger.refunds([before.id])).get(before.id)
         try:
             await reporter.show_failure(before, failure, refunded)
@@ -195,7 +201,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
             return False
         return True
 
-    async def _refund(self, job: Job) -> str:
+    async def _refund(self, job: Job, _: Translate) -> str:
         services = self.bot.services
         try:
             refunded = await services.runner.refund_stuck(job.id, OPERATOR_REFUND,
@@ -203,14 +209,13 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
         except JobAlreadyFinished:
             now = await services.store.get(job.id)
             if now.state is JobState.DONE:
-                return (f"Job {job.id} is already finished: it was delivered and charged, so it cannot be "
-                        f"refunded. To give the member credits back, use `/quota grant` in its server "
-                        f"for <@{now.user_id}>.")
-            return f"Job {job.id} is already finished: it failed (`{now.error_code}`) and was refunded then."
-        gave_back = (f"{format_credits(refunded)} credits were given back to <@{job.user_id}>"
-                     if refunded is not None else "it held no credits to give back")
-        return (f"Job {job.id} was stopped ({job.state} until now) and marked failed; {gave_back}. "
-                "Its message now says the operator stopped it.")
+                grant = CommandPath("quota", "grant").render(_.locale)
+                return _("admin.refund_done", id=job.id, command=f"`{grant}`", user=f"<@{now.user_id}>")
+            return _("admin.refund_failed_already", id=job.id, code=now.error_code)
+        gave_back = (_("admin.gave_back", amount=format_credits(refunded), user=f"<@{job.user_id}>")
+                     if refunded is not None else _("admin.gave_nothing_back"))
+        return _("admin.refunded", id=job.id, state=_(f"account.state.{job.state.value}"),
+                 gave_back=gave_back)
 
     def _guild_name(self, guild_id: int) -> str:
         guild = self.bot.get_guild(guild_id)
@@ -241,9 +246,9 @@ class _RedeliveryReporter:
         self._message.stop()
 
 
-def _when(millis: int | None) -> str:
+def _when(millis: int | None, _: Translate) -> str:
     if millis is None:
-        return "never"
+        return _("admin.never")
     moment = from_millis(millis)
     return f"{timestamp(moment, 'f')} ({timestamp(moment)})"
 
@@ -252,16 +257,12 @@ def _message_link(job: Job) -> str:
     return f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{job.message_id}"
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float, _: Translate) -> str:
     if seconds % 3600 == 0:
         hours = int(seconds // 3600)
-        return "hour" if hours == 1 else f"{hours} hours"
+        return _("admin.hour") if hours == 1 else _("admin.hours", count=hours)
     minutes = round(seconds / 60)
-    return "minute" if minutes == 1 else f"{minutes} minutes"
-
-
-def _s(count: int) -> str:
-    return "" if count == 1 else "s"
+    return _("admin.minute") if minutes == 1 else _("admin.minutes", count=minutes)
 
 
 async def setup(bot: WanBot) -> None:

@@ -9,11 +9,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
+from bot.channel_defaults import ChannelDefaults
 from bot.errors import UserFacingError
+from bot.i18n import Translate, for_interaction, supported_locale
 from bot.jobs.inputs import ImageSource, prepare_video_input
 from bot.jobs.store import JobKind
 from bot.requests import (
-    DEFAULT_VIDEO_QUALITY,
     VIDEO_DURATIONS,
     VIDEO_PROMPT_MAX_CHARS,
     VIDEO_QUALITIES,
@@ -31,7 +32,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".
 
 class NoImageInMessage(UserFacingError):
     def __init__(self) -> None:
-        super().__init__("That message has no picture to animate: use it on a message with an image.")
+        super().__init__("animate.no_image")
 
 
 def first_image(message: discord.Message) -> ImageSource | None:
@@ -85,19 +86,32 @@ class Animate(commands.Cog):
         quality: str | None = None,
         prompt_extend: bool | None = None,
     ) -> None:
-        options = parse_video_options(prompt, duration, quality, prompt_extend)
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        # An option the member left out takes the channel's default (/defaults), else the built-in one.
+        defaults = await self.bot.services.channel_defaults.get(interaction.guild_id, interaction.channel_id)
+        options = parse_video_options(
+            prompt,
+            defaults.duration if duration is None else duration,
+            quality if quality and quality.strip() else defaults.quality,
+            defaults.prompt_extend if prompt_extend is None else prompt_extend,
+        )
         await self.start_video(interaction, ImageSource(image.url, image.filename, image.size), options)
 
     async def animate_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         source = first_image(message)
         if source is None:
             raise NoImageInMessage()
-        await interaction.response.send_modal(AnimateModal(self, source))
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        defaults = await self.bot.services.channel_defaults.get(interaction.guild_id, interaction.channel_id)
+        modal = AnimateModal(self, source, defaults, for_interaction(interaction))
+        await interaction.response.send_modal(modal)
 
     async def start_video(
-        self, interaction: discord.Interaction, source: ImageSource, options: VideoOptions
+        self, interaction: discord.Interaction, source: ImageSource, options: VideoOptions,
+        *, parent_job_id: int | None = None,
     ) -> None:
-        """The /animate flow, shared by the command and the menu's modal."""
+        """The /animate flow, shared by the command, the menu's modal and the buttons of a
+        finished job (which pass the job the video starts from as `parent_job_id`)."""
         services = self.bot.services
         assert interaction.guild_id is not None and interaction.channel_id is not None
         # Refuse privately (blocked prompt, blocked member, not enough credits...) before anything
@@ -122,39 +136,45 @@ class Animate(commands.Cog):
         submission = await services.runner.submit(
             kind=JobKind.VIDEO, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
             user_id=interaction.user.id, interaction_id=interaction.id, request=request,
-            role_ids=roles,
+            role_ids=roles, locale=supported_locale(interaction.locale), parent_job_id=parent_job_id,
         )
         await self.bot.follow_job_in_reply(interaction, submission, deferral)
 
 
 class AnimateModal(discord.ui.Modal, title="Animate image"):
-    """Asks the menu's user for what the command's options would carry."""
+    """Asks the menu's user for what the command's options would carry, in their language, with
+    the channel's defaults chosen in advance."""
 
-    def __init__(self, cog: Animate, source: ImageSource) -> None:
-        super().__init__()
+    def __init__(self, cog: Animate, source: ImageSource, defaults: ChannelDefaults, _: Translate) -> None:
+        super().__init__(title=_("animate.modal_title"))
         self.cog = cog
         self.source = source
+        self.defaults = defaults
+        chosen = defaults.or_built_in()
         self.prompt = discord.ui.TextInput(
             style=discord.TextStyle.paragraph, max_length=VIDEO_PROMPT_MAX_CHARS,
-            placeholder="e.g. the camera slowly pans as snow starts to fall",
+            placeholder=_("animate.prompt_placeholder"),
         )
         self.duration = discord.ui.Select(options=[
-            discord.SelectOption(label=f"{seconds} seconds", value=str(seconds), default=seconds == 5)
+            discord.SelectOption(label=_("animate.seconds", seconds=seconds), value=str(seconds),
+                                 default=seconds == chosen.duration)
             for seconds in VIDEO_DURATIONS
         ])
         self.quality = discord.ui.Select(options=[
-            discord.SelectOption(label=quality, value=quality, default=quality == DEFAULT_VIDEO_QUALITY)
+            discord.SelectOption(label=quality, value=quality, default=quality == chosen.quality)
             for quality in VIDEO_QUALITIES
         ])
-        self.add_item(discord.ui.Label(text="What should happen?", component=self.prompt))
-        self.add_item(discord.ui.Label(text="Duration", component=self.duration))
-        self.add_item(discord.ui.Label(text="Quality", component=self.quality))
+        self.add_item(discord.ui.Label(text=_("animate.prompt_label"), component=self.prompt))
+        self.add_item(discord.ui.Label(text=_("animate.duration_label"), component=self.duration))
+        self.add_item(discord.ui.Label(text=_("animate.quality_label"), component=self.quality))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        defaults = self.defaults
         options = parse_video_options(
             self.prompt.value,
-            self.duration.values[0] if self.duration.values else None,
-            self.quality.values[0] if self.quality.values else None,
+            self.duration.values[0] if self.duration.values else defaults.duration,
+            self.quality.values[0] if self.quality.values else defaults.quality,
+            defaults.prompt_extend,
         )
         await self.cog.start_video(interaction, self.source, options)
 

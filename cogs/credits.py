@@ -7,6 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
+from bot.i18n import supported_locale
 from bot.ui.account import render_balance
 from bot.ui.checks import in_guild, member_role_ids
 
@@ -28,7 +29,8 @@ class Credits(commands.Cog):
         jobs = await services.store.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
         charges = await services.ledger.charges(job.id for job in jobs)
         recent = [(job, charges.get(job.id)) for job in jobs]
-        await interaction.response.send_message(render_balance(balance, recent), ephemeral=True)
+        text = render_balance(balance, recent, supported_locale(interaction.locale))
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 async def setup(bot: WanBot) -> None:

@@ -9,16 +9,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
-from bot.jobs.failures import JobFailure
+from bot.i18n import supported_locale
+from bot.jobs.failures import NOT_ACKNOWLEDGED
 from bot.jobs.store import JobKind
 from bot.requests import PROMPT_MAX_CHARS, parse_image_request, size_suggestions
 from bot.ui.checks import in_guild, member_role_ids
 
 log = logging.getLogger(__name__)
-
-NOT_ACKNOWLEDGED = JobFailure(
-    "not_acknowledged", "Discord did not accept the bot's answer in time, so the job was not started."
-)
 
 
 class Imagine(commands.Cog):
@@ -42,10 +39,17 @@ class Imagine(commands.Cog):
         prompt_extend: bool | None = None,
     ) -> None:
         services = self.bot.services
-        # Checked and charged before answering, so a refusal can be a private reply: both steps
-        # are local (no network), well inside Discord's 3 seconds.
-        request = parse_image_request(prompt, size, n, prompt_extend)
         assert interaction.guild_id is not None and interaction.channel_id is not None
+        # Checked and charged before answering, so a refusal can be a private reply: every step
+        # is local (no network), well inside Discord's 3 seconds. An option the member left out
+        # takes the channel's default (/defaults), else the built-in one.
+        defaults = await services.channel_defaults.get(interaction.guild_id, interaction.channel_id)
+        request = parse_image_request(
+            prompt,
+            size if size and size.strip() else defaults.size,
+            defaults.n if n is None else n,
+            defaults.prompt_extend if prompt_extend is None else prompt_extend,
+        )
         await services.blocked_terms.check(interaction.guild_id, request.prompt)
         submission = await services.runner.submit(
             kind=JobKind.IMAGE,
@@ -55,6 +59,7 @@ class Imagine(commands.Cog):
             interaction_id=interaction.id,
             request=request,
             role_ids=member_role_ids(interaction),
+            locale=supported_locale(interaction.locale),
         )
         try:
             deferral = await interaction.response.defer(thinking=True)
@@ -67,7 +72,8 @@ class Imagine(commands.Cog):
     async def size_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=label, value=value) for label, value in size_suggestions(current)]
+        return [app_commands.Choice(name=label, value=value)
+                for label, value in size_suggestions(current, locale=interaction.locale)]
 
 
 async def setup(bot: WanBot) -> None:

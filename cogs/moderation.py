@@ -7,6 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
+from bot.i18n import CommandPath, Message, for_interaction
 from bot.ui.checks import moderator_only
 from bot.ui.moderation_log import echo_to_log_channel
 
@@ -38,9 +39,11 @@ class Moderation(commands.GroupCog, group_name="moderation", group_description="
             await services.quotas.audit(tx, guild_id=interaction.guild_id, actor_id=interaction.user.id,
                                         action="blocked-term-add", term=added.term, regex=added.is_regex)
         kind = "pattern" if added.is_regex else "term"
-        reply = f"Prompts with the {kind} `{_code(added.term)}` are now refused here."
-        await interaction.response.send_message(reply, ephemeral=True)
-        await echo_to_log_channel(self.bot, interaction, f"blocked {kind} added: `{_code(added.term)}`")
+        term_code = f"`{_code(added.term)}`"
+        reply = Message(f"moderation.added_{kind}", term=term_code)
+        await interaction.response.send_message(reply.render(interaction.locale), ephemeral=True)
+        await echo_to_log_channel(self.bot, interaction,
+                                  Message(f"moderation.log_added_{kind}", term=term_code))
 
     @blocked_terms.command(name="remove", description="Allow a blocked word or pattern again")
     @app_commands.describe(term="Exactly as it was added")
@@ -48,29 +51,33 @@ class Moderation(commands.GroupCog, group_name="moderation", group_description="
         assert interaction.guild_id is not None
         services = self.bot.services
         removed = await services.blocked_terms.remove(interaction.guild_id, term)
+        _ = for_interaction(interaction)
         if removed is None:
+            listing = CommandPath("moderation", "blocked-terms", "list").render(_.locale)
             await interaction.response.send_message(
-                f"`{_code(term)}` is not on this server's list (use /moderation blocked-terms list).",
-                ephemeral=True)
+                _("moderation.not_listed", term=f"`{_code(term)}`", command=listing), ephemeral=True)
             return
         async with services.db.transaction() as tx:
             await services.quotas.audit(tx, guild_id=interaction.guild_id, actor_id=interaction.user.id,
                                         action="blocked-term-remove", term=removed.term, regex=removed.is_regex)
-        await interaction.response.send_message(f"`{_code(removed.term)}` is no longer blocked.", ephemeral=True)
-        await echo_to_log_channel(self.bot, interaction, f"blocked term removed: `{_code(removed.term)}`")
+        term_code = f"`{_code(removed.term)}`"
+        await interaction.response.send_message(_("moderation.removed", term=term_code), ephemeral=True)
+        await echo_to_log_channel(self.bot, interaction, Message("moderation.log_removed", term=term_code))
 
     @blocked_terms.command(name="list", description="Show this server's blocked words and patterns")
     async def list(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
+        _ = for_interaction(interaction)
         terms = await self.bot.services.blocked_terms.list(interaction.guild_id)
         if not terms:
-            text = "No blocked terms in this server."
+            text = _("moderation.list_empty")
         else:
-            lines = [f"**Blocked in prompts here** ({len(terms)})"]
+            lines = [_("moderation.list_title", count=len(terms))]
             for term in terms:
-                line = f"• `{_code(term.term)}`" + (" (pattern)" if term.is_regex else "")
+                line = (_("moderation.list_pattern", term=f"`{_code(term.term)}`") if term.is_regex
+                        else _("moderation.list_term", term=f"`{_code(term.term)}`"))
                 if sum(len(x) + 1 for x in lines) + len(line) > LIST_LIMIT_CHARS:
-                    lines.append(f"… and {len(terms) - len(lines) + 1} more")
+                    lines.append(_("moderation.list_more", count=len(terms) - len(lines) + 1))
                     break
                 lines.append(line)
             text = "\n".join(lines)

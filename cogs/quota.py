@@ -13,7 +13,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
-from bot.credits import Balance
+from bot.credits import Balance, credit_amount, per_period, period_adjective, this_period
+from bot.i18n import ENGLISH, Message, Translate, supported_locale
 from bot.periods import Period
 from bot.quotas import GuildQuotaSettings
 from bot.requests import InvalidRequest, parse_credit_amount
@@ -29,8 +30,9 @@ PERIOD_CHOICES = [app_commands.Choice(name=period.value, value=period.value) for
 MAX_JOBS_LIMIT = 20
 
 
-def credits(milli: int) -> str:
-    return f"{format_credits(milli)} credit{'' if milli == 1000 else 's'}"
+def jobs(count: int) -> Message:
+    """'1 job', '3 jobs'."""
+    return Message("quota.jobs_one" if count == 1 else "quota.jobs", count=count)
 
 
 # A hint only (server admins can change who sees the group); moderator_only is the real check.
@@ -47,8 +49,10 @@ class Quota(commands.GroupCog, group_name="quota",
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await moderator_only(interaction)
 
-    async def _apply(self, interaction: discord.Interaction, reply: str) -> None:
-        await interaction.response.send_message(reply, ephemeral=True)
+    async def _apply(self, interaction: discord.Interaction, reply: Message) -> None:
+        """Answer the moderator in their language, and echo the change to the log channel in the
+        server's."""
+        await interaction.response.send_message(reply.render(interaction.locale), ephemeral=True)
         await echo_to_log_channel(self.bot, interaction, reply)
 
     async def _change_guild(self, interaction: discord.Interaction, action: str,
@@ -86,14 +90,13 @@ class Quota(commands.GroupCog, group_name="quota",
             changes["period"] = Period(period)
         if max_jobs is not None:
             if not 1 <= max_jobs <= MAX_JOBS_LIMIT:
-                raise InvalidRequest("max_jobs", max_jobs, f"must be between 1 and {MAX_JOBS_LIMIT}")
+                raise InvalidRequest("max_jobs", max_jobs,
+                                     Message("requests.between", low=1, high=MAX_JOBS_LIMIT))
             changes["max_concurrent_jobs"] = max_jobs
         settings = await self._change_guild(interaction, "set-default", **changes)
-        await self._apply(interaction, (
-            f"The server default is now {credits(settings.default_allowance)} per member per "
-            f"{settings.period.value}, with at most {settings.max_concurrent_jobs} job"
-            f"{'s' if settings.max_concurrent_jobs != 1 else ''} at once per member."
-        ))
+        await self._apply(interaction, Message(
+            "quota.default_set", amount=credit_amount(settings.default_allowance),
+            period=per_period(settings.period), jobs=jobs(settings.max_concurrent_jobs)))
 
     @app_commands.command(name="set-role", description="Give members with a role their own allowance")
     @app_commands.describe(role="The role", amount="Credits per period for its members (leave out to remove)")
@@ -108,11 +111,10 @@ class Quota(commands.GroupCog, group_name="quota",
                                                  allowance=allowance)
             settings = await self.bot.services.quotas.guild_settings(tx, guild_id)
         if allowance is None:
-            reply = f"<@&{role.id}> no longer has an allowance of its own."
+            reply = Message("quota.role_removed", role=f"<@&{role.id}>")
         else:
-            reply = (f"Members with <@&{role.id}> now get {credits(allowance)} per "
-                     f"{settings.period.value} (a personal allowance still wins; of several roles, "
-                     "the highest counts).")
+            reply = Message("quota.role_set", role=f"<@&{role.id}>", amount=credit_amount(allowance),
+                            period=per_period(settings.period))
         await self._apply(interaction, reply)
 
     @app_commands.command(name="set-user", description="Give one member a personal allowance, whatever their roles")
@@ -122,10 +124,10 @@ class Quota(commands.GroupCog, group_name="quota",
         allowance = None if amount is None else parse_credit_amount(amount)
         settings = await self._change_member(interaction, member, "set-user", allowance=allowance)
         if allowance is None:
-            reply = f"<@{member.id}> is back to the server default and their roles' allowances."
+            reply = Message("quota.user_removed", member=f"<@{member.id}>")
         else:
-            reply = (f"<@{member.id}> now gets {credits(allowance)} per {settings.period.value}, "
-                     "whatever their roles.")
+            reply = Message("quota.user_set", member=f"<@{member.id}>", amount=credit_amount(allowance),
+                            period=per_period(settings.period))
         await self._apply(interaction, reply)
 
     @app_commands.command(name="grant", description="Add credits to a member's allowance for this period only")
@@ -137,7 +139,9 @@ class Quota(commands.GroupCog, group_name="quota",
         change = parse_credit_amount(amount, allow_negative=True)
         guild_id = _guild(interaction)
         services = self.bot.services
+        # The ledger keeps the English default; the reply says it in the reader's language.
         why = (reason or "granted by a moderator").strip()[:200]
+        shown_why: str | Message = why if reason else Message("quota.grant_reason_default")
         async with services.db.transaction() as tx:
             await services.ledger.grant(tx, guild_id=guild_id, user_id=member.id, amount=change,
                                         reason=why, actor_id=interaction.user.id)
@@ -145,11 +149,10 @@ class Quota(commands.GroupCog, group_name="quota",
                                         action="grant", target_user_id=member.id, amount=change,
                                         reason=why)
             balance = await services.ledger.balance_in(tx, guild_id, member.id, _roles_of(member))
-        verb = f"Granted {credits(change)} to" if change >= 0 else f"Took {credits(-change)} from"
-        await self._apply(interaction, (
-            f"{verb} <@{member.id}> for {balance.period.this} ({why}). "
-            f"They have {credits(balance.remaining)} left."
-        ))
+        await self._apply(interaction, Message(
+            "quota.granted" if change >= 0 else "quota.took", amount=credit_amount(abs(change)),
+            member=f"<@{member.id}>", period=this_period(balance.period), reason=shown_why,
+            left=credit_amount(balance.remaining)))
 
     @app_commands.command(name="block", description="Stop a member from generating in this server")
     @app_commands.describe(member="The member", reason="Shown to them when they try")
@@ -157,13 +160,14 @@ class Quota(commands.GroupCog, group_name="quota",
                     reason: app_commands.Range[str, 1, 200] | None = None) -> None:
         why = reason.strip()[:200] if reason else None
         await self._change_member(interaction, member, "block", blocked=True, block_reason=why)
-        because = f" ({why})" if why else ""
-        await self._apply(interaction, f"<@{member.id}> is blocked from generating in this server{because}.")
+        await self._apply(interaction, Message("quota.blocked_because", member=f"<@{member.id}>", reason=why)
+                          if why else Message("quota.blocked", member=f"<@{member.id}>"))
 
     @app_commands.command(name="unblock", description="Let a blocked member generate again")
+    @app_commands.describe(member="The member")
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await self._change_member(interaction, member, "unblock", blocked=False, block_reason=None)
-        await self._apply(interaction, f"<@{member.id}> may generate again.")
+        await self._apply(interaction, Message("quota.unblocked", member=f"<@{member.id}>"))
 
     @app_commands.command(name="budget", description="Cap what the whole server may spend per period")
     @app_commands.describe(amount="Credits per period for everyone together (leave out to remove the cap)")
@@ -173,11 +177,11 @@ class Quota(commands.GroupCog, group_name="quota",
         await self._change_guild(interaction, "budget", budget=budget)
         settings, spent, held, resets = await self.bot.services.ledger.guild_usage(_guild(interaction))
         if budget is None:
-            reply = "The server has no budget any more: only members' allowances limit spending."
+            reply = Message("quota.budget_removed")
         else:
-            reply = (f"The server's {settings.period.adjective} budget is now {credits(budget)} "
-                     f"({format_credits(spent + held)} used or reserved {settings.period.this}; "
-                     f"it resets {timestamp(resets)}).")
+            reply = Message("quota.budget_set", adjective=period_adjective(settings.period),
+                            amount=credit_amount(budget), used=format_credits(spent + held),
+                            period=this_period(settings.period), resets=timestamp(resets))
         await self._apply(interaction, reply)
 
     @app_commands.command(name="moderator-role", description="Let a role use the moderator commands (Manage Server only)")
@@ -188,8 +192,8 @@ class Quota(commands.GroupCog, group_name="quota",
             raise NotModerator(None)
         role_id = role.id if role else None
         await self._change_guild(interaction, "moderator-role", moderator_role_id=role_id)
-        reply = (f"Members with <@&{role_id}> can now use the moderator commands." if role_id else
-                 "Only members with Manage Server can use the moderator commands now.")
+        reply = (Message("quota.moderator_role_set", role=f"<@&{role_id}>") if role_id else
+                 Message("quota.moderator_role_removed"))
         await self._apply(interaction, reply)
 
     @app_commands.command(name="log-channel", description="Post every moderator change in a channel")
@@ -198,8 +202,8 @@ class Quota(commands.GroupCog, group_name="quota",
                           channel: discord.TextChannel | None = None) -> None:
         channel_id = channel.id if channel else None
         await self._change_guild(interaction, "log-channel", log_channel_id=channel_id)
-        reply = (f"Moderator changes will be posted in <#{channel_id}>." if channel_id else
-                 "Moderator changes will no longer be posted in a channel.")
+        reply = (Message("quota.log_channel_set", channel=f"<#{channel_id}>") if channel_id else
+                 Message("quota.log_channel_removed"))
         await self._apply(interaction, reply)
 
     @app_commands.command(name="show", description="A member's quota, or this server's settings")
@@ -207,55 +211,68 @@ class Quota(commands.GroupCog, group_name="quota",
     async def show(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         guild_id = _guild(interaction)
         services = self.bot.services
+        locale = supported_locale(interaction.locale)
         if member is not None:
             balance = await services.ledger.balance(guild_id, member.id, _roles_of(member))
-            text = render_member_quota(member.id, balance)
+            text = render_member_quota(member.id, balance, locale)
         else:
             async with services.db.transaction() as tx:
                 settings = await services.quotas.guild_settings(tx, guild_id)
                 roles = await services.quotas.role_allowances(tx, guild_id)
                 overrides = await services.quotas.member_overrides(tx, guild_id)
             _, spent, held, resets = await services.ledger.guild_usage(guild_id)
-            text = render_guild_quota(settings, roles, overrides, spent, held, resets)
+            text = render_guild_quota(settings, roles, overrides, spent, held, resets, locale)
         await interaction.response.send_message(text, ephemeral=True)
 
 
-def render_member_quota(user_id: int, balance: Balance) -> str:
+def render_member_quota(user_id: int, balance: Balance, locale: str = ENGLISH) -> str:
+    _ = Translate(locale)
+    usage = [_("quota.member_left", period=this_period(balance.period).render(_.locale),
+               left=credit_amount(balance.remaining).render(_.locale)),
+             _("quota.member_used", amount=format_credits(balance.spent)),
+             _("quota.member_reserved", amount=format_credits(balance.held))]
+    if balance.granted:
+        usage.append(_("quota.member_granted", amount=format_credits(balance.granted)))
     lines = [
-        f"**<@{user_id}>** · {describe_allowance(balance)}",
-        f"Left {balance.period.this}: **{credits(balance.remaining)}** · used "
-        f"{format_credits(balance.spent)} · reserved {format_credits(balance.held)}"
-        + (f" · granted {format_credits(balance.granted)}" if balance.granted else ""),
-        f"Jobs running: {balance.running_jobs} of at most {balance.max_running_jobs} · refills "
-        f"{timestamp(balance.refills_at)}",
+        f"**<@{user_id}>** · {describe_allowance(balance, _.locale)}",
+        " · ".join(usage),
+        _("quota.member_jobs", running=balance.running_jobs, max=balance.max_running_jobs,
+          refills=timestamp(balance.refills_at)),
     ]
     if balance.blocked:
-        lines.append("⛔ Blocked" + (f": {balance.block_reason}" if balance.block_reason else ""))
+        lines.append(_("quota.member_blocked_because", reason=balance.block_reason) if balance.block_reason
+                     else _("quota.member_blocked"))
     return "\n".join(lines)
 
 
 def render_guild_quota(settings: GuildQuotaSettings, roles: dict[int, int],
-                       overrides: list, spent: int, held: int, resets) -> str:
-    lines = [
-        f"**Default allowance**: {credits(settings.default_allowance)} per member per "
-        f"{settings.period.value}, at most {settings.max_concurrent_jobs} job(s) at once",
-        "**Budget**: " + (
-            f"{credits(settings.budget)} per {settings.period.value}, "
-            f"{format_credits(spent + held)} used or reserved" if settings.budget is not None
-            else f"none ({format_credits(spent)} spent {settings.period.this})"
-        ) + f" · resets {timestamp(resets)}",
-        "**Role allowances**: " + (", ".join(
-            f"<@&{role}> {format_credits(amount)}" for role, amount in sorted(roles.items())
-        ) or "none"),
-    ]
+                       overrides: list, spent: int, held: int, resets, locale: str = ENGLISH) -> str:
+    _ = Translate(locale)
+    period = per_period(settings.period).render(_.locale)
+    separator = _("quota.list_separator")
+    if settings.budget is not None:
+        budget = _("quota.guild_budget", amount=credit_amount(settings.budget).render(_.locale),
+                   period=period, used=format_credits(spent + held), resets=timestamp(resets))
+    else:
+        budget = _("quota.guild_no_budget", spent=format_credits(spent),
+                   period=this_period(settings.period).render(_.locale), resets=timestamp(resets))
+    role_list = separator.join(f"<@&{role}> {format_credits(amount)}"
+                               for role, amount in sorted(roles.items()))
     personal = [f"<@{user}> {format_credits(quota.allowance)}" for user, quota in overrides
                 if quota.allowance is not None]
     blocked = [f"<@{user}>" for user, quota in overrides if quota.blocked]
-    lines.append("**Personal allowances**: " + (", ".join(personal) or "none"))
-    lines.append("**Blocked**: " + (", ".join(blocked) or "nobody"))
-    lines.append("**Moderator role**: " + (f"<@&{settings.moderator_role_id}>"
-                                           if settings.moderator_role_id else "none (Manage Server only)"))
-    lines.append("**Log channel**: " + (f"<#{settings.log_channel_id}>" if settings.log_channel_id else "none"))
+    lines = [
+        _("quota.guild_default", amount=credit_amount(settings.default_allowance).render(_.locale),
+          period=period, max=settings.max_concurrent_jobs),
+        budget,
+        _("quota.guild_roles", roles=role_list or _("quota.none")),
+        _("quota.guild_personal", members=separator.join(personal) or _("quota.none")),
+        _("quota.guild_blocked", members=separator.join(blocked) or _("quota.nobody")),
+        _("quota.guild_moderator_role", role=f"<@&{settings.moderator_role_id}>" if settings.moderator_role_id
+          else _("quota.manage_server_only")),
+        _("quota.guild_log_channel", channel=f"<#{settings.log_channel_id}>" if settings.log_channel_id
+          else _("quota.none")),
+    ]
     return "\n".join(lines)
 
 

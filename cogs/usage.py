@@ -11,6 +11,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
+from bot.credits import this_period
+from bot.i18n import for_interaction
 from bot.ui.checks import moderator_only
 from bot.units import format_credits
 
@@ -18,7 +20,8 @@ CSV_COLUMNS = ("id", "time_utc", "user_id", "job_id", "kind", "credits", "reason
 
 
 def ledger_csv(rows: list[dict[str, object]]) -> bytes:
-    """The ledger as CSV: one line per row, credits as exact decimals, times in ISO 8601 UTC."""
+    """The ledger as CSV: one line per row, credits as exact decimals, times in ISO 8601 UTC. The
+    column names stay English whatever the reader's language: the file is for machines."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -45,12 +48,15 @@ class Usage(commands.GroupCog, group_name="usage", group_description="Moderators
     @app_commands.command(name="top", description="Who spent the most credits this period")
     async def top(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
+        _ = for_interaction(interaction)
         period, spenders = await self.bot.services.ledger.top_spenders(interaction.guild_id)
+        this = this_period(period).render(_.locale)
         if not spenders:
-            text = f"Nobody has spent credits here {period.this} yet."
+            text = _("usage.top_empty", period=this)
         else:
-            lines = [f"**Top spenders {period.this}**"]
-            lines += [f"{rank}. <@{user}> · {format_credits(spent)} credits · {jobs} job{'s' if jobs != 1 else ''}"
+            lines = [_("usage.top_title", period=this)]
+            lines += [_("usage.top_line", rank=rank, member=f"<@{user}>", amount=format_credits(spent),
+                        jobs=_("usage.jobs_one" if jobs == 1 else "usage.jobs", count=jobs))
                       for rank, (user, spent, jobs) in enumerate(spenders, start=1)]
             text = "\n".join(lines)
         await interaction.response.send_message(text, ephemeral=True)
@@ -62,8 +68,10 @@ class Usage(commands.GroupCog, group_name="usage", group_description="Moderators
         day = self.bot.services.clock.now().strftime("%Y-%m-%d")
         file = discord.File(io.BytesIO(ledger_csv(rows)),
                             filename=f"ledger-{interaction.guild_id}-{day}.csv")
+        _ = for_interaction(interaction)
         await interaction.response.send_message(
-            f"{len(rows)} ledger row{'s' if len(rows) != 1 else ''} for this server.", file=file, ephemeral=True
+            _("usage.export_one" if len(rows) == 1 else "usage.export", count=len(rows)),
+            file=file, ephemeral=True,
         )
 
 

@@ -1,12 +1,22 @@
-"""Real sample videos for tests, made with a real ffmpeg (no fakes: a fake MP4 proves nothing)."""
+"""Real sample pictures and videos for tests, made with Pillow and a real ffmpeg (no fakes: a fake
+MP4 proves nothing)."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 from pathlib import Path
 
+from PIL import Image
+
 AUDIO_BPS = 128_000
+
+
+def png(width: int, height: int, mode: str = "RGB", color=(200, 120, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def ffmpeg_for_tests() -> str:

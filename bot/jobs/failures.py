@@ -1,8 +1,9 @@
-"""Why a job failed, in plain words for the member who asked for it."""
+"""Why a job failed, in plain words for the member who asked for it, in their language."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bot.evolink.errors import (
     BadRequest,
@@ -12,12 +13,30 @@ from bot.evolink.errors import (
     Unauthorized,
 )
 from bot.evolink.models import TaskError
+from bot.i18n import ENGLISH, Message
+
+if TYPE_CHECKING:
+    import discord
 
 
 @dataclass(frozen=True)
 class JobFailure:
+    """A job's end, for the member. Build one with `JobFailure.of(code, key, **fields)` so it can
+    be shown in any language; `JobFailure(code, message)` (plain English) is shown as it is."""
+
     code: str     # a short machine code, stored on the job row
-    message: str  # for the member; never contains a secret
+    message: str  # in English, never a secret: stored on the job row for operators
+    text: Message | None = field(default=None, compare=False)  # the same, in the reader's language
+
+    @classmethod
+    def of(cls, code: str, key: str, /, **fields: Any) -> JobFailure:
+        """A failure whose words are the catalogue's `key` (see bot/i18n.py)."""
+        text = Message(key, **fields)
+        return cls(code, text.render(ENGLISH), text)
+
+    def localized(self, locale: discord.Locale | str | None) -> str:
+        """The words for a member reading `locale` (English for a failure built from plain text)."""
+        return self.text.render(locale) if self.text is not None else self.message
 
 
 class JobFailed(Exception):
@@ -28,70 +47,80 @@ class JobFailed(Exception):
         self.failure = failure
 
 
-_TASK_ERRORS = {
-    "content_policy_violation": "The prompt was refused by the safety filter. Try rewording it.",
-    "invalid_parameters": "EvoLink refused the options of this request.",
-    "image_processing_error": "EvoLink could not read the input image.",
-    "image_dimension_mismatch": "The input image's dimensions are not accepted by the model.",
-    "generation_timeout": "The generation took too long on EvoLink's side. Try again.",
-    "generation_failed_no_content": "The model produced nothing for this prompt. Try again or reword it.",
-    "resource_exhausted": "EvoLink is out of capacity right now. Try again in a few minutes.",
-    "service_unavailable": "EvoLink is unavailable right now. Try again in a few minutes.",
-    "service_error": "EvoLink had a temporary problem. Try again in a minute.",
-    "quota_exceeded": "The bot's EvoLink account has reached its quota. The operator was told.",
-}
+# EvoLink's task error codes whose meaning we can put in plain words.
+_TASK_ERRORS = frozenset({
+    "content_policy_violation", "invalid_parameters", "image_processing_error", "image_dimension_mismatch",
+    "generation_timeout", "generation_failed_no_content", "resource_exhausted", "service_unavailable",
+    "service_error", "quota_exceeded",
+})
 
 
 def describe_task_error(error: TaskError | None) -> JobFailure:
     """A failed task's error -> words. Unknown codes still say what EvoLink said."""
     if error is None:
-        return JobFailure("unknown_error", "EvoLink could not finish this job, and gave no reason.")
-    known = _TASK_ERRORS.get(error.code)
-    if known:
-        return JobFailure(error.code, known)
-    detail = f": {_shorten(error.message)}" if error.message else ""
-    return JobFailure(error.code or "unknown_error", f"EvoLink could not finish this job ({error.code}{detail}).")
+        return JobFailure.of("unknown_error", "failures.no_reason")
+    if error.code in _TASK_ERRORS:
+        return JobFailure.of(error.code, f"failures.task.{error.code}")
+    code = error.code or "unknown_error"
+    if error.message:
+        return JobFailure.of(code, "failures.task_unknown_detail", code=error.code,
+                             detail=_shorten(error.message))
+    return JobFailure.of(code, "failures.task_unknown", code=error.code)
 
 
 def describe_api_error(error: EvoLinkError) -> JobFailure:
     """An HTTP error from EvoLink that ends a job -> words. Account problems are the operator's,
     not the member's, and say so."""
     if isinstance(error, Unauthorized):
-        return JobFailure("evolink_unauthorized",
-                          "The bot's EvoLink API key was refused. The operator needs to fix it.")
+        return EVOLINK_UNAUTHORIZED
     if isinstance(error, InsufficientQuota):
-        return JobFailure("evolink_out_of_credits",
-                          "The bot's EvoLink account is out of credits. The operator needs to top it up.")
+        return EVOLINK_OUT_OF_CREDITS
     if isinstance(error, PermissionDenied):
-        return JobFailure("evolink_permission_denied",
-                          "The bot's EvoLink key may not use the Wan 2.5 model. The operator needs to fix it.")
+        return EVOLINK_PERMISSION_DENIED
     if isinstance(error, BadRequest):
-        detail = f": {_shorten(error.message)}" if error.message else ""
-        return JobFailure("evolink_bad_request", f"EvoLink refused the request{detail}.")
-    return JobFailure("evolink_unavailable",
-                      "EvoLink could not be reached reliably. Try again in a few minutes.")
+        if error.message:
+            return JobFailure.of("evolink_bad_request", "failures.evolink_bad_request_detail",
+                                 detail=_shorten(error.message))
+        return JobFailure.of("evolink_bad_request", "failures.evolink_bad_request")
+    return EVOLINK_UNAVAILABLE
 
 
-UNKNOWN_CREATE_OUTCOME = JobFailure(
-    "submit_outcome_unknown",
-    "EvoLink did not confirm it received this job, so it was not sent again (that could charge "
-    "twice). Try again.",
+EVOLINK_UNAUTHORIZED = JobFailure.of("evolink_unauthorized", "failures.evolink_unauthorized")
+EVOLINK_OUT_OF_CREDITS = JobFailure.of("evolink_out_of_credits", "failures.evolink_out_of_credits")
+EVOLINK_PERMISSION_DENIED = JobFailure.of("evolink_permission_denied", "failures.evolink_permission_denied")
+EVOLINK_UNAVAILABLE = JobFailure.of("evolink_unavailable", "failures.evolink_unavailable")
+UNKNOWN_CREATE_OUTCOME = JobFailure.of("submit_outcome_unknown", "failures.submit_outcome_unknown")
+INTERRUPTED_SUBMIT = JobFailure.of("submit_interrupted", "failures.submit_interrupted")
+NOTHING_TO_DELIVER = JobFailure.of("nothing_to_deliver", "failures.nothing_to_deliver")
+LINKS_EXPIRED = JobFailure.of("links_expired", "failures.links_expired")
+TIMED_OUT = JobFailure.of("timed_out", "failures.timed_out")
+DOWNLOAD_FAILED = JobFailure.of("download_failed", "failures.download_failed")
+NO_RESULTS = JobFailure.of("generation_failed_no_content", "failures.no_results")
+DELIVERY_FAILED = JobFailure.of("delivery_failed", "failures.delivery_failed")
+INTERNAL_ERROR = JobFailure.of("internal_error", "failures.internal_error")
+OPERATOR_REFUND = JobFailure.of("refunded_by_operator", "failures.refunded_by_operator")
+# Written but never started: Discord refused (or timed out on) the command's first answer.
+NOT_ACKNOWLEDGED = JobFailure.of("not_acknowledged", "failures.not_acknowledged")
+UNKNOWN = JobFailure.of("unknown_error", "failures.unknown")
+
+_FIXED = (
+    EVOLINK_UNAUTHORIZED, EVOLINK_OUT_OF_CREDITS, EVOLINK_PERMISSION_DENIED, EVOLINK_UNAVAILABLE,
+    UNKNOWN_CREATE_OUTCOME, INTERRUPTED_SUBMIT, NOTHING_TO_DELIVER, LINKS_EXPIRED, TIMED_OUT,
+    DOWNLOAD_FAILED, NO_RESULTS, DELIVERY_FAILED, INTERNAL_ERROR, OPERATOR_REFUND, NOT_ACKNOWLEDGED,
+    describe_task_error(None), *(describe_task_error(TaskError(code, "")) for code in sorted(_TASK_ERRORS)),
 )
-INTERRUPTED_SUBMIT = JobFailure(
-    "submit_interrupted",
-    "The bot restarted while sending this job to EvoLink, so it cannot know whether EvoLink got it; "
-    "it was not sent again (that could charge twice). Your credits were given back; try again.",
-)
-NOTHING_TO_DELIVER = JobFailure("nothing_to_deliver", "This job has no finished results to post.")
-LINKS_EXPIRED = JobFailure("links_expired", "EvoLink's result links expire after 24 hours, and this job's have.")
-TIMED_OUT = JobFailure("timed_out", "The job did not finish in time, so the bot stopped waiting for it.")
-DOWNLOAD_FAILED = JobFailure("download_failed", "The finished results could not be downloaded from EvoLink.")
-NO_RESULTS = JobFailure("generation_failed_no_content", "The model produced no images for this prompt. Try again.")
-DELIVERY_FAILED = JobFailure("delivery_failed", "The results could not be posted to this channel.")
-INTERNAL_ERROR = JobFailure("internal_error", "Something went wrong inside the bot; the operator can see the details in its log.")
-OPERATOR_REFUND = JobFailure(
-    "refunded_by_operator", "The bot's operator stopped this job and gave your credits back.",
-)
+
+
+def stored_failure(code: str | None, message: str | None) -> JobFailure:
+    """A failure read back from a job row (error_code, error_message), in words any member can
+    read again: a failure the bot wrote itself is recognised by its code and English text and
+    translated; anything else is shown as stored."""
+    if not message:
+        return UNKNOWN if not code else JobFailure(code, UNKNOWN.message, UNKNOWN.text)
+    for known in _FIXED:
+        if known.code == code and known.message == message:
+            return known
+    return JobFailure(code or "unknown_error", message)
 
 
 def _shorten(text: str, limit: int = 200) -> str:

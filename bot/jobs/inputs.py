@@ -18,6 +18,7 @@ import aiohttp
 from bot.errors import UserFacingError
 from bot.evolink.client import EvoLinkClient
 from bot.evolink.errors import EvoLinkError
+from bot.i18n import ENGLISH, Message
 from bot.media import megabytes
 from bot.media.downloads import DownloadError, download_to_file
 from bot.media.input_image import PreparedImage, UnusableImage, prepare_input_image
@@ -41,7 +42,7 @@ class PreparedInput:
     image_url: str               # what EvoLink will fetch
     width: int
     height: int
-    notes: tuple[str, ...]       # what was repaired, for the member
+    notes: tuple[str, ...]       # what was repaired, for the member, in their language
 
 
 class InputUnavailable(UserFacingError):
@@ -54,12 +55,15 @@ async def prepare_video_input(
     session: aiohttp.ClientSession,
     evolink: EvoLinkClient,
     max_download_bytes: int,
+    locale: str = ENGLISH,
 ) -> PreparedInput:
     """Fetch, check and, when needed, repair and upload the picture. Raises UnusableImage (the
-    member's to fix) or InputUnavailable."""
+    member's to fix) or InputUnavailable. The notes on repairs are written in `locale`, the
+    requester's: they are stored with the job, whose messages are in that language."""
     if source.claimed_size is not None and source.claimed_size > max_download_bytes:
-        raise UnusableImage(f"attachment {source.name}", megabytes(source.claimed_size),
-                            f"the bot reads pictures of at most {megabytes(max_download_bytes)}")
+        raise UnusableImage(Message("inputs.subject_attachment", name=source.name),
+                            megabytes(source.claimed_size),
+                            Message("inputs.rule_too_large", limit=megabytes(max_download_bytes)))
     folder = Path(tempfile.mkdtemp(prefix="wan-input-"))
     try:
         original = folder / "original"
@@ -68,10 +72,7 @@ async def prepare_video_input(
                                    timeout=INPUT_DOWNLOAD_TIMEOUT)
         except DownloadError as exc:
             log.info("Input %s could not be downloaded: %s", source.name, exc)
-            raise InputUnavailable(
-                f"The picture {source.name} could not be downloaded from Discord ({exc}). "
-                "Post it again and retry."
-            ) from exc
+            raise InputUnavailable("inputs.download_failed", name=source.name, reason=str(exc)) from exc
         prepared = await asyncio.to_thread(
             prepare_input_image, original, folder, display_name=source.name
         )
@@ -79,7 +80,7 @@ async def prepare_video_input(
             # Untouched: EvoLink fetches it straight from Discord's CDN.
             return PreparedInput(source.url, prepared.width, prepared.height, ())
         image_url = await _upload(evolink, prepared, source.name)
-        return PreparedInput(image_url, prepared.width, prepared.height, prepared.changes)
+        return PreparedInput(image_url, prepared.width, prepared.height, prepared.changes_in(locale))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -92,9 +93,7 @@ async def _upload(evolink: EvoLinkClient, prepared: PreparedImage, name: str) ->
         )
     except EvoLinkError as exc:
         log.warning("Uploading the repaired input %s failed: %s", name, exc)
-        raise InputUnavailable(
-            "The repaired picture could not be uploaded to EvoLink. Try again in a minute."
-        ) from exc
+        raise InputUnavailable("inputs.upload_failed") from exc
     return uploaded.file_url
 
 

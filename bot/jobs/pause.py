@@ -11,39 +11,65 @@ from dataclasses import dataclass
 
 from bot.errors import UserFacingError
 from bot.evolink.errors import EvoLinkError, InsufficientQuota, PermissionDenied, Unauthorized
+from bot.i18n import ENGLISH, Message
 
 
 @dataclass(frozen=True)
 class PauseReason:
-    code: str
-    problem: str   # for members: what is wrong, in plain words
-    operator: str  # for the operator's log: what to do about it
+    code: str      # also names its words for members: `pause.problem.<code>` in the catalogue
+    operator: str  # for the operator's log (English): what to do about it
 
     @property
+    def problem_message(self) -> Message:
+        """What is wrong, in plain words, for members."""
+        return Message(f"pause.problem.{self.code}")
+
+    @property
+    def problem(self) -> str:
+        return self.problem_message.render(ENGLISH)
+
+    @property
+    def waiting_note(self) -> Message:
+        """Under a job waiting in line."""
+        return Message("pause.waiting_job", problem=self.problem_message)
+
+    @property
+    def new_command_message(self) -> Message:
+        """The refusal of a command that would start a job."""
+        return Message("pause.new_command", problem=self.problem_message)
+
+    @property
+    def moderators_notice(self) -> Message:
+        """Posted in moderators' log channels (render it in the guild's preferred locale)."""
+        return Message("pause.moderators", problem=self.problem_message)
+
+    # English forms, for logs and for callers that have no reader's locale.
+    @property
     def for_waiting_job(self) -> str:
-        return f"Paused: {self.problem}; moderators were told. Your job keeps its place in line."
+        return self.waiting_note.render(ENGLISH)
 
     @property
     def for_new_command(self) -> str:
-        return (f"New generations are paused: {self.problem}; moderators were told. "
-                "Nothing was charged; try again later.")
+        return self.new_command_message.render(ENGLISH)
 
     @property
     def for_moderators(self) -> str:
-        return (f"⏸️ New generations are paused: {self.problem}. Jobs already in line wait and "
-                "start by themselves once the bot's operator has fixed it.")
+        return self.moderators_notice.render(ENGLISH)
 
+
+# Posted in moderators' log channels when generations resume.
+RESUMED_NOTICE = Message("pause.resumed")
 
 OUT_OF_CREDITS = PauseReason(
-    "evolink_out_of_credits", "the bot's EvoLink account is out of credits",
+    "evolink_out_of_credits",
     "EvoLink answered 402: the account is out of credits. Top it up; queued jobs start by themselves.",
 )
 KEY_REFUSED = PauseReason(
-    "evolink_unauthorized", "the bot's EvoLink API key was refused",
+    "evolink_unauthorized",
     "EvoLink answered 401: EVOLINK_API_KEY is invalid or revoked. Fix it and restart the bot.",
 )
 KEY_FORBIDDEN = PauseReason(
-    "evolink_permission_denied", "the bot's EvoLink key may not use Wan 2.5",
+    "evolink_permission_denied",
     "EvoLink answered 403: the API key may not use this model. Check the key's permissions.",
 )
 
@@ -63,5 +89,5 @@ class SubmissionsPaused(UserFacingError):
     """A command arrived while generations are paused; it is refused before anything is charged."""
 
     def __init__(self, reason: PauseReason) -> None:
-        super().__init__(reason.for_new_command)
+        super().__init__("pause.new_command", problem=reason.problem_message)
         self.reason = reason

@@ -28,6 +28,7 @@ from bot.db import Database
 from bot.evolink.client import EvoLinkClient
 from bot.evolink.errors import EvoLinkConnectionError, EvoLinkError, EvoLinkTimeout, ServerError
 from bot.evolink.models import Task, TaskStatus
+from bot.i18n import Message
 from bot.jobs import failures
 from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import JobKindRules, ResultFile
@@ -63,7 +64,7 @@ class JobProgress:
     started_at: datetime
     percent: int | None = None
     eta: datetime | None = None  # None: no estimate yet, or the estimate has passed
-    note: str | None = None      # e.g. why it is slower than expected
+    note: Message | None = None  # e.g. why it is slower than expected; render(locale) shows it
     position: int | None = None  # place in line while queued (1 = next)
 
 
@@ -114,8 +115,8 @@ class JobBusy(Exception):
 
 # EvoLink keeps result links for 24 hours after the task is created.
 RESULT_LINK_LIFETIME = timedelta(hours=24)
-SLOW_API_NOTE = "EvoLink is slow to answer; still waiting for it."
-OVERDUE_NOTE = "Taking longer than EvoLink estimated; still waiting."
+SLOW_API_NOTE = Message("runner.slow_api")
+OVERDUE_NOTE = Message("runner.overdue")
 
 
 class _AccountRefused(Exception):
@@ -338,7 +339,7 @@ class JobRunner:
                 if job is None or self._shown_positions.get(job_id) == position:
                     continue  # started meanwhile, or no change to show
                 self._shown_positions[job_id] = position
-                note = self._paused.for_waiting_job if self._paused else None
+                note = self._paused.waiting_note if self._paused else None
                 await self._report(job_id, self._reporters[job_id].show_progress(JobProgress(
                     job, Phase.QUEUED, from_millis(job.created_at), note=note, position=position)))
 
@@ -485,7 +486,7 @@ class JobRunner:
         deadline = accepted + rules.deadline
         started_at = from_millis(job.created_at)
 
-        def progress(note: str | None = None) -> JobProgress:
+        def progress(note: Message | None = None) -> JobProgress:
             elapsed = self._clock.monotonic() - accepted
             eta = self._eta(submitted_wall, elapsed, task, policy)
             if note is None and eta is None and elapsed > (task.estimated_time or policy.default_estimate):

@@ -57,6 +57,7 @@ class Job:
     locale: str = "en-US"  # the requester's, for the job's public message
     parent_job_id: int | None = None  # the job a button click started this one from
     delivered: list[dict[str, Any]] = field(default_factory=list)  # Discord attachments shown
+    removed_by: int | None = None  # who deleted the result message with its Delete button
 
     @classmethod
     def from_row(cls, row: Row) -> Job:
@@ -81,6 +82,7 @@ class Job:
             locale=row["locale"],
             parent_job_id=row["parent_job_id"],
             delivered=json.loads(row["delivered"] or "[]"),
+            removed_by=row["removed_by"],
         )
 
 
@@ -154,6 +156,14 @@ class JobStore:
             await tx.execute(
                 "UPDATE jobs SET delivered = ?, updated_at = ? WHERE id = ?",
                 (json.dumps(attachments), self._now(), job_id),
+            )
+
+    async def mark_removed(self, job_id: int, removed_by: int) -> None:
+        """The result message was deleted on purpose (Delete button): never post it again."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "UPDATE jobs SET removed_by = ?, updated_at = ? WHERE id = ?",
+                (removed_by, self._now(), job_id),
             )
 
     async def mark_submitting(self, job_id: int) -> None:

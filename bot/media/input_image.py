@@ -6,6 +6,7 @@ transparency. File names and content types given by uploaders are never trusted:
 the bytes. A picture that already follows the rules is used as it is (EvoLink fetches it from
 Discord); anything else is either repaired into a new file in the work folder, with one plain
 sentence per repair for the member, or refused with an UnusableImage naming the rule and value.
+Both are catalogue messages (bot/i18n.py), so the member reads them in their language.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from uuid import uuid4
 from PIL import ExifTags, Image, ImageOps
 
 from bot.errors import UserFacingError
+from bot.i18n import ENGLISH, Message
 from bot.media import megabytes
 
 log = logging.getLogger(__name__)
@@ -51,13 +53,17 @@ _NAME_LIMIT = 40
 
 class UnusableImage(UserFacingError):
     """The picture cannot be used and cannot be repaired. str() names the rule and the value, e.g.
-    'image 300x500: each side must be at least 360 px'."""
+    'image 300x500: each side must be at least 360 px'; the attributes keep the English words."""
 
-    def __init__(self, subject: str, value: str, rule: str) -> None:
-        super().__init__(f"{subject} {value}: {rule}")
-        self.subject = subject
+    def __init__(self, subject: Message, value: str, rule: Message) -> None:
+        super().__init__("input_image.unusable", subject=subject, value=value, rule=rule)
+        self.subject = subject.render(ENGLISH)
         self.value = value
-        self.rule = rule
+        self.rule = rule.render(ENGLISH)
+
+
+ATTACHMENT = Message("input_image.subject_attachment")
+IMAGE = Message("input_image.subject_image")
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,22 @@ class PreparedImage:
     width: int
     height: int
     size: int               # bytes of `path`
-    changes: tuple[str, ...]  # one plain sentence per repair, for the member
+    notes: tuple[Message, ...]  # one plain sentence per repair, for the member
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        """The repairs in English."""
+        return self.changes_in(ENGLISH)
+
+    def changes_in(self, locale: str) -> tuple[str, ...]:
+        """The repairs in the member's language."""
+        return tuple(note.render(locale) for note in self.notes)
 
     @property
     def repaired(self) -> bool:
         """True when `path` is a new file that must be uploaded. Every repair, even one the member
         would not notice, adds a sentence, so this is exactly "there were changes"."""
-        return bool(self.changes)
+        return bool(self.notes)
 
     @property
     def content_type(self) -> str:
@@ -113,10 +128,10 @@ def _open_decoded(source: Path, name: str) -> Iterator[tuple[Image.Image, bool]]
             image = Image.open(source, formats=_readable_formats())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         log.info("Refused input %s as a decompression bomb: %s", name, exc)
-        raise UnusableImage("attachment", name, _too_many_pixels_rule()) from exc
+        raise UnusableImage(ATTACHMENT, name, _too_many_pixels_rule()) from exc
     except Exception as exc:  # Pillow raises many types for data it cannot identify
         log.info("Input %s is not an image Pillow can identify: %r", name, exc)
-        raise UnusableImage("attachment", name, _UNREADABLE) from exc
+        raise UnusableImage(ATTACHMENT, name, _UNREADABLE) from exc
     with image:
         _refuse_bomb(image)
         try:
@@ -126,11 +141,11 @@ def _open_decoded(source: Path, name: str) -> Iterator[tuple[Image.Image, bool]]
             image.load()  # the first frame only; relies on LOAD_TRUNCATED_IMAGES being False
         except Exception as exc:  # truncated or corrupt data: OSError, SyntaxError, ValueError...
             log.info("Input %s could not be decoded: %r", name, exc)
-            raise UnusableImage("attachment", name, _UNREADABLE) from exc
+            raise UnusableImage(ATTACHMENT, name, _UNREADABLE) from exc
         yield image, several_frames
 
 
-_UNREADABLE = "this is not a readable image, or the file is damaged"
+_UNREADABLE = Message("input_image.rule_unreadable")
 
 
 def _readable_formats() -> list[str]:
@@ -138,17 +153,17 @@ def _readable_formats() -> list[str]:
     return [name for name in Image.ID if name not in _UNSAFE_FORMATS]
 
 
-def _too_many_pixels_rule(megapixels: float | None = None) -> str:
-    limit = f"the {MAX_INPUT_PIXELS // 1_000_000} megapixels this bot will open"
+def _too_many_pixels_rule(megapixels: float | None = None) -> Message:
+    limit = MAX_INPUT_PIXELS // 1_000_000
     if megapixels is None:
-        return f"it is larger than {limit}"
-    return f"at {megapixels:.1f} megapixels it is larger than {limit}"
+        return Message("input_image.rule_too_many_pixels", limit=limit)
+    return Message("input_image.rule_too_many_pixels_at", megapixels=f"{megapixels:.1f}", limit=limit)
 
 
 def _refuse_bomb(image: Image.Image) -> None:
     width, height = image.size
     if width * height > MAX_INPUT_PIXELS:
-        raise UnusableImage("image", f"{width}x{height}", _too_many_pixels_rule(width * height / 1e6))
+        raise UnusableImage(IMAGE, f"{width}x{height}", _too_many_pixels_rule(width * height / 1e6))
 
 
 def _short_name(display_name: str) -> str:
@@ -172,10 +187,10 @@ def _prepare(
     # and its extra frame is a preview or depth map, not an animation.
     source_format = "JPEG" if image.format == "MPO" else (image.format or "unknown")
     source_mode = image.mode
-    changes: list[str] = []
+    changes: list[Message] = []
 
     if several_frames and source_format != "JPEG":
-        changes.append(f"your {source_format} has several frames; only the first was used")
+        changes.append(Message("input_image.note_several_frames", format=source_format))
     picture = _upright(image, changes)
     target = _fitted_size(*picture.size)
     picture = _without_alpha(picture, changes)
@@ -185,7 +200,8 @@ def _prepare(
         return PreparedImage(source, source_format, *picture.size, source_size, ())
 
     if target != picture.size:
-        changes.append(f"your image was {picture.width}x{picture.height}; sent as {target[0]}x{target[1]}")
+        changes.append(Message("input_image.note_resized", before=f"{picture.width}x{picture.height}",
+                               after=f"{target[0]}x{target[1]}"))
         picture = _scaled(picture, target)
     picture = _eight_bit(picture)
     output = _Output(
@@ -199,7 +215,7 @@ def _prepare(
     return _write(picture, changes, output)
 
 
-def _upright(image: Image.Image, changes: list[str]) -> Image.Image:
+def _upright(image: Image.Image, changes: list[Message]) -> Image.Image:
     """Phones store pictures sideways and record the turn in EXIF, which EvoLink may ignore."""
     try:
         orientation = image.getexif().get(_ORIENTATION, 1)
@@ -208,7 +224,7 @@ def _upright(image: Image.Image, changes: list[str]) -> Image.Image:
         return image
     if orientation not in range(2, 9):
         return image
-    changes.append("your image was stored rotated; it was turned upright")
+    changes.append(Message("input_image.note_rotated"))
     return ImageOps.exif_transpose(image)
 
 
@@ -216,20 +232,18 @@ def _fitted_size(width: int, height: int) -> tuple[int, int]:
     """The size to send: unchanged when within the limits, else scaled down so the long side is
     MAX_SIDE. Refuses pictures too small, or too narrow to survive the scaling."""
     if min(width, height) < MIN_SIDE:
-        raise UnusableImage("image", f"{width}x{height}", f"each side must be at least {MIN_SIDE} px")
+        raise UnusableImage(IMAGE, f"{width}x{height}", Message("input_image.rule_min_side", min=MIN_SIDE))
     if max(width, height) <= MAX_SIDE:
         return width, height
     scale = MAX_SIDE / max(width, height)
     short = max(1, round(min(width, height) * scale))
     if short < MIN_SIDE:
-        raise UnusableImage(
-            "image", f"{width}x{height}",
-            f"scaled down to fit {MAX_SIDE} px its short side would be {short} px, under {MIN_SIDE}",
-        )
+        raise UnusableImage(IMAGE, f"{width}x{height}", Message(
+            "input_image.rule_too_narrow", max=MAX_SIDE, short=short, min=MIN_SIDE))
     return (MAX_SIDE, short) if width >= height else (short, MAX_SIDE)
 
 
-def _without_alpha(image: Image.Image, changes: list[str]) -> Image.Image:
+def _without_alpha(image: Image.Image, changes: list[Message]) -> Image.Image:
     """EvoLink refuses any picture with an alpha channel, even one where nothing is see-through:
     fill transparent areas with white, or just drop a channel that is fully opaque."""
     if not image.has_transparency_data:
@@ -239,9 +253,9 @@ def _without_alpha(image: Image.Image, changes: list[str]) -> Image.Image:
     rgba = image.convert("RGBA")
     alpha = rgba.getchannel("A")
     if alpha.getextrema()[0] == 255:
-        changes.append("your image had a transparency channel with nothing transparent; it was removed")
+        changes.append(Message("input_image.note_opaque_alpha"))
         return rgba.convert("RGB")
-    changes.append("your image had transparent areas; they were filled with white")
+    changes.append(Message("input_image.note_transparent"))
     flat = Image.new("RGB", rgba.size, _WHITE)
     flat.paste(rgba, mask=alpha)  # blends half-transparent edges into the white too
     return flat
@@ -288,7 +302,7 @@ class _Output:
     icc_profile: bytes | None
 
 
-def _write(picture: Image.Image, changes: list[str], output: _Output) -> PreparedImage:
+def _write(picture: Image.Image, changes: list[Message], output: _Output) -> PreparedImage:
     """Encode the picture: JPEG stays JPEG (a lossless copy of it would only bloat), anything else
     becomes PNG. When that is over MAX_INPUT_BYTES, fall back to JPEG at falling qualities."""
     png_size = None
@@ -300,7 +314,7 @@ def _write(picture: Image.Image, changes: list[str], output: _Output) -> Prepare
         png_size = path.stat().st_size
         if png_size <= MAX_INPUT_BYTES:
             if output.source_format != "PNG":
-                changes.append(f"your {output.source_format} was converted to PNG")
+                changes.append(Message("input_image.note_converted", format=output.source_format))
             return PreparedImage(path, "PNG", *picture.size, png_size, tuple(changes))
         path.unlink()
 
@@ -326,24 +340,22 @@ def _write_jpeg(picture: Image.Image, path: Path, icc_profile: bytes | None) -> 
         if sizes[-1] <= MAX_INPUT_BYTES:
             return sizes
     path.unlink()
-    raise UnusableImage(
-        "image", f"{picture.width}x{picture.height}",
-        f"even as a JPEG it stays over {megabytes(MAX_INPUT_BYTES)}",
-    )
+    raise UnusableImage(IMAGE, f"{picture.width}x{picture.height}",
+                        Message("input_image.rule_jpeg_too_big", limit=megabytes(MAX_INPUT_BYTES)))
 
 
-def _shrink_sentence(output: _Output, png_size: int | None, jpeg_sizes: list[int]) -> str | None:
+def _shrink_sentence(output: _Output, png_size: int | None, jpeg_sizes: list[int]) -> Message | None:
     """Why the member gets a JPEG, when size was the reason; None when it was not (a JPEG that
     was repaired and fitted at the first quality)."""
-    sent = f"sent as a {megabytes(jpeg_sizes[-1])} JPEG"
+    sent = megabytes(jpeg_sizes[-1])
     if output.untouched and output.source_size > MAX_INPUT_BYTES:
-        return f"your image was {megabytes(output.source_size)}; {sent}"
+        return Message("input_image.note_shrunk", before=megabytes(output.source_size), sent=sent)
     first = png_size if png_size is not None else jpeg_sizes[0]
     if first <= MAX_INPUT_BYTES:
         return None
     kind = "PNG" if png_size is not None else "JPEG"
-    return (f"as a {kind} your image came to {megabytes(first)}, over the "
-            f"{megabytes(MAX_INPUT_BYTES)} limit; {sent}")
+    return Message("input_image.note_over_limit", format=kind, size=megabytes(first),
+                   limit=megabytes(MAX_INPUT_BYTES), sent=sent)
 
 
 def _matching_icc(icc_profile: bytes | None, source_mode: str, output_mode: str) -> bytes | None:

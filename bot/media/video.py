@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.i18n import ENGLISH, Message
+
 # Aim below the limit: the MP4 container, the audio track and the encoder's small overshoot all
 # have to fit in what is left.
 TARGET_FRACTION = 0.91
@@ -55,7 +57,16 @@ class VideoFile:
 
 
 class VideoFitError(Exception):
-    """A video could not be read, or could not be made to fit; str() is a short plain reason."""
+    """A video could not be read, or could not be made to fit. str() is a short plain reason in
+    English; `localized(locale)` says it in the member's language (it ends up in the sentence
+    that explains why a link is posted instead of the file)."""
+
+    def __init__(self, reason: str | Message) -> None:
+        self.reason = reason
+        super().__init__(reason.render(ENGLISH) if isinstance(reason, Message) else reason)
+
+    def localized(self, locale: str | None) -> str:
+        return self.reason.render(locale) if isinstance(self.reason, Message) else self.reason
 
 
 def find_ffmpeg(configured: str | None = "ffmpeg") -> str | None:
@@ -93,7 +104,7 @@ async def _run_ffmpeg(args: list[str], *, keep_head: int = 0) -> tuple[int, str,
             stderr=asyncio.subprocess.PIPE,
         )
     except OSError as exc:
-        raise VideoFitError(f"ffmpeg could not be started ({type(exc).__name__})") from exc
+        raise VideoFitError(Message("video.ffmpeg_not_started", error=type(exc).__name__)) from exc
     head = bytearray()
     tail = b""
     try:
@@ -172,7 +183,7 @@ async def _probe(ffmpeg: str, path: Path) -> _Probe:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise VideoFitError("the video file is missing") from exc
+        raise VideoFitError(Message("video.file_missing")) from exc
     args = [ffmpeg, "-hide_banner", "-nostdin", "-i", _ffmpeg_path_arg(path)]
     try:
         # ffmpeg exits 1 here ("At least one output file must be specified"); we only want the
@@ -180,11 +191,11 @@ async def _probe(ffmpeg: str, path: Path) -> _Probe:
         async with asyncio.timeout(PROBE_TIMEOUT):
             _, stderr, last_line = await _run_ffmpeg(args, keep_head=PROBE_HEAD_BYTES)
     except TimeoutError as exc:
-        raise VideoFitError("ffmpeg took too long to read the video") from exc
+        raise VideoFitError(Message("video.probe_too_slow")) from exc
     if "Input #0" not in stderr:
-        raise VideoFitError(f"ffmpeg could not read the video: {_plain_reason(last_line, path)}")
+        raise VideoFitError(Message("video.unreadable", detail=_plain_reason(last_line, path)))
     if not _VIDEO_STREAM.search(stderr):
-        raise VideoFitError("the file has no video stream")
+        raise VideoFitError(Message("video.no_video_stream"))
     return _parse_probe(path, size, stderr)
 
 
@@ -210,9 +221,7 @@ def _plan_encode(max_bytes: int, duration: float, has_audio: bool) -> _Plan:
     video_bps = int(total_bps - (AUDIO_BPS if has_audio else 0))
     if video_bps < MIN_VIDEO_BPS:
         limit = _megabytes(max_bytes)
-        raise VideoFitError(
-            f"a {duration:.0f} s video cannot be made smaller than {limit} and still be watchable"
-        )
+        raise VideoFitError(Message("video.not_watchable", seconds=f"{duration:.0f}", limit=limit))
     index = next(i for i, (min_bps, _) in enumerate(SCALE_LADDER) if video_bps >= min_bps)
     return _Plan(video_bps=video_bps, ladder_index=index)
 
@@ -261,7 +270,8 @@ async def _encode_once(ffmpeg: str, source: Path, probe: _Probe, plan: _Plan, wo
     try:
         returncode, _, last_line = await _run_ffmpeg(_encode_args(ffmpeg, source, output, probe, plan))
         if returncode != 0:
-            raise VideoFitError(f"ffmpeg failed: {_plain_reason(last_line, source, output)}")
+            detail = _plain_reason(last_line, source, output)
+            raise VideoFitError(Message("video.ffmpeg_failed", detail=detail))
     except BaseException:
         output.unlink(missing_ok=True)
         raise
@@ -284,7 +294,7 @@ async def fit_video(
         async with asyncio.timeout(timeout):
             return await _fit(ffmpeg, source, max_bytes, work_dir, duration_hint)
     except TimeoutError as exc:
-        raise VideoFitError(f"ffmpeg took longer than {timeout:g} s") from exc
+        raise VideoFitError(Message("video.too_slow", seconds=f"{timeout:g}")) from exc
 
 
 async def _fit(
@@ -296,7 +306,7 @@ async def _fit(
         return probe.video
     duration = probe.video.duration or duration_hint
     if not duration or duration <= 0:
-        raise VideoFitError("the video's length is unknown, so its bitrate cannot be planned")
+        raise VideoFitError(Message("video.length_unknown"))
 
     plan = _plan_encode(max_bytes, duration, probe.has_audio)
     retry = _Plan(
@@ -313,7 +323,7 @@ async def _fit(
             output.unlink(missing_ok=True)
             raise
         output.unlink(missing_ok=True)
-    raise VideoFitError(f"ffmpeg could not make it smaller than {_megabytes(max_bytes)}")
+    raise VideoFitError(Message("video.cannot_shrink", limit=_megabytes(max_bytes)))
 
 
 def _megabytes(size: int) -> str:

@@ -7,3 +7,5 @@
 ALTER TABLE jobs ADD COLUMN locale TEXT NOT NULL DEFAULT 'en-US';
 ALTER TABLE jobs ADD COLUMN parent_job_id INTEGER REFERENCES jobs (id);
 ALTER TABLE jobs ADD COLUMN delivered TEXT;
+-- removed_by: who deleted the result with its Delete button; /show will not post it again.
+ALTER TABLE jobs ADD COLUMN removed_by INTEGER;

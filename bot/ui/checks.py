@@ -11,21 +11,20 @@ from bot.errors import UserFacingError
 
 class GuildOnly(UserFacingError, app_commands.CheckFailure):
     def __init__(self) -> None:
-        super().__init__(
-            "Generations happen in servers: credits are counted per server. "
-            "Use this command in a server channel where the bot is."
-        )
+        super().__init__("checks.guild_only")
 
 
 class NotModerator(UserFacingError, app_commands.CheckFailure):
     def __init__(self, moderator_role_id: int | None) -> None:
-        role = f" or the moderator role <@&{moderator_role_id}>" if moderator_role_id else ""
-        super().__init__(f"Only moderators can do this: it needs the Manage Server permission{role}.")
+        if moderator_role_id:
+            super().__init__("checks.not_moderator_or_role", role=f"<@&{moderator_role_id}>")
+        else:
+            super().__init__("checks.not_moderator")
 
 
 class NotOwner(UserFacingError, app_commands.CheckFailure):
     def __init__(self) -> None:
-        super().__init__("Only the bot's owner can do this.")
+        super().__init__("checks.not_owner")
 
 
 def in_guild(interaction: discord.Interaction) -> bool:

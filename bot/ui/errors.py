@@ -8,48 +8,53 @@ import secrets
 import discord
 from discord import app_commands
 
-from bot.credits import BotBudgetExhausted, GuildBudgetExhausted, InsufficientCredits, format_credits
+from bot.credits import (
+    BotBudgetExhausted,
+    GuildBudgetExhausted,
+    InsufficientCredits,
+    format_credits,
+    this_period,
+)
 from bot.errors import UserFacingError
+from bot.i18n import Message, for_interaction
 from bot.ui.render import timestamp
 
 log = logging.getLogger(__name__)
 
-RESTARTING = ("The bot is restarting, so this command was not run and nothing was charged. "
-              "Try again in a minute; jobs already running will finish after the restart.")
+RESTARTING = Message("errors.restarting")
 
 
 def describe_error(interaction: discord.Interaction, error: Exception) -> str:
-    """The reply for a failed command; unexpected errors are logged under a short reference."""
+    """The reply for a failed command, in the member's language; unexpected errors are logged
+    under a short reference."""
+    _ = for_interaction(interaction)
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
     if isinstance(error, InsufficientCredits):
-        return (
-            f"Not enough credits: this needs {format_credits(error.needed)} and you have "
-            f"{format_credits(error.balance.remaining)} left {error.balance.period.this}. Your allowance refills "
-            f"{timestamp(error.balance.refills_at)}."
-        )
+        balance = error.balance
+        return _("errors.not_enough_credits", needed=format_credits(error.needed),
+                 remaining=format_credits(balance.remaining),
+                 period=this_period(balance.period).render(_.locale), refills=timestamp(balance.refills_at))
     if isinstance(error, GuildBudgetExhausted | BotBudgetExhausted):
-        return f"{error} It resets {timestamp(error.resets_at)}."
+        return _("errors.budget_resets", error=error.localized(_.locale), when=timestamp(error.resets_at))
     if isinstance(error, UserFacingError):
-        return error.localized(interaction.locale)
+        return error.localized(_.locale)
     if isinstance(error, app_commands.TransformerError):
-        return f"The value {error.value!r} is not a valid {error.type.name.lower()} for this option."
+        kind = error.type.name.lower()
+        return _("errors.invalid_value", value=repr(error.value), type=_(f"errors.option_type.{kind}"))
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down: try again in {error.retry_after:.0f} seconds."
+        return _("errors.cooldown", seconds=f"{error.retry_after:.0f}")
     if isinstance(error, app_commands.MissingPermissions):
         needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
-        return f"You need the {needed} permission to use this command."
+        return _("errors.missing_permissions", permissions=needed)
     if isinstance(error, app_commands.CommandNotFound):
-        return "This command is not available right now; the bot's commands may need to be synced."
+        return _("errors.command_not_found")
     if isinstance(error, app_commands.CheckFailure):
-        return "You cannot use this command here."
+        return _("errors.check_failed")
     reference = secrets.token_hex(4)
     command = interaction.command.qualified_name if interaction.command else "?"
     log.error("Command /%s failed (reference %s)", command, reference, exc_info=error)
-    return (
-        "Something went wrong on the bot's side. If it keeps happening, give the operator "
-        f"this reference: `{reference}`."
-    )
+    return _("errors.unexpected", reference=reference)
 
 
 async def reply_with_error(interaction: discord.Interaction, text: str) -> None:
@@ -69,7 +74,7 @@ class ReplyingCommandTree(app_commands.CommandTree):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if getattr(interaction.client, "shutting_down", False):
             # Nothing was written or charged yet: say so rather than leave the member guessing.
-            await reply_with_error(interaction, RESTARTING)
+            await reply_with_error(interaction, RESTARTING.render(interaction.locale))
             return False
         return True
 

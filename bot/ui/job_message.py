@@ -14,12 +14,13 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import discord
 
 from bot.clock import Clock
+from bot.i18n import ENGLISH, Translate, text
 from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import ResultFile
 from bot.jobs.runner import JobProgress
@@ -29,6 +30,8 @@ from bot.media.downloads import DownloadError
 from bot.media.images import shrink_to_fit
 from bot.media.video import VideoFitError, fit_video
 from bot.ui import render
+from bot.ui.buttons import result_view
+from bot.units import to_millis
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,20 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_REQUEST_BYTES = 24 * 1024 * 1024
 
 FilesFactory = Callable[[], list[discord.File]]
+
+
+@dataclass(frozen=True)
+class Display:
+    """What one edit shows: the job's embed, the buttons under a result, and text above the
+    embed only where someone must be addressed (a new message, a DM)."""
+
+    embed: discord.Embed
+    view: discord.ui.View | None = None
+    content: str | None = None
+
+    def key(self) -> tuple:
+        """Equal keys look the same to a reader: an edit that changes nothing is skipped."""
+        return (self.content, self.embed.to_dict(), self.view.to_components() if self.view else None)
 
 
 class JobMessage:
@@ -78,11 +95,12 @@ class JobMessage:
         self._message_id = job.message_id
         self._ffmpeg = ffmpeg
         self._token_usable = interaction is not None
-        self._shown_text: str | None = None
+        self._locale = job.locale
+        self._shown: tuple | None = None  # Display.key() of what the message shows
         self._last_edit_at = -math.inf
         self._edit_interval = MIN_EDIT_INTERVAL
         self._progress_refused = False  # the channel refused an edit: no more progress there
-        self._pending_text: str | None = None
+        self._pending: Display | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._edit_lock = asyncio.Lock()
 
@@ -95,10 +113,11 @@ class JobMessage:
     async def show_progress(self, progress: JobProgress) -> None:
         """Never waits on Discord: the newest text is handed to a background flusher, so a slow
         or rate-limited edit cannot hold up polling."""
-        text = render.render_progress(progress, self._reserved)
-        if self._progress_refused or text in (self._pending_text, self._shown_text):
+        display = Display(render.progress_embed(progress, reserved=self._reserved))
+        if self._progress_refused or display.key() in (
+                self._pending and self._pending.key(), self._shown):
             return
-        self._pending_text = text
+        self._pending = display
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_progress(), name=f"job-{self._job_id}-edits")
 
@@ -112,16 +131,22 @@ class JobMessage:
         # again would only send the same files to the same refusal.
         for attempt_limit in dict.fromkeys((limit, min(limit, DEFAULT_UPLOAD_LIMIT), 0)):
             attachable, links = await self._fit_for_upload(job, results, attempt_limit, links_expire_at)
-            text = render.render_result(job, len(results), charged, links)
+            display = Display(
+                render.result_embed(job, charged=charged, links=links,
+                                    finished_at=to_millis(self._clock.now())),
+                result_view(job),
+            )
             files = _files_factory(job, attachable) if attachable else None
             try:
-                await self._final_edit(text, files)
+                message = await self._final_edit(display, files)
+                if message is not None:
+                    await self._store.set_delivered(job.id, [_attachment_record(a) for a in message.attachments])
                 return
             except discord.Forbidden as exc:
                 if exc.code not in (MISSING_PERMISSIONS, MISSING_ACCESS):
                     raise
                 needed = "Attach Files" if files else "View Channel and Send Messages"
-                await self._deliver_by_dm(job, text, files, needed)
+                await self._deliver_by_dm(display, files, needed)
                 return
             except discord.HTTPException as exc:
                 if not _is_too_large(exc) or not attachable:
@@ -130,30 +155,32 @@ class JobMessage:
                          self._job_id, attempt_limit)
 
     async def show_failure(self, job: Job, failure: JobFailure, refunded: int | None) -> None:
-        await self._final_edit(render.render_failure(job, failure, refunded), None)
+        await self._final_edit(Display(render.failure_embed(job, failure, refunded)), None)
 
     # -- a channel that refuses the bot -----------------------------------------------------------
 
-    async def _deliver_by_dm(self, job: Job, text: str, files: FilesFactory | None, needed: str) -> None:
+    async def _deliver_by_dm(self, display: Display, files: FilesFactory | None, needed: str) -> None:
         """The bot may not post the result in the channel: say so where it can (the reply, if a
         text edit still works), and send the result to the requester by DM. If DMs are closed
         too, the job fails (and is refunded) with the same explanation."""
         log.warning("Job %d: missing permission in channel %d (needs %s); delivering by DM",
                     self._job_id, self._channel_id, needed)
-        why = render.render_missing_permission(self._channel_id, needed)
+        _ = Translate(self._locale)
+        why = render.render_missing_permission(self._channel_id, needed, self._locale)
         try:
-            await self._edit(f"{text}\n{why} I sent the result to you by DM.", None,
+            await self._edit(replace(display, content=f"{why} {_('job.sent_by_dm')}"), None,
                              allow_new_message=False)
         except discord.HTTPException:
             pass  # not even a text edit: the DM below is the only place left
         try:
             channel = await self._client.create_dm(discord.Object(self._requester_id))
-            await channel.send(f"{why}\n{text}", files=files() if files else discord.utils.MISSING,
+            await channel.send(why, embed=display.embed, files=files() if files else discord.utils.MISSING,
                                nonce=_nonce(self._job_id, "dm"))
         except discord.HTTPException as exc:
             log.warning("Job %d: the DM was refused too (HTTP %s, code %s)", self._job_id, exc.status, exc.code)
             raise JobFailed(JobFailure(
-                "missing_permission", f"{why} Your DMs are closed too, so the result could not be sent.",
+                "missing_permission", text(ENGLISH, "job.dms_closed", why=render.render_missing_permission(
+                    self._channel_id, needed, ENGLISH)),
             )) from exc
 
     # -- throttling -----------------------------------------------------------------------------
@@ -161,16 +188,16 @@ class JobMessage:
     async def _flush_progress(self) -> None:
         """Show the newest pending text, waiting out the interval between edits; states that were
         overtaken while waiting are skipped."""
-        while self._pending_text is not None:
+        while self._pending is not None:
             async with self._edit_lock:
                 await self._wait_for_edit_slot()
-                text, self._pending_text = self._pending_text, None
-                if text is None or text == self._shown_text:
+                display, self._pending = self._pending, None
+                if display is None or display.key() == self._shown:
                     continue
                 began = self._clock.monotonic()
                 try:
                     # Progress is never worth a new message: without a way to edit, skip it.
-                    await self._edit(text, None, allow_new_message=False)
+                    await self._edit(display, None, allow_new_message=False)
                 except discord.HTTPException as exc:
                     log.warning("Job %d: progress edit failed (HTTP %s, code %s)",
                                 self._job_id, exc.status, exc.code)
@@ -187,13 +214,13 @@ class JobMessage:
         else:
             self._edit_interval = MIN_EDIT_INTERVAL
 
-    async def _final_edit(self, text: str, files: FilesFactory | None) -> None:
-        self._pending_text = None
+    async def _final_edit(self, display: Display, files: FilesFactory | None) -> discord.Message | None:
+        self._pending = None
         if self._flusher is not None:
             self._flusher.cancel()
         async with self._edit_lock:
             await self._wait_for_edit_slot()
-            await self._edit(text, files, allow_new_message=True)
+            return await self._edit(display, files, allow_new_message=True)
 
     async def _wait_for_edit_slot(self) -> None:
         wait = self._last_edit_at + self._edit_interval - self._clock.monotonic()
@@ -202,23 +229,27 @@ class JobMessage:
 
     # -- routing one edit -------------------------------------------------------------------------
 
-    async def _edit(self, text: str, files: FilesFactory | None, *, allow_new_message: bool) -> None:
+    async def _edit(self, display: Display, files: FilesFactory | None, *,
+                    allow_new_message: bool) -> discord.Message | None:
         try:
-            await self._route_edit(text, files, allow_new_message=allow_new_message)
+            return await self._route_edit(display, files, allow_new_message=allow_new_message)
         finally:
             # Counted from the end: an edit that discord.py held back for a 429 landed only now.
             self._last_edit_at = self._clock.monotonic()
 
-    async def _route_edit(self, text: str, files: FilesFactory | None, *, allow_new_message: bool) -> None:
-        """Edit the job's message by the best route still open. Raises only when the final
+    async def _route_edit(self, display: Display, files: FilesFactory | None, *,
+                          allow_new_message: bool) -> discord.Message | None:
+        """Edit the job's message by the best route still open; returns the message as Discord
+        shows it now, or None if no route was open (progress only). Raises only when the final
         result could not be shown anywhere."""
         attachments = {"attachments": files()} if files else {}
+        shown = {"content": display.content, "embed": display.embed, "view": display.view}
         if self._token_alive():
             try:
-                message = await self._interaction.edit_original_response(content=text, **attachments)
+                message = await self._interaction.edit_original_response(**shown, **attachments)
                 await self._remember_message(message.id)
-                self._shown_text = text
-                return
+                self._shown = display.key()
+                return message
             except discord.HTTPException as exc:
                 if exc.code == INVALID_WEBHOOK_TOKEN or exc.status == 401:
                     # Never use a dead token again: repeated 401s can get the bot's IP banned.
@@ -235,17 +266,18 @@ class JobMessage:
                 self._message_id
             )
             try:
-                await partial.edit(content=text, **attachments)
-                self._shown_text = text
-                return
+                message = await partial.edit(**shown, **attachments)
+                self._shown = display.key()
+                return message
             except discord.NotFound:
                 log.info("Job %d: the job message was deleted", self._job_id)
                 self._message_id = None
         if not allow_new_message:
-            return
+            return None
         channel = self._client.get_partial_messageable(self._channel_id)
         message = await channel.send(
-            f"<@{self._requester_id}> {text}",
+            text(self._locale, "job.new_message_for", mention=f"<@{self._requester_id}>"),
+            embed=display.embed, view=display.view or discord.utils.MISSING,
             files=files() if files else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(self._requester_id)]),
             # Discord returns the message already sent under this nonce instead of a second one:
@@ -253,7 +285,8 @@ class JobMessage:
             nonce=_nonce(self._job_id, "new"),
         )
         await self._remember_message(message.id)
-        self._shown_text = text
+        self._shown = display.key()
+        return message
 
     def _token_alive(self) -> bool:
         return self._interaction is not None and self._token_usable and (
@@ -278,6 +311,7 @@ class JobMessage:
     ) -> tuple[list[ResultFile], list[str]]:
         """Split the results into files to attach (made to fit `limit`, and the request under
         25 MiB) and lines linking those that cannot be attached."""
+        _ = Translate(self._locale)
         per_file = min(limit, MAX_REQUEST_BYTES // max(1, len(results)))
         attachable: list[ResultFile] = []
         links: list[str] = []
@@ -286,15 +320,16 @@ class JobMessage:
                 attachable.append(result)
                 continue
             if per_file <= 0:
-                why = f"Discord refused the {_noun(result)} ({megabytes(result.size)}) as too large."
+                why = _("job.refused_too_large", noun=_noun(result, _), size=megabytes(result.size))
             else:
                 try:
                     attachable.append(await self._shrink(job, result, per_file))
                     continue
                 except (VideoFitError, DownloadError) as exc:
-                    why = (f"The {_noun(result)} is {megabytes(result.size)}, over this "
-                           f"server's upload limit of {megabytes(per_file)}, and {exc}.")
-            links.append(render.render_link_instead_of_file(result.source_url, links_expire_at, why))
+                    why = _("job.over_upload_limit", noun=_noun(result, _), size=megabytes(result.size),
+                            limit=megabytes(per_file), reason=exc)
+            links.append(render.render_link_instead_of_file(result.source_url, links_expire_at, why,
+                                                            self._locale))
         return attachable, links
 
     async def _shrink(self, job: Job, result: ResultFile, max_bytes: int) -> ResultFile:
@@ -330,5 +365,10 @@ def _is_too_large(error: discord.HTTPException) -> bool:
     return error.status == 413 or error.code == REQUEST_TOO_LARGE
 
 
-def _noun(result: ResultFile) -> str:
-    return "video" if result.kind is JobKind.VIDEO else "image"
+def _noun(result: ResultFile, _: Translate) -> str:
+    return _("job.noun_video" if result.kind is JobKind.VIDEO else "job.noun_image")
+
+
+def _attachment_record(attachment: discord.Attachment) -> dict[str, object]:
+    return {"url": attachment.url, "filename": attachment.filename,
+            "content_type": attachment.content_type, "size": attachment.size}

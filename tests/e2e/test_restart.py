@@ -184,7 +184,7 @@ async def test_a_video_job_killed_mid_way_is_delivered_once_and_charged_once(tmp
         reply_id = fake.interaction_responses[interaction].original_message_id
         assert [m.id for m in with_videos] == [reply_id], fake.summary()
         assert [a.filename for a in with_videos[0].attachments] == ["wan-1-1.mp4"]
-        assert "Done" in with_videos[0].content
+        assert "Done" in with_videos[0].text
         # The restarted bot finished the job itself, on the bot token (it never knew the token).
         resumed_edits = [r for r in fake.requests[requests_before:]
                          if r.method == "PATCH" and r.path == f"/channels/{CHANNEL_ID}/messages/{reply_id}"]
@@ -212,8 +212,8 @@ async def test_a_job_killed_while_being_submitted_is_refunded_and_never_sent_twi
         second = await rig.start_bot()
         await _wait_for_state(rig.db_path, 1, "failed")
         reply_id = rig.discord.interaction_responses[interaction].original_message_id
-        await rig.discord.wait_for(lambda fake: "Failed" in fake.messages[reply_id].content, timeout=30)
-        assert "restarted while sending this job" in rig.discord.messages[reply_id].content
+        await rig.discord.wait_for(lambda fake: "Failed" in fake.messages[reply_id].text, timeout=30)
+        assert "restarted while sending this job" in rig.discord.messages[reply_id].text
         await asyncio.sleep(1)  # time enough for a (wrong) second create to show up
         assert rig.creates() == 1
         assert rig.ledger() == [("reserve", FIVE_SECOND_720P), ("refund", FIVE_SECOND_720P)]

@@ -237,6 +237,20 @@ class RecordedRequest:
     injected: bool = False  # answered by fail_next()
 
 
+def payload_text(data: dict) -> str:
+    """The text a message payload (or an edit's JSON) shows: the content, then each embed's
+    author, title, description, fields (name and value) and footer, one per line."""
+    parts = [data["content"]] if data.get("content") else []
+    for embed in data.get("embeds") or []:
+        parts.extend(filter(None, [
+            (embed.get("author") or {}).get("name"), embed.get("title"), embed.get("description"),
+        ]))
+        for embed_field in embed.get("fields") or []:
+            parts.extend([embed_field.get("name", ""), embed_field.get("value", "")])
+        parts.extend(filter(None, [(embed.get("footer") or {}).get("text")]))
+    return "\n".join(parts)
+
+
 @dataclass
 class FakeMessage:
     id: int
@@ -266,17 +280,8 @@ class FakeMessage:
 
     @property
     def text(self) -> str:
-        """Everything a reader sees as text: the content, then each embed's author, title,
-        description, fields (name and value) and footer, one per line."""
-        parts = [self.content] if self.content else []
-        for embed in self.embeds:
-            parts.extend(filter(None, [
-                (embed.get("author") or {}).get("name"), embed.get("title"), embed.get("description"),
-            ]))
-            for embed_field in embed.get("fields") or []:
-                parts.extend([embed_field.get("name", ""), embed_field.get("value", "")])
-            parts.extend(filter(None, [(embed.get("footer") or {}).get("text")]))
-        return "\n".join(parts)
+        """Everything a reader sees as text (see payload_text)."""
+        return payload_text({"content": self.content, "embeds": self.embeds})
 
     def custom_ids(self) -> list[str]:
         """Every custom_id in the message's components, nested ones included."""
@@ -705,6 +710,10 @@ class FakeDiscord:
             await asyncio.wait_for(self._identified.wait(), timeout)
         except TimeoutError:
             raise AssertionError(f"no shard sent IDENTIFY within {timeout}s\n{self.summary()}") from None
+
+    async def wait_until_disconnected(self, timeout: float = 10.0) -> None:
+        """Until no shard is connected (a bot that closed has really gone)."""
+        await self.wait_for(lambda fake: not fake._sessions, timeout)
 
     async def dispatch(self, event: str, data: dict) -> None:
         """Send a DISPATCH to the shard(s) that would get it.

@@ -27,6 +27,7 @@ from tests.fakes.discord_api import (
     slash_command_payload,
     user_payload,
 )
+from tests.media_samples import make_video
 
 GUILD_ID = 7000
 CHANNEL_ID = 7001
@@ -87,6 +88,11 @@ def channel(name: str, channel_id: int, guild_id: int = GUILD_ID) -> Option:
         "permissions": "0"}}})
 
 
+def fields(embed: dict) -> dict[str, str]:
+    """An embed's fields as {name: value}."""
+    return {field["name"]: field["value"] for field in embed.get("fields", [])}
+
+
 @dataclass
 class Harness:
     bot: WanBot
@@ -94,6 +100,24 @@ class Harness:
     evolink: FakeEvoLink
     clock: ScaledClock
     settings: Settings
+    running: asyncio.Task | None = None  # the bot's start() task
+
+    async def start_bot(self) -> None:
+        self.bot = WanBot(self.settings, clock=self.clock)
+        self.running = asyncio.create_task(self.bot.start(BOT_TOKEN))
+        await self.discord.wait_until_identified()
+
+    async def stop_bot(self) -> None:
+        await self.bot.close()
+        if self.running is not None:
+            await asyncio.wait_for(asyncio.gather(self.running, return_exceptions=True), 10)
+        await self.discord.wait_until_disconnected()
+
+    async def restart(self) -> None:
+        """A new bot object on the same database and the same fakes: all that survives a
+        restart is what the database and Discord hold."""
+        await self.stop_bot()
+        await self.start_bot()
 
     async def command(self, name: str, user_id: int = USER_ID, guild_id: int | None = GUILD_ID,
                       interaction_id: int | None = None, **options: object) -> int:
@@ -168,6 +192,15 @@ class Harness:
     async def balance(self, user_id: int = USER_ID, guild_id: int = GUILD_ID):
         return await self.bot.services.ledger.balance(guild_id, user_id)
 
+    async def settled_balance(self, user_id: int = USER_ID, guild_id: int = GUILD_ID):
+        """The member's balance once no job holds credits: a job settles just after its delivery."""
+        for _ in range(300):
+            balance = await self.balance(user_id, guild_id)
+            if balance.held == 0:
+                return balance
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"credits still held: {balance}")
+
     def evolink_creates(self) -> list:
         return [r for r in self.evolink.requests if r.method == "POST" and "/generations" in r.path]
 
@@ -196,17 +229,21 @@ async def start_harness(tmp_path, speed: float = CLOCK_SPEED, **setting_override
     )
     previous_base = discord.http.Route.BASE
     use_discord_api(settings.discord_api_base_url)
-    bot = WanBot(settings, clock=clock)
-    running = asyncio.create_task(bot.start(BOT_TOKEN))
+    harness = Harness(WanBot(settings, clock=clock), fake_discord, evolink, clock, settings)
     try:
-        await fake_discord.wait_until_identified()
-        yield Harness(bot, fake_discord, evolink, clock, settings)
+        await harness.start_bot()
+        yield harness
     finally:
-        await bot.close()
-        await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), 10)
+        await harness.stop_bot()
         await fake_discord.close()
         await evolink.close()
         discord.http.Route.BASE = previous_base
+
+
+@pytest.fixture(scope="session")
+def small_video(tmp_path_factory):
+    """A real 5 s MP4 for the fake EvoLink to return as a video result."""
+    return make_video(tmp_path_factory.mktemp("video") / "small.mp4", seconds=5, width=640, height=360)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from tests.integration.conftest import (
     GUILD_ID,
     MANAGE_SERVER,
     USER_ID,
+    fields,
     integer,
     start_harness,
     text,
@@ -58,9 +59,9 @@ async def test_status_shows_the_line_the_oldest_job_and_evolink_errors(tmp_path)
     # One slot at EvoLink, so the member's second job waits in line behind the first.
     async for harness in start_harness(tmp_path, max_jobs_in_flight=1):
         first = await harness.command("imagine", prompt="a heron at the front")
-        await harness.wait_for_original(first, lambda m: "Generating" in m.content)
+        await harness.wait_for_original(first, lambda m: "Generating" in m.text)
         second = await harness.command("imagine", prompt="a heron behind it")
-        await harness.wait_for_original(second, lambda m: "in line" in m.content)
+        await harness.wait_for_original(second, lambda m: "in line" in m.text)
 
         polls_before = _all_polls(harness)
         harness.evolink.fail_next("/v1/tasks/", 500, "internal_error")
@@ -102,8 +103,8 @@ async def test_the_owners_tools_are_refused_to_everyone_else(harness):
 
 async def test_refunding_a_running_job_stops_it_and_gives_the_credits_back(harness):
     interaction = await harness.command("imagine", prompt="a heron the operator stops")
-    message = await harness.wait_for_original(interaction, lambda m: "Generating" in m.content)
-    assert message.content.endswith("\n-# job 1"), "members can quote the job's id"
+    message = await harness.wait_for_original(interaction, lambda m: "Generating" in m.text)
+    assert message.embeds[0]["footer"]["text"] == "job 1", "members can quote the job's id"
     held = (await harness.balance()).held
     assert held > 0
     task_id = (await harness.bot.services.store.get(1)).task_id
@@ -113,16 +114,16 @@ async def test_refunding_a_running_job_stops_it_and_gives_the_credits_back(harne
                      f"credits were given back to <@{USER_ID}>. "
                      "Its message now says the operator stopped it.")
 
-    await harness.discord.wait_for(lambda fake: OPERATOR_REFUND.message in message.content, timeout=10)
-    assert message.content.startswith(f"**❌ Failed**: {OPERATOR_REFUND.message}\n")
-    assert message.content.endswith(f"{format_credits(held)} credits were given back.\n-# job 1")
+    await harness.discord.wait_for(lambda fake: OPERATOR_REFUND.message in message.text, timeout=10)
+    assert message.embeds[0]["description"] == f"**❌ Failed**: {OPERATOR_REFUND.message}"
+    assert fields(message.embeds[0])["Credits"] == f"{format_credits(held)} credits given back"
     balance = await harness.balance()
     assert (balance.held, balance.spent) == (0, 0)
 
     polls = len(_polls(harness, task_id))
     await harness.clock.sleep(30)  # several poll intervals of a 30 s image task
     assert len(_polls(harness, task_id)) == polls, "nobody polls a stopped job"
-    assert OPERATOR_REFUND.message in message.content, "no late progress edit overwrote the refund"
+    assert OPERATOR_REFUND.message in message.text, "no late progress edit overwrote the refund"
     assert (await harness.bot.services.store.get(1)).state is JobState.FAILED
 
 
@@ -136,7 +137,7 @@ async def test_a_done_job_cannot_be_refunded(harness):
     assert reply == ("Job 1 is already finished: it was delivered and charged, so it cannot be refunded. "
                      f"To give the member credits back, use `/quota grant` in its server for <@{USER_ID}>.")
     assert (await harness.balance()).spent == spent > 0
-    assert "**✅ Done**" in harness.original(interaction).content
+    assert "**✅ Done**" in harness.original(interaction).text
 
 
 async def test_show_describes_a_job_and_links_its_message(harness):
@@ -171,13 +172,13 @@ async def test_show_names_an_unknown_id(harness):
 
 async def test_retry_delivery_posts_a_refunded_job_for_free_once_the_channel_allows_uploads(harness):
     interaction = await harness.command("imagine", prompt="a heron delivered late")
-    message = await harness.wait_for_original(interaction, lambda m: "Generating" in m.content)
+    message = await harness.wait_for_original(interaction, lambda m: "Generating" in m.text)
     harness.discord.expire_token(harness.record(interaction).token)
     harness.discord.deny_permissions(CHANNEL_ID, "ATTACH_FILES")
     harness.discord.refuse_dms(USER_ID)
-    await harness.discord.wait_for(lambda fake: "Failed" in message.content, timeout=30)
+    await harness.discord.wait_for(lambda fake: "Failed" in message.text, timeout=30)
     await _wait_for_state(harness, 1, JobState.FAILED)
-    assert "DMs are closed" in message.content and message.content.endswith("\n-# job 1")
+    assert "DMs are closed" in message.text and message.embeds[0]["footer"]["text"] == "job 1"
     assert message.attachments == []
 
     # While the channel still refuses uploads, a retry fails with the reason, and the message
@@ -187,8 +188,8 @@ async def test_retry_delivery_posts_a_refunded_job_for_free_once_the_channel_all
                             f"<#{CHANNEL_ID}>: I need the **Attach Files** permission there.")
     assert reply.endswith("Your DMs are closed too, so the result could not be sent.\n"
                           "Its message shows its failure again.")
-    assert message.content.startswith("**❌ Failed**: ") and message.attachments == []
-    assert message.content.endswith(" credits were given back.\n-# job 1")
+    assert message.embeds[0]["description"].startswith("**❌ Failed**: ") and message.attachments == []
+    assert fields(message.embeds[0])["Credits"].endswith(" credits given back")
 
     harness.discord.allow_permissions(CHANNEL_ID, "ATTACH_FILES")
     bot_token_edits = rf"^/channels/{CHANNEL_ID}/messages/{message.id}$"
@@ -199,7 +200,7 @@ async def test_retry_delivery_posts_a_refunded_job_for_free_once_the_channel_all
         f"{message.id}), free of charge: it had failed (`missing_permission`) and its credits were given "
         "back, so nothing was charged."
     )
-    assert "**✅ Done**" in message.content and " · 0 credits · " in message.content
+    assert "**✅ Done**" in message.text and fields(message.embeds[0])["Credits"] == "0 credits charged"
     assert len(message.attachments) == 1 and message.attachments[0].data.startswith(PNG_MAGIC)
     # Through the bot token: the interaction token is long dead.
     edits = harness.discord.requests_to("PATCH", bot_token_edits)
@@ -211,7 +212,7 @@ async def test_retry_delivery_posts_a_refunded_job_for_free_once_the_channel_all
 
 async def test_retry_delivery_of_a_running_job_says_it_is_busy(harness):
     interaction = await harness.command("imagine", prompt="a heron still cooking")
-    await harness.wait_for_original(interaction, lambda m: "Generating" in m.content)
+    await harness.wait_for_original(interaction, lambda m: "Generating" in m.text)
     reply = await as_owner(harness, integer("id", 1), text("action", "retry-delivery"), sub="job")
     assert reply == ("Job 1 is still being worked on (running): it delivers by itself when it finishes. "
                      "Refund it instead if it is stuck.")

@@ -14,23 +14,13 @@ from bot.media.video import looks_like_mp4
 from tests.fakes.discord_api import (
     DISCORD_EPOCH_MS,
     modal_submit_payload,
+    payload_text,
     slash_command_payload,
 )
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID, USER_ID, start_harness
-from tests.media_samples import ffmpeg_for_tests, make_video
+from tests.media_samples import ffmpeg_for_tests, make_video, png
 
 MiB = 1024 * 1024
-
-
-def png(width: int, height: int, mode: str = "RGB", color=(200, 120, 40)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new(mode, (width, height), color).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def small_video(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("video") / "small.mp4", seconds=5, width=640, height=360)
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +60,15 @@ async def test_animate_delivers_an_mp4_and_charges_the_estimate(harness, small_v
     saved = tmp_path / "got.mp4"
     saved.write_bytes(data)
     assert looks_like_mp4(saved)
-    assert "**✅ Done** · 5 s · 720p video · 25.5 credits" in final.content
+    assert "**✅ Done**" in final.text and "5 s · 720p video\nCredits\n25.5 credits charged" in final.text
 
     [create] = harness.evolink_creates()
     assert create.json == {"model": "wan2.5-image-to-video", "prompt": "the cat blinks",
                            "image_urls": [picture["url"]], "duration": 5, "quality": "720p",
                            "prompt_extend": True}
-    progress = [json["content"] for _, json in final.edits if json and "content" in json]
-    assert any("🎨 Generating** · 5 s · 720p video · 25.5 credits reserved" in text for text in progress)
+    progress = [payload_text(json) for _, json in final.edits if json and "embeds" in json]
+    assert any("**🎨 Generating**" in text and "5 s · 720p video\nCredits\n25.5 credits reserved" in text
+               for text in progress)
     balance = await harness.bot.services.ledger.balance(GUILD_ID, USER_ID)
     assert (balance.spent, balance.held) == (25_500, 0)
 
@@ -88,7 +79,7 @@ async def test_a_picture_that_needs_repair_is_fixed_uploaded_and_explained(harne
     interaction = await harness.command("animate", image=picture, prompt="leaves fall", quality="480p")
 
     final = await harness.wait_for_original(interaction, lambda m: bool(m.attachments), timeout=30)
-    edits = " ".join(json["content"] for _, json in final.edits if json and "content" in json)
+    edits = " ".join(payload_text(json) for _, json in final.edits if json and "embeds" in json)
     assert "your image was 4000x3000; sent as 2000x1500" in edits
     assert "filled with white" in edits
     [upload] = [r for r in harness.evolink.requests if r.path == "/api/v1/files/upload/stream"]
@@ -108,8 +99,8 @@ async def test_a_picture_that_cannot_be_used_is_refused_with_no_call_and_no_char
     for name, (data, expected) in cases.items():
         interaction = await harness.command(
             "animate", image=harness.discord.make_attachment(name, data), prompt="move")
-        reply = await harness.wait_for_original(interaction, lambda m: bool(m.content) and not m.loading)
-        assert expected in reply.content
+        reply = await harness.wait_for_original(interaction, lambda m: bool(m.text) and not m.loading)
+        assert expected in reply.text
     assert harness.evolink_creates() == [] and harness.evolink.uploads == {}
     rows = await harness.bot.services.db.fetchall("SELECT * FROM ledger")
     assert rows == []
@@ -123,8 +114,8 @@ async def test_bad_options_are_refused_before_anything_happens(harness):
         (dict(prompt="x" * 1001), "prompt of 1,001 characters: at most 1,000 characters are allowed"),
     ]:
         interaction = await harness.command("animate", image=picture, **{"prompt": "go", **options})
-        reply = await harness.wait_for_original(interaction, lambda m: bool(m.content))
-        assert reply.ephemeral and expected in reply.content
+        reply = await harness.wait_for_original(interaction, lambda m: bool(m.text))
+        assert reply.ephemeral and expected in reply.text
     assert harness.evolink_creates() == []
 
 
@@ -146,13 +137,13 @@ async def test_without_ffmpeg_an_oversized_video_arrives_as_a_link_with_its_expi
     async for harness in _harness(tmp_path, big_video, ffmpeg_path="/nonexistent/ffmpeg"):
         picture = harness.discord.make_attachment("cat.png", png(1280, 720))
         interaction = await harness.command("animate", image=picture, prompt="waves")
-        final = await harness.wait_for_original(interaction, lambda m: "Done" in m.content, timeout=30)
+        final = await harness.wait_for_original(interaction, lambda m: "Done" in m.text, timeout=30)
         assert final.attachments == []
         [task_id] = harness.evolink.tasks
-        assert f"<{harness.evolink.base_url}/results/{task_id}/0>" in final.content
-        assert "over this server's upload limit of 10.0 MB" in final.content
-        assert "ffmpeg is not installed" in final.content
-        assert re.search(r"before the link expires <t:\d+:R>", final.content)
+        assert f"<{harness.evolink.base_url}/results/{task_id}/0>" in final.text
+        assert "over this server's upload limit of 10.0 MB" in final.text
+        assert "ffmpeg is not installed" in final.text
+        assert re.search(r"before the link expires <t:\d+:R>", final.text)
 
 
 async def test_a_413_from_discord_falls_back_instead_of_crashing(harness):
@@ -163,8 +154,8 @@ async def test_a_413_from_discord_falls_back_instead_of_crashing(harness):
                               only_uploads=True)
     picture = harness.discord.make_attachment("cat.png", png(800, 800))
     interaction = await harness.command("animate", image=picture, prompt="turns around")
-    final = await harness.wait_for_original(interaction, lambda m: "Done" in m.content, timeout=30)
-    assert final.attachments == [] and "Discord refused the video" in final.content
+    final = await harness.wait_for_original(interaction, lambda m: "Done" in m.text, timeout=30)
+    assert final.attachments == [] and "Discord refused the video" in final.text
 
 
 async def test_a_job_whose_token_is_nearly_expired_delivers_through_the_bot_token(harness):
@@ -175,7 +166,7 @@ async def test_a_job_whose_token_is_nearly_expired_delivers_through_the_bot_toke
                                         interaction_id=old_id)
 
     final = await harness.wait_for_original(interaction, lambda m: bool(m.attachments), timeout=30)
-    assert "Done" in final.content
+    assert "Done" in final.text
     token = harness.record(interaction).token
     token_edits = [r for r in harness.discord.requests if token in r.path and r.method == "PATCH"]
     assert token_edits == []  # with a minute left, a two-minute job never leans on the token
@@ -202,7 +193,7 @@ async def test_the_animate_image_menu_asks_in_a_modal_and_delivers(harness):
         ])
     submitted = await harness.discord.send_interaction(submit)
     final = await harness.wait_for_original(submitted, lambda m: bool(m.attachments), timeout=30)
-    assert "10 s · 480p video · 25.5 credits" in final.content
+    assert "10 s · 480p video\nCredits\n25.5 credits charged" in final.text
     [create] = harness.evolink_creates()
     posted_url = harness.discord.message_payload(posted)["attachments"][0]["url"]
     assert create.json["image_urls"] == [posted_url]  # usable as is: EvoLink fetches it directly
@@ -213,8 +204,8 @@ async def test_the_menu_on_a_message_without_a_picture_says_so(harness):
     message_id = await _post_text(harness, "just words")
     message = harness.discord.messages[message_id]
     interaction = await harness.command_payload(_menu_on(harness, message))
-    reply = await harness.wait_for_original(interaction, lambda m: bool(m.content))
-    assert reply.ephemeral and "no picture to animate" in reply.content
+    reply = await harness.wait_for_original(interaction, lambda m: bool(m.text))
+    assert reply.ephemeral and "no picture to animate" in reply.text
 
 
 def _menu_on(harness, message) -> dict:

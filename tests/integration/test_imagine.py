@@ -7,9 +7,10 @@ import re
 
 from PIL import Image
 
-from tests.integration.conftest import EVOLINK_KEY, USER_ID, start_harness
+from tests.fakes.discord_api import payload_text
+from tests.integration.conftest import EVOLINK_KEY, USER_ID, fields, start_harness
 
-PROGRESS = re.compile(r"`[▰▱]{20}` (\d+)%")
+PROGRESS = re.compile(r"Generating\*\* · (\d+)%\n`[▰▱]{20}`")
 
 
 async def test_imagine_delivers_the_images_with_live_progress_and_charges_once(harness):
@@ -24,14 +25,19 @@ async def test_imagine_delivers_the_images_with_live_progress_and_charges_once(h
     for attachment in final.attachments:
         with Image.open(io.BytesIO(attachment.data)) as image:
             assert (image.format, image.size) == ("PNG", (1024, 1024))
-    assert "**✅ Done**" in final.content and "1024x1024 · 2 images · 4 credits" in final.content
-    assert "a red fox in the snow" in final.content and f"<@{USER_ID}>" in final.content
+    [embed] = final.embeds
+    assert embed["title"] == "a red fox in the snow" and embed["description"] == "**✅ Done**"
+    assert fields(embed) == {"Options": "1024x1024 · 2 images", "Credits": "4 credits charged",
+                             "Requested by": f"<@{USER_ID}>", "Took": fields(embed)["Took"]}
+    assert embed["footer"]["text"] == "job 1" and embed["color"] == 0x57F287
+    assert {"wan:job:1:reroll", "wan:job:1:remix", "wan:job:1:animate", "wan:job:1:details",
+            "wan:job:1:delete"} == set(final.custom_ids())
 
     # Progress: edits of the same message with a bar whose percentage never goes backwards,
     # never closer together than the 3 s rule (in the shared scaled clock: 3 s / 20 = 0.15 s).
-    contents = [json["content"] for _, json in final.edits if json and "content" in json]
+    contents = [payload_text(json) for _, json in final.edits if json and "embeds" in json]
     percents = [int(m[1]) for text in contents if (m := PROGRESS.search(text))]
-    assert any("🎨 Generating" in text for text in contents)
+    assert any("**🎨 Generating**" in text for text in contents)
     assert len(percents) >= 2 and percents == sorted(percents) and 0 < max(percents) <= 100
     assert len(contents) == len(set(contents)), "an edit repeated text already shown"
     edit_times = [t for t, _ in final.edits]
@@ -48,11 +54,13 @@ async def test_imagine_delivers_the_images_with_live_progress_and_charges_once(h
     assert len(downloads) == 2 and all("Authorization" not in r.headers for r in downloads)
     assert all(r.headers["User-Agent"].startswith("wan-discord-bot/") for r in harness.evolink.requests)
 
-    # Credits: 20 a day, 2 per image: 4 spent, 16 left, as /credits tells the member.
+    # Credits: 20 a day, 2 per image: 4 spent, 16 left, as /credits tells the member (once the
+    # job has settled, just after its delivery).
+    await harness.settled_balance()
     credits = await harness.command("credits")
-    reply = await harness.wait_for_original(credits, lambda m: bool(m.content))
+    reply = await harness.wait_for_original(credits, lambda m: bool(m.text))
     assert reply.ephemeral
-    assert "16 of 20 left" in reply.content and "Used: 4" in reply.content
+    assert "16 of 20 left" in reply.text and "Used: 4" in reply.text
 
 
 async def test_bad_input_is_refused_with_the_rule_and_the_value_and_nothing_is_sent(harness):
@@ -104,9 +112,9 @@ async def test_a_refused_prompt_is_explained_and_refunded(harness):
     harness.evolink.fail_tasks_matching("forbidden", "content_policy_violation", "unsafe content")
     interaction = await harness.command("imagine", prompt="something forbidden", n=3)
 
-    final = await harness.wait_for_original(interaction, lambda m: "Failed" in m.content)
-    assert "refused by the safety filter" in final.content
-    assert "6 credits were given back" in final.content and final.attachments == []
+    final = await harness.wait_for_original(interaction, lambda m: "Failed" in m.text)
+    assert "refused by the safety filter" in final.text
+    assert "6 credits given back" in final.text and final.attachments == []
     balance = await harness.bot.services.ledger.balance(7000, USER_ID)
     assert (balance.spent, balance.held, balance.remaining) == (0, 0, 20_000)
 
@@ -117,7 +125,7 @@ async def test_polls_survive_rate_limits_and_server_errors(harness):
     harness.evolink.fail_next("/v1/tasks/", 503, 500, "upstream busy")
     interaction = await harness.command("imagine", prompt="a patient fox")
     final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1)
-    assert "**✅ Done**" in final.content
+    assert "**✅ Done**" in final.text
     polls = [r for r in harness.evolink.requests if r.path.startswith("/v1/tasks/")]
     assert len(polls) >= 3
 

@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 
 from bot.jobs.runner import PAUSE_PROBE_SECONDS
+from tests.fakes.discord_api import payload_text
 from tests.integration.conftest import (
     CHANNEL_ID,
     LOG_CHANNEL_ID,
@@ -44,7 +45,7 @@ async def test_a_storm_of_429s_is_waited_out_as_retry_after_says(harness):
     harness.evolink.fail_next("/v1/tasks/", 429, "rate_limit_exceeded", retry_after="6", times=4)
     interaction = await harness.command("imagine", prompt="a patient heron")
     final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
-    assert "**✅ Done**" in final.content
+    assert "**✅ Done**" in final.text
     polls = _polls(harness)
     assert len(polls) >= 5
     # Each of the four refusals was followed by a wait of at least Retry-After (the fake and the
@@ -58,7 +59,7 @@ async def test_every_third_poll_failing_with_500_still_delivers(harness):
     harness.evolink.fail_every("/v1/tasks/", 3, 500, "internal_error", "upstream hiccup")
     interaction = await harness.command("imagine", prompt="a stubborn heron", n=2)
     final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 2, timeout=30)
-    assert "**✅ Done**" in final.content
+    assert "**✅ Done**" in final.text
     assert len(harness.evolink_creates()) == 1
     await _wait_until_spent(harness, 4_000)
 
@@ -67,8 +68,8 @@ async def test_a_create_that_times_out_after_evolink_accepted_it_is_not_sent_aga
     async for harness in start_harness(tmp_path, evolink_timeout_seconds=0.5):
         harness.evolink.stall_next_create(3.0)
         interaction = await harness.command("imagine", prompt="a heron in fog")
-        final = await harness.wait_for_original(interaction, lambda m: "Failed" in m.content, timeout=30)
-        assert "not sent again" in final.content and "2 credits were given back" in final.content
+        final = await harness.wait_for_original(interaction, lambda m: "Failed" in m.text, timeout=30)
+        assert "not sent again" in final.text and "2 credits given back" in final.text
         # EvoLink did take it (and will charge the bot's account), but the bot asked only once.
         assert len(harness.evolink.tasks) == 1 and len(harness.evolink_creates()) == 1
         balance = await harness.balance()
@@ -82,12 +83,12 @@ async def test_an_out_of_credits_account_pauses_new_jobs_tells_everyone_and_resu
     harness.evolink.starting_credits = Decimal(0)  # creates get 402, the balance reads 0
 
     first = await harness.command("imagine", prompt="a heron at dawn")
-    waiting = await harness.wait_for_original(first, lambda m: "Paused" in m.content)
-    assert "the bot's EvoLink account is out of credits; moderators were told" in waiting.content
-    assert "#1 in line" in waiting.content
+    waiting = await harness.wait_for_original(first, lambda m: "Paused" in m.text)
+    assert "the bot's EvoLink account is out of credits; moderators were told" in waiting.text
+    assert "#1 in line" in waiting.text
 
     def log_posts(fake) -> list[str]:
-        return [m.content for m in fake.messages.values() if m.channel_id == LOG_CHANNEL_ID]
+        return [m.text for m in fake.messages.values() if m.channel_id == LOG_CHANNEL_ID]
 
     await harness.discord.wait_for(lambda fake: any("paused" in post for post in log_posts(fake)))
 
@@ -101,14 +102,14 @@ async def test_an_out_of_credits_account_pauses_new_jobs_tells_everyone_and_resu
 
     harness.evolink.starting_credits = Decimal(10_000)  # the operator tops the account up
     final = await harness.wait_for_original(first, lambda m: len(m.attachments) == 1, timeout=30)
-    assert "**✅ Done**" in final.content
+    assert "**✅ Done**" in final.text
     await harness.discord.wait_for(lambda fake: any("resumed" in post for post in log_posts(fake)))
     await _wait_until_spent(harness, 2_000)
 
 
 async def test_a_key_refused_mid_job_pauses_without_failing_the_running_job(harness):
     interaction = await harness.command("imagine", prompt="a heron with a revoked key")
-    await harness.wait_for_original(interaction, lambda m: "Generating" in m.content)
+    await harness.wait_for_original(interaction, lambda m: "Generating" in m.text)
     harness.evolink.fail_next("/v1/tasks/", 401, "invalid_api_key", "key revoked")
     # While paused, newcomers are refused; the job already at EvoLink keeps going.
     await harness.discord.wait_for(lambda fake: harness.bot.services.runner.status().paused is not None)
@@ -116,7 +117,7 @@ async def test_a_key_refused_mid_job_pauses_without_failing_the_running_job(harn
     assert "the bot's EvoLink API key was refused" in await harness.private_refusal(late)
 
     final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
-    assert "**✅ Done**" in final.content
+    assert "**✅ Done**" in final.text
     await _wait_until_spent(harness, 2_000)
     await harness.discord.wait_for(lambda fake: harness.bot.services.runner.status().paused is None,
                                    timeout=30)
@@ -135,9 +136,9 @@ async def test_without_attach_files_the_member_is_told_and_gets_the_result_by_dm
     await harness.discord.wait_for(lambda fake: any(m.attachments for m in fake.dm_messages(USER_ID)),
                                    timeout=30)
     [dm] = harness.discord.dm_messages(USER_ID)
-    assert "**Attach Files**" in dm.content and "**✅ Done**" in dm.content
+    assert "**Attach Files**" in dm.text and "**✅ Done**" in dm.text
     assert [a.filename for a in dm.attachments] == ["wan-1-1.png"]  # the first job of a fresh database
-    assert "**Attach Files**" in message.content and "sent the result to you by DM" in message.content
+    assert "**Attach Files**" in message.text and "sent the result to you by DM" in message.text
     assert message.attachments == []
     await _wait_until_spent(harness, 2_000)  # settled once the DM went out
 
@@ -149,8 +150,8 @@ async def test_when_dms_are_closed_too_the_job_fails_with_the_reason_and_is_refu
     harness.discord.deny_permissions(CHANNEL_ID, "ATTACH_FILES")
     harness.discord.refuse_dms(USER_ID)
 
-    await harness.discord.wait_for(lambda fake: "Failed" in message.content, timeout=30)
-    assert "**Attach Files**" in message.content and "DMs are closed" in message.content
+    await harness.discord.wait_for(lambda fake: "Failed" in message.text, timeout=30)
+    assert "**Attach Files**" in message.text and "DMs are closed" in message.text
     balance = await harness.balance()
     assert (balance.spent, balance.held) == (0, 0)
 
@@ -160,7 +161,7 @@ async def test_rate_limited_progress_edits_back_off_and_the_result_still_arrives
     harness.discord.fail_next("PATCH", r"/messages/@original$", 429, limited, times=3)
     interaction = await harness.command("imagine", prompt="a heron in a hurry")
     final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
-    assert "**✅ Done**" in final.content
+    assert "**✅ Done**" in final.text
     token = harness.record(interaction).token
     edits = [r for r in harness.discord.requests if token in r.path and r.method == "PATCH"]
     assert sum(r.status == 429 for r in edits) == 3
@@ -177,7 +178,7 @@ async def test_one_heavy_member_cannot_starve_another(tmp_path):
     async for harness in start_harness(tmp_path, speed=60, max_jobs_in_flight=1,
                                        default_max_concurrent_jobs=20, default_daily_credits=100):
         heavy = [await harness.command("imagine", prompt=f"heavy fox {index}") for index in range(1, 11)]
-        await harness.wait_for_original(heavy[-1], lambda m: "in line" in m.content)
+        await harness.wait_for_original(heavy[-1], lambda m: "in line" in m.text)
         light = await harness.command("imagine", prompt="light fox", user_id=OTHER_USER)
         await harness.wait_for_original(light, lambda m: len(m.attachments) == 1, timeout=60)
         for interaction in heavy:
@@ -190,7 +191,7 @@ async def test_one_heavy_member_cannot_starve_another(tmp_path):
         # throttled, so some places in between may never have been shown.)
         last = harness.original(heavy[-1])
         places = [int(found) for _, data in last.edits
-                  for found in re.findall(r"#(\d+) in line", data.get("content") or "")]
+                  for found in re.findall(r"#(\d+) in line", payload_text(data))]
         rises = [later - earlier for earlier, later in zip(places, places[1:], strict=False) if later > earlier]
         assert places and rises in ([], [1]) and places[-1] <= 2, places
         await _wait_until_spent(harness, 20_000)

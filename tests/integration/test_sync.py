@@ -1,7 +1,11 @@
-"""`python -m bot sync`: the commands Discord gets, with the rules its client enforces."""
+"""`python -m bot sync`: the commands Discord gets, with the rules its client enforces, and their
+Chinese names and descriptions."""
 
 from bot.__main__ import sync_commands
+from bot.i18n import CHINESE, command_strings
 from tests.integration.conftest import GUILD_ID
+
+ZH = "zh-CN"
 
 
 async def test_sync_registers_every_command_in_one_guild(harness):
@@ -9,7 +13,8 @@ async def test_sync_registers_every_command_in_one_guild(harness):
 
     commands = {(c["name"], c["type"]): c for c in harness.discord.commands[GUILD_ID]}
     assert set(commands) == {("imagine", 1), ("animate", 1), ("credits", 1), ("Animate image", 3),
-                             ("quota", 1), ("usage", 1), ("moderation", 1), ("admin", 1)}
+                             ("quota", 1), ("usage", 1), ("moderation", 1), ("admin", 1),
+                             ("defaults", 1), ("jobs", 1), ("show", 1), ("help", 1)}
     # Moderator groups are hidden from members by default (a hint; the code checks for real).
     assert str(commands["quota", 1]["default_member_permissions"]) == str(1 << 5)  # Manage Server
     assert str(commands["admin", 1]["default_member_permissions"]) == "0"  # administrators only
@@ -17,7 +22,8 @@ async def test_sync_registers_every_command_in_one_guild(harness):
         "set-default", "set-role", "set-user", "grant", "block", "unblock", "show", "budget",
         "moderator-role", "log-channel"}
     [terms] = commands["moderation", 1]["options"]
-    assert (terms["name"], {o["name"] for o in terms["options"]}) == ("blocked-terms", {"add", "remove", "list"})
+    assert (terms["name"], {o["name"] for o in terms["options"]}) == (
+        "blocked-terms", {"add", "remove", "list"})
 
     imagine = {o["name"]: o for o in commands["imagine", 1]["options"]}
     assert imagine["prompt"]["required"] and imagine["prompt"]["max_length"] == 2000
@@ -30,3 +36,37 @@ async def test_sync_registers_every_command_in_one_guild(harness):
     assert animate["prompt"]["max_length"] == 1000
     assert [c["value"] for c in animate["duration"]["choices"]] == [5, 10]
     assert [c["value"] for c in animate["quality"]["choices"]] == ["480p", "720p", "1080p"]
+
+
+async def test_sync_sends_the_chinese_names_and_descriptions_of_everything(harness):
+    await sync_commands(harness.settings, GUILD_ID)
+    chinese = command_strings(CHINESE)
+    missing: list[str] = []
+
+    def check(entry: dict, path: str, *, described: bool = True) -> None:
+        """One command, option or choice: its Chinese name (and description) as the catalogue says."""
+        if entry.get("name_localizations", {}).get(ZH) != chinese.get(entry["name"]):
+            missing.append(f"{path}: name {entry.get('name_localizations')}")
+        described_as = entry.get("description_localizations", {}).get(ZH)
+        if described and described_as != chinese.get(entry["description"]):
+            missing.append(f"{path}: description {entry.get('description_localizations')}")
+        for option in entry.get("options", []):
+            check(option, f"{path} {option['name']}")
+        for choice in entry.get("choices", []):
+            check(choice, f"{path} [{choice['name']}]", described=False)
+
+    commands = harness.discord.commands[GUILD_ID]
+    for command in commands:
+        check(command, f"/{command['name']}", described=command["type"] == 1)
+    assert missing == []
+
+    # The translations really are Chinese, down to choices, sub-commands and context menus.
+    synced = {(c["name"], c["type"]): c for c in commands}
+    assert synced["imagine", 1]["name_localizations"][ZH] == "画图"
+    assert synced["Animate image", 3]["name_localizations"][ZH] == "图片转视频"
+    quota = {o["name"]: o for o in synced["quota", 1]["options"]}
+    assert quota["grant"]["name_localizations"][ZH] == "发放"
+    set_default = {o["name"]: o for o in quota["set-default"]["options"]}
+    assert [c["name_localizations"][ZH] for c in set_default["period"]["choices"]] == ["每天", "每周", "每月"]
+    animate = {o["name"]: o for o in synced["animate", 1]["options"]}
+    assert animate["duration"]["description_localizations"][ZH] == "视频时长（默认 5 秒）"

@@ -1,0 +1,201 @@
+"""Per-channel defaults that moderators set with /defaults: what /imagine and /animate use for an
+option a member leaves out. A member's own option always wins; an option the channel does not
+set falls back to the bot's built-in default (BUILT_IN).
+
+Values are checked with the same parsers as the commands' options (bot/requests.py) before they
+are stored, so a default is always one the API accepts. The audit row of a change is the
+caller's to write, in the same transaction (QuotaStore.audit), as for every moderator change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from bot.clock import Clock
+from bot.db import Database, Row, Transaction
+from bot.requests import (
+    DEFAULT_SIZE,
+    InvalidRequest,
+    parse_duration,
+    parse_image_count,
+    parse_quality,
+    parse_size,
+)
+from bot.units import from_millis, to_millis
+
+log = logging.getLogger(__name__)
+
+# The options a channel can set, in the order /defaults shows them. prompt_extend is one setting
+# for both commands: it means the same thing to each.
+IMAGE_OPTIONS = ("size", "n", "prompt_extend")
+VIDEO_OPTIONS = ("duration", "quality", "prompt_extend")
+OPTIONS = ("size", "n", "prompt_extend", "duration", "quality")
+
+
+@dataclass(frozen=True)
+class ChannelDefaults:
+    """A channel's defaults; None: not set here. `updated_by`/`updated_at` say who last changed
+    them (None when nothing is set)."""
+
+    size: str | None = None           # 'WIDTHxHEIGHT'
+    n: int | None = None
+    prompt_extend: bool | None = None
+    duration: int | None = None       # seconds
+    quality: str | None = None        # '480p', '720p' or '1080p'
+    updated_by: int | None = None
+    updated_at: datetime | None = None
+
+    def is_set(self, option: str) -> bool:
+        return getattr(self, option) is not None
+
+    @property
+    def options_set(self) -> tuple[str, ...]:
+        return tuple(option for option in OPTIONS if self.is_set(option))
+
+    def or_built_in(self) -> ChannelDefaults:
+        """Every option filled: this channel's value where set, else the built-in one."""
+        return replace(BUILT_IN, **{option: getattr(self, option) for option in self.options_set},
+                       updated_by=self.updated_by, updated_at=self.updated_at)
+
+
+# What the commands use when neither the member nor the channel chose: taken from the parsers
+# themselves (what they answer for a missing option), so the two never drift apart.
+BUILT_IN = ChannelDefaults(
+    size="x".join(map(str, parse_size(DEFAULT_SIZE))),
+    n=parse_image_count(None),
+    prompt_extend=True,
+    duration=parse_duration(None),
+    quality=parse_quality(None),
+)
+
+
+def checked_value(option: str, value: object) -> str | int | bool:
+    """A value a moderator chose -> the form stored and used, or InvalidRequest naming the option,
+    the value and the rule (the same words a member gets for the command's own option)."""
+    if option == "size":
+        width, height = parse_size(str(value))
+        return f"{width}x{height}"
+    if option == "n":
+        return parse_image_count(_integer(option, value))
+    if option == "prompt_extend":
+        if not isinstance(value, bool):
+            raise TypeError(f"prompt_extend must be a bool, not {value!r}")
+        return value
+    if option == "duration":
+        return parse_duration(value)  # type: ignore[arg-type]
+    if option == "quality":
+        return parse_quality(str(value))
+    raise TypeError(f"{option!r} is not a channel default (expected one of {', '.join(OPTIONS)})")
+
+
+def _integer(option: str, value: object) -> int:
+    # bool is an int in Python, but True images is not a count anyone meant.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{option} must be an int, not {value!r}")
+    return value
+
+
+class ChannelDefaultsStore:
+    """The channel_defaults table: one row per channel that has at least one default set."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def get(self, guild_id: int, channel_id: int, tx: Transaction | None = None) -> ChannelDefaults:
+        """The channel's defaults (all None if it has none). Pass `tx` inside a transaction: the
+        database's lock is held by it, so a read outside it would wait forever."""
+        sql = "SELECT * FROM channel_defaults WHERE guild_id = ? AND channel_id = ?"
+        params = (guild_id, channel_id)
+        row = await (tx.fetchone(sql, params) if tx is not None else self._db.fetchone(sql, params))
+        return self._from_row(row) if row is not None else ChannelDefaults()
+
+    async def set(self, tx: Transaction | None, guild_id: int, channel_id: int, actor_id: int,
+                  **changes: Any) -> ChannelDefaults:
+        """Set some of the channel's defaults (`size="1024x1024", n=4`...); the others keep their
+        value. Every value is checked first: one bad value changes nothing. Returns the channel's
+        defaults afterwards. `tx=None` runs in a transaction of its own."""
+        if not changes:
+            raise ValueError("set() needs at least one option to change")
+        values = {option: checked_value(option, value) for option, value in changes.items()}
+        now = self._now()
+        async with self._within(tx) as write:
+            await write.execute(
+                "INSERT INTO channel_defaults (guild_id, channel_id, updated_by, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id, channel_id) DO NOTHING",
+                (guild_id, channel_id, actor_id, now),
+            )
+            # Column names come from OPTIONS (checked_value refused anything else), never from input.
+            assignments = ", ".join(f"{option} = :{option}" for option in values)
+            await write.execute(
+                f"UPDATE channel_defaults SET {assignments}, updated_by = :actor, updated_at = :now "
+                "WHERE guild_id = :guild AND channel_id = :channel",
+                {**{option: _stored(value) for option, value in values.items()},
+                 "actor": actor_id, "now": now, "guild": guild_id, "channel": channel_id},
+            )
+            return await self.get(guild_id, channel_id, write)
+
+    async def clear(self, tx: Transaction | None, guild_id: int, channel_id: int, actor_id: int,
+                    fields: Iterable[str] | None = None) -> tuple[str, ...]:
+        """Clear some defaults (all when `fields` is None), so the built-in ones apply again.
+        Returns the options that were set and now are not (empty: nothing changed)."""
+        wanted = OPTIONS if fields is None else tuple(fields)
+        unknown = set(wanted) - set(OPTIONS)
+        if unknown:
+            raise TypeError(f"not channel defaults: {', '.join(sorted(unknown))}")
+        async with self._within(tx) as write:
+            current = await self.get(guild_id, channel_id, write)
+            cleared = tuple(option for option in OPTIONS if option in wanted and current.is_set(option))
+            if not cleared:
+                return ()
+            if set(current.options_set) <= set(cleared):
+                # Nothing left: no row, rather than a row of NULLs.
+                await write.execute("DELETE FROM channel_defaults WHERE guild_id = ? AND channel_id = ?",
+                                 (guild_id, channel_id))
+                return cleared
+            assignments = ", ".join(f"{option} = NULL" for option in cleared)
+            await write.execute(
+                f"UPDATE channel_defaults SET {assignments}, updated_by = ?, updated_at = ? "
+                "WHERE guild_id = ? AND channel_id = ?",
+                (actor_id, self._now(), guild_id, channel_id),
+            )
+            return cleared
+
+    @asynccontextmanager
+    async def _within(self, tx: Transaction | None) -> AsyncIterator[Transaction]:
+        if tx is not None:
+            yield tx
+            return
+        async with self._db.transaction() as own:
+            yield own
+
+    def _from_row(self, row: Row) -> ChannelDefaults:
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            stored = row[option]
+            if stored is None:
+                continue
+            value = bool(stored) if option == "prompt_extend" else stored
+            try:
+                values[option] = checked_value(option, value)
+            except (InvalidRequest, TypeError):
+                # A value the rules no longer accept (they changed since it was set) must not
+                # block every member of the channel: the built-in default applies until a
+                # moderator sets it again.
+                log.warning("Ignoring the %s default %r of channel %d in guild %d: no longer valid",
+                            option, stored, row["channel_id"], row["guild_id"])
+        return ChannelDefaults(**values, updated_by=row["updated_by"],
+                               updated_at=from_millis(row["updated_at"]))
+
+    def _now(self) -> int:
+        return to_millis(self._clock.now())
+
+
+def _stored(value: str | int | bool) -> str | int:
+    return int(value) if isinstance(value, bool) else value
+

@@ -1,0 +1,73 @@
+"""The buttons under every finished job: Reroll, Remix, Animate, Details, Delete.
+
+Each is a `DynamicItem` whose custom_id carries the job id and the action
+(`wan:job:42:reroll`): discord.py routes a click by matching the id against the template, so a
+button keeps working after any restart, on any shard, with nothing held in memory per message.
+The actions themselves live in bot/ui/result_actions.py.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+import discord
+
+from bot.i18n import Translate
+from bot.jobs.store import Job, JobKind
+
+
+class Action(StrEnum):
+    REROLL = "reroll"
+    REMIX = "remix"
+    ANIMATE = "animate"
+    DETAILS = "details"
+    DELETE = "delete"
+
+
+# In the order they appear under a result (/help lists them the same way).
+BUTTON_EMOJI: dict[Action, str] = {
+    Action.REROLL: "🔁", Action.REMIX: "✏️", Action.ANIMATE: "🎬", Action.DETAILS: "ℹ️", Action.DELETE: "🗑️",
+}
+_BUTTON_STYLES = {Action.REROLL: discord.ButtonStyle.primary, Action.DELETE: discord.ButtonStyle.danger}
+
+
+def custom_id(job_id: int, action: Action) -> str:
+    return f"wan:job:{job_id}:{action.value}"
+
+
+class ResultButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"wan:job:(?P<job_id>[0-9]{1,20}):(?P<action>reroll|remix|animate|details|delete)",
+):
+    def __init__(self, job_id: int, action: Action, label: str = "") -> None:
+        super().__init__(discord.ui.Button(
+            custom_id=custom_id(job_id, action), label=label or None, emoji=BUTTON_EMOJI[action],
+            style=_BUTTON_STYLES.get(action, discord.ButtonStyle.secondary)))
+        self.job_id = job_id
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> ResultButton:
+        return cls(int(match["job_id"]), Action(match["action"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        from bot.ui.result_actions import run_action  # the actions import the bot's services
+
+        await run_action(interaction, self.job_id, self.action)
+
+
+def result_view(job: Job, locale: str | None = None) -> discord.ui.View:
+    """The buttons of a finished job, labelled in the requester's language (the message is
+    public, and the requester is the one most likely to click)."""
+    _ = Translate(locale or job.locale)
+    view = discord.ui.View(timeout=None)
+    actions = [Action.REROLL, Action.REMIX]
+    if job.kind is JobKind.IMAGE:
+        actions.append(Action.ANIMATE)
+    actions += [Action.DETAILS, Action.DELETE]
+    for action in actions:
+        view.add_item(ResultButton(job.id, action, label=_(f"buttons.{action.value}")))
+    return view

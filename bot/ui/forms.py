@@ -1,0 +1,109 @@
+"""The Remix and Animate forms opened by the buttons under a result.
+
+The forms are stateless: each is built from the job's row, sent, and forgotten (stopped before
+sending, so discord.py keeps nothing in memory). Their submission is handled by
+bot/ui/result_actions.submit_form from the raw values and the job id in the form's custom_id
+(`wan:form:42:remix`), so a form opened before a restart still works when it is submitted after.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import discord
+
+from bot.i18n import Translate
+from bot.jobs.store import Job, JobKind
+from bot.requests import (
+    DEFAULT_VIDEO_QUALITY,
+    IMAGE_COUNT_RANGE,
+    PROMPT_MAX_CHARS,
+    VIDEO_DURATIONS,
+    VIDEO_PROMPT_MAX_CHARS,
+    VIDEO_QUALITIES,
+)
+
+FORM_ID = re.compile(r"wan:form:(?P<job_id>[0-9]{1,20}):(?P<form>remix|animate)")
+MODAL_TITLE_CHARS = 45  # Discord's limit
+
+
+def remix_form(job: Job, locale: str) -> discord.ui.Modal:
+    """The job's prompt and options, filled in, to change before running again."""
+    _ = Translate(locale)
+    request = job.request
+    form = _new_form(_("forms.remix_title", id=job.id), job.id, "remix")
+    video = job.kind is JobKind.VIDEO
+    form.add_item(discord.ui.Label(text=_("forms.prompt"), component=discord.ui.TextInput(
+        custom_id="prompt", style=discord.TextStyle.paragraph, default=request["prompt"],
+        max_length=VIDEO_PROMPT_MAX_CHARS if video else PROMPT_MAX_CHARS)))
+    if video:
+        _add_video_choices(form, _, request["duration"], request["quality"])
+    else:
+        form.add_item(discord.ui.Label(
+            text=_("forms.size"), description=_("forms.size_hint"),
+            component=discord.ui.TextInput(custom_id="size", default=f"{request['width']}x{request['height']}",
+                                           max_length=30)))
+        low, high = IMAGE_COUNT_RANGE
+        form.add_item(discord.ui.Label(text=_("forms.count"), component=discord.ui.Select(
+            custom_id="n", options=[discord.SelectOption(label=str(n), value=str(n), default=n == request["n"])
+                                    for n in range(low, high + 1)])))
+    return _sendable(form)
+
+
+def animate_form(job: Job, images: int, locale: str) -> discord.ui.Modal:
+    """Turn one of the job's images into a video: which one, what happens, how long."""
+    _ = Translate(locale)
+    form = _new_form(_("forms.animate_title", id=job.id), job.id, "animate")
+    if images > 1:
+        form.add_item(discord.ui.Label(text=_("forms.which_image"), component=discord.ui.Select(
+            custom_id="image", options=[
+                discord.SelectOption(label=_("forms.image_number", number=k + 1), value=str(k), default=k == 0)
+                for k in range(images)])))
+    form.add_item(discord.ui.Label(text=_("forms.video_prompt"), component=discord.ui.TextInput(
+        custom_id="prompt", style=discord.TextStyle.paragraph, max_length=VIDEO_PROMPT_MAX_CHARS,
+        placeholder=_("forms.video_prompt_placeholder"))))
+    _add_video_choices(form, _, VIDEO_DURATIONS[0], DEFAULT_VIDEO_QUALITY)
+    return _sendable(form)
+
+
+def _new_form(title: str, job_id: int, name: str) -> discord.ui.Modal:
+    return discord.ui.Modal(title=title[:MODAL_TITLE_CHARS], custom_id=f"wan:form:{job_id}:{name}")
+
+
+def _add_video_choices(form: discord.ui.Modal, _: Translate, duration: int, quality: str) -> None:
+    form.add_item(discord.ui.Label(text=_("forms.duration"), component=discord.ui.Select(
+        custom_id="duration", options=[
+            discord.SelectOption(label=_("forms.seconds", seconds=s), value=str(s), default=s == duration)
+            for s in VIDEO_DURATIONS])))
+    form.add_item(discord.ui.Label(text=_("forms.quality"), component=discord.ui.Select(
+        custom_id="quality", options=[discord.SelectOption(label=q, value=q, default=q == quality)
+                                      for q in VIDEO_QUALITIES])))
+
+
+def _sendable(form: discord.ui.Modal) -> discord.ui.Modal:
+    # Stopped: discord.py does not keep a stopped modal; result_actions.submit_form answers it.
+    form.stop()
+    return form
+
+
+def submitted_values(data: Any) -> dict[str, str]:
+    """custom_id -> value (text inputs) or first chosen value (selects), from a modal submit's
+    raw components, whatever the nesting (action rows, labels)."""
+    values: dict[str, str] = {}
+
+    def walk(item: Any) -> None:
+        if isinstance(item, list):
+            for child in item:
+                walk(child)
+            return
+        if not isinstance(item, dict):
+            return
+        if "custom_id" in item and ("value" in item or "values" in item):
+            chosen = item.get("values")
+            values[item["custom_id"]] = chosen[0] if chosen else item.get("value") or ""
+        walk(item.get("components"))
+        walk(item.get("component"))
+
+    walk((data or {}).get("components"))
+    return values

@@ -1,0 +1,36 @@
+"""The buttons and forms under finished jobs: registered once, so they answer after any restart."""
+
+from __future__ import annotations
+
+import discord
+from discord.ext import commands
+
+from bot.app import WanBot
+from bot.ui.buttons import ResultButton
+from bot.ui.forms import FORM_ID
+from bot.ui.result_actions import run_form
+
+
+class Results(commands.Cog):
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        # A template, not a view per message: any message carrying a matching custom_id dispatches.
+        self.bot.add_dynamic_items(ResultButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(ResultButton)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Remix and Animate forms: answered from their custom_id, not from a modal kept in memory."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        match = FORM_ID.fullmatch(str((interaction.data or {}).get("custom_id", "")))
+        if match:
+            await run_form(interaction, int(match["job_id"]), match["form"])
+
+
+async def setup(bot: WanBot) -> None:
+    await bot.add_cog(Results(bot))
