@@ -19,10 +19,10 @@ from bot.db import Database
 from bot.evolink.client import UPLOAD_TIMEOUT, EvoLinkClient
 from bot.evolink.stats import CallStats
 from bot.i18n import CatalogueTranslator, supported_locale
-from bot.jobs import failures
+from bot.jobs.failures import NOT_ACKNOWLEDGED
 from bot.jobs.inputs import ImageSource
 from bot.jobs.kinds import ImageJobRules, VideoJobRules
-from bot.jobs.pause import PauseReason
+from bot.jobs.pause import RESUMED_NOTICE, PauseReason
 from bot.jobs.runner import JobRunner, RunnerSettings, Submission
 from bot.jobs.store import Job, JobKind, JobStore
 from bot.media.video import find_ffmpeg
@@ -150,7 +150,7 @@ class WanBot(commands.AutoShardedBot):
         self, interaction: discord.Interaction, *, kind: JobKind, request: ImageRequest | VideoRequest,
         parent_job_id: int | None = None,
     ) -> None:
-        """Check, charge and start a job whose options are already known (a button's reroll or a
+        """Check, charge and start a job whose options are known (/imagine, a button's reroll, a
         form's remix), in a new reply to the interaction. Checked and charged before answering,
         so a refusal can be a private reply: both steps are local, well inside 3 seconds."""
         services = self.services
@@ -165,7 +165,7 @@ class WanBot(commands.AutoShardedBot):
         try:
             deferral = await interaction.response.defer(thinking=True)
         except discord.HTTPException:
-            await services.runner.cancel_unstarted(submission.job_id, failures.NOT_ACKNOWLEDGED)
+            await services.runner.cancel_unstarted(submission.job_id, NOT_ACKNOWLEDGED)
             raise
         await self.follow_job_in_reply(interaction, submission, deferral)
 
@@ -203,10 +203,12 @@ class WanBot(commands.AutoShardedBot):
 
     async def _tell_moderators_about_pause(self, reason: PauseReason | None) -> None:
         """Post in every log channel moderators have set that generations paused or resumed."""
-        text = reason.for_moderators if reason else "▶️ Generations have resumed: EvoLink accepts the bot's account again."
+        notice = reason.moderators_notice if reason else RESUMED_NOTICE
         for guild_id, channel_id in await self.services.quotas.log_channels():
+            guild = self.get_guild(guild_id)  # the server's language, once the guild is cached
             try:
-                await self.get_partial_messageable(channel_id).send(text)
+                await self.get_partial_messageable(channel_id).send(
+                    notice.render(guild.preferred_locale if guild else None))
             except discord.HTTPException as exc:
                 log.warning("Could not post to the log channel %d of guild %d (HTTP %s, code %s)",
                             channel_id, guild_id, exc.status, exc.code)

@@ -126,6 +126,7 @@ class Animate(commands.Cog):
         prepared = await prepare_video_input(
             source, session=services.session, evolink=services.evolink,
             max_download_bytes=services.settings.max_input_image_bytes,
+            locale=supported_locale(interaction.locale),
         )
         request = VideoRequest(
             prompt=options.prompt, duration=options.duration, quality=options.quality,

@@ -9,11 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
-from bot.i18n import supported_locale
-from bot.jobs.failures import NOT_ACKNOWLEDGED
 from bot.jobs.store import JobKind
 from bot.requests import PROMPT_MAX_CHARS, parse_image_request, size_suggestions
-from bot.ui.checks import in_guild, member_role_ids
+from bot.ui.checks import in_guild
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +48,7 @@ class Imagine(commands.Cog):
             defaults.n if n is None else n,
             defaults.prompt_extend if prompt_extend is None else prompt_extend,
         )
-        await services.blocked_terms.check(interaction.guild_id, request.prompt)
-        submission = await services.runner.submit(
-            kind=JobKind.IMAGE,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            user_id=interaction.user.id,
-            interaction_id=interaction.id,
-            request=request,
-            role_ids=member_role_ids(interaction),
-            locale=supported_locale(interaction.locale),
-        )
-        try:
-            deferral = await interaction.response.defer(thinking=True)
-        except discord.HTTPException:
-            await services.runner.cancel_unstarted(submission.job_id, NOT_ACKNOWLEDGED)
-            raise
-        await self.bot.follow_job_in_reply(interaction, submission, deferral)
+        await self.bot.start_job_in_reply(interaction, kind=JobKind.IMAGE, request=request)
 
     @imagine.autocomplete("size")
     async def size_autocomplete(

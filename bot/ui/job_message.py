@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import discord
 
 from bot.clock import Clock
-from bot.i18n import ENGLISH, Translate, text
+from bot.i18n import Message, Translate, text
 from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import ResultFile
 from bot.jobs.runner import JobProgress
@@ -178,9 +178,9 @@ class JobMessage:
                                nonce=_nonce(self._job_id, "dm"))
         except discord.HTTPException as exc:
             log.warning("Job %d: the DM was refused too (HTTP %s, code %s)", self._job_id, exc.status, exc.code)
-            raise JobFailed(JobFailure(
-                "missing_permission", text(ENGLISH, "job.dms_closed", why=render.render_missing_permission(
-                    self._channel_id, needed, ENGLISH)),
+            raise JobFailed(JobFailure.of(
+                "missing_permission", "job.dms_closed",
+                why=Message("job.missing_permission", channel=f"<#{self._channel_id}>", needed=needed),
             )) from exc
 
     # -- throttling -----------------------------------------------------------------------------
@@ -327,7 +327,7 @@ class JobMessage:
                     continue
                 except (VideoFitError, DownloadError) as exc:
                     why = _("job.over_upload_limit", noun=_noun(result, _), size=megabytes(result.size),
-                            limit=megabytes(per_file), reason=exc)
+                            limit=megabytes(per_file), reason=_fit_failure(exc, self._locale))
             links.append(render.render_link_instead_of_file(result.source_url, links_expire_at, why,
                                                             self._locale))
         return attachable, links
@@ -338,7 +338,7 @@ class JobMessage:
             return replace(result, path=image.path, size=image.size, extension=image.extension,
                            width=image.width, height=image.height)
         if self._ffmpeg is None:
-            raise VideoFitError("ffmpeg is not installed on the bot's machine to make it smaller")
+            raise VideoFitError(Message("video.ffmpeg_missing"))
         video = await fit_video(self._ffmpeg, result.path, max_bytes, work_dir=result.path.parent,
                                 duration_hint=job.request.get("duration"))
         log.info("Job %d: video re-encoded from %d to %d bytes", self._job_id, result.size, video.size)
@@ -367,6 +367,11 @@ def _is_too_large(error: discord.HTTPException) -> bool:
 
 def _noun(result: ResultFile, _: Translate) -> str:
     return _("job.noun_video" if result.kind is JobKind.VIDEO else "job.noun_image")
+
+
+def _fit_failure(error: VideoFitError | DownloadError, locale: str) -> str:
+    # A download error's text is technical (and English); the fitting reasons are translated.
+    return error.localized(locale) if isinstance(error, VideoFitError) else str(error)
 
 
 def _attachment_record(attachment: discord.Attachment) -> dict[str, object]:

@@ -146,8 +146,7 @@ def result_embed(job: Job, *, charged: int, locale: str | None = None, links: li
 
 def failure_embed(job: Job, failure: JobFailure, refunded: int | None) -> discord.Embed:
     _ = Translate(job.locale)
-    reason = failure.localized(_.locale) if hasattr(failure, "localized") else failure.message
-    embed = _job_embed(job, _, _("job.status_failed", reason=reason), COLOUR_FAILED)
+    embed = _job_embed(job, _, _("job.status_failed", reason=failure.localized(_.locale)), COLOUR_FAILED)
     credits_line = (_("job.credits_refunded", credits=format_credits(refunded)) if refunded
                     else _("job.credits_none"))
     _common_fields(embed, job, _, credits_line)
