@@ -53,14 +53,21 @@ class NotYours(UserFacingError):
 
 async def run_action(interaction: discord.Interaction, job_id: int, action: Action) -> None:
     """The entry point of every click: errors become a private reply, never a failed interaction."""
-    if getattr(interaction.client, "shutting_down", False):
-        await reply_with_error(interaction, RESTARTING)
+    if await refused_while_restarting(interaction):
         return
     try:
         job = await load_job(interaction, job_id)
         await _ACTIONS[action](interaction, job)
     except Exception as error:  # noqa: BLE001 - every failure is answered; bugs are logged there
         await reply_with_error(interaction, describe_error(interaction, error))
+
+
+async def refused_while_restarting(interaction: discord.Interaction) -> bool:
+    """Clicks are not app commands, so the tree's restart check does not see them: same answer."""
+    if not getattr(interaction.client, "shutting_down", False):
+        return False
+    await reply_with_error(interaction, RESTARTING.render(interaction.locale))
+    return True
 
 
 async def load_job(interaction: discord.Interaction, job_id: int) -> Job:
@@ -216,8 +223,7 @@ async def may_delete(interaction: discord.Interaction, job: Job) -> bool:
 
 async def run_form(interaction: discord.Interaction, job_id: int, form: str) -> None:
     """The entry point of a submitted Remix or Animate form (custom_id matched forms.FORM_ID)."""
-    if getattr(interaction.client, "shutting_down", False):
-        await reply_with_error(interaction, RESTARTING)
+    if await refused_while_restarting(interaction):
         return
     try:
         await submit_form(interaction, await load_job(interaction, job_id), form)

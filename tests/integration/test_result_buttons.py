@@ -190,3 +190,12 @@ async def test_buttons_speak_the_clicking_members_language(harness):
     assert labels == ["Reroll", "Remix", "Animate", "Details", "Delete"]
     assert message.flags & EPHEMERAL == 0
 
+
+
+async def test_a_click_while_the_bot_shuts_down_is_answered_and_starts_nothing(harness):
+    result = await finished_job(harness, prompt="a red fox")
+    harness.bot.shutting_down = True  # what close() sets first
+
+    reroll = await click(harness, result, "wan:job:1:reroll")
+    assert "The bot is restarting" in await harness.private_refusal(reroll)
+    assert len(harness.evolink_creates()) == 1
