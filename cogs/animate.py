@@ -15,14 +15,13 @@ from bot.i18n import Translate, for_interaction, supported_locale
 from bot.jobs.inputs import ImageSource, prepare_video_input
 from bot.jobs.store import JobKind
 from bot.requests import (
-    VIDEO_DURATIONS,
     VIDEO_PROMPT_MAX_CHARS,
-    VIDEO_QUALITIES,
     VideoOptions,
     VideoRequest,
     parse_video_options,
 )
 from bot.ui.checks import in_guild, member_role_ids
+from bot.ui.choices import DURATION_CHOICES, QUALITY_CHOICES, duration_options, quality_options
 from bot.ui.errors import describe_error, reply_with_error
 
 log = logging.getLogger(__name__)
@@ -72,10 +71,7 @@ class Animate(commands.Cog):
         quality="Resolution: 480p, 720p (default) or 1080p; higher costs more",
         prompt_extend="Let the model enrich a short prompt (default: on)",
     )
-    @app_commands.choices(
-        duration=[app_commands.Choice(name=f"{seconds} seconds", value=seconds) for seconds in VIDEO_DURATIONS],
-        quality=[app_commands.Choice(name=quality, value=quality) for quality in VIDEO_QUALITIES],
-    )
+    @app_commands.choices(duration=DURATION_CHOICES, quality=QUALITY_CHOICES)
     @app_commands.check(in_guild)
     async def animate(
         self,
@@ -156,15 +152,8 @@ class AnimateModal(discord.ui.Modal, title="Animate image"):
             style=discord.TextStyle.paragraph, max_length=VIDEO_PROMPT_MAX_CHARS,
             placeholder=_("animate.prompt_placeholder"),
         )
-        self.duration = discord.ui.Select(options=[
-            discord.SelectOption(label=_("animate.seconds", seconds=seconds), value=str(seconds),
-                                 default=seconds == chosen.duration)
-            for seconds in VIDEO_DURATIONS
-        ])
-        self.quality = discord.ui.Select(options=[
-            discord.SelectOption(label=quality, value=quality, default=quality == chosen.quality)
-            for quality in VIDEO_QUALITIES
-        ])
+        self.duration = discord.ui.Select(options=duration_options(_, chosen.duration))
+        self.quality = discord.ui.Select(options=quality_options(chosen.quality))
         self.add_item(discord.ui.Label(text=_("animate.prompt_label"), component=self.prompt))
         self.add_item(discord.ui.Label(text=_("animate.duration_label"), component=self.duration))
         self.add_item(discord.ui.Label(text=_("animate.quality_label"), component=self.quality))

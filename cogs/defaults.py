@@ -18,8 +18,9 @@ from bot.app import WanBot
 from bot.channel_defaults import BUILT_IN, IMAGE_OPTIONS, OPTIONS, VIDEO_OPTIONS, ChannelDefaults
 from bot.errors import UserFacingError
 from bot.i18n import ENGLISH, Translate, command_strings, for_interaction
-from bot.requests import IMAGE_COUNT_RANGE, VIDEO_DURATIONS, VIDEO_QUALITIES, size_suggestions
+from bot.requests import IMAGE_COUNT_RANGE
 from bot.ui.checks import in_guild, moderator_only
+from bot.ui.choices import DURATION_CHOICES, QUALITY_CHOICES, size_choices
 from bot.ui.moderation_log import echo_to_log_channel
 from bot.ui.render import timestamp
 
@@ -48,11 +49,7 @@ class Defaults(commands.GroupCog, group_name="defaults",
         quality="/animate: resolution, 480p, 720p or 1080p",
         channel="The channel (default: this one)",
     )
-    @app_commands.choices(
-        duration=[app_commands.Choice(name=f"{seconds} seconds", value=seconds)
-                  for seconds in VIDEO_DURATIONS],
-        quality=[app_commands.Choice(name=quality, value=quality) for quality in VIDEO_QUALITIES],
-    )
+    @app_commands.choices(duration=DURATION_CHOICES, quality=QUALITY_CHOICES)
     @app_commands.check(moderator_only)
     async def set_defaults(
         self,
@@ -91,12 +88,7 @@ class Defaults(commands.GroupCog, group_name="defaults",
 
         await self._answer(interaction, reply)
 
-    @set_defaults.autocomplete("size")
-    async def size_autocomplete(self, interaction: discord.Interaction,
-                                current: str) -> list[app_commands.Choice[str]]:
-        # The same suggestions as /imagine's size option.
-        return [app_commands.Choice(name=label, value=value)
-                for label, value in size_suggestions(current, locale=interaction.locale)]
+    set_defaults.autocomplete("size")(size_choices)
 
     @app_commands.command(name="show",
                           description="What /imagine and /animate use in this channel when an option is left out")

@@ -10,8 +10,9 @@ from discord.ext import commands
 
 from bot.app import WanBot
 from bot.jobs.store import JobKind
-from bot.requests import PROMPT_MAX_CHARS, parse_image_request, size_suggestions
+from bot.requests import PROMPT_MAX_CHARS, parse_image_request
 from bot.ui.checks import in_guild
+from bot.ui.choices import size_choices
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,7 @@ class Imagine(commands.Cog):
         )
         await self.bot.start_job_in_reply(interaction, kind=JobKind.IMAGE, request=request)
 
-    @imagine.autocomplete("size")
-    async def size_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=label, value=value)
-                for label, value in size_suggestions(current, locale=interaction.locale)]
+    imagine.autocomplete("size")(size_choices)
 
 
 async def setup(bot: WanBot) -> None:

@@ -21,8 +21,8 @@ from bot.requests import (
     PROMPT_MAX_CHARS,
     VIDEO_DURATIONS,
     VIDEO_PROMPT_MAX_CHARS,
-    VIDEO_QUALITIES,
 )
+from bot.ui.choices import duration_options, quality_options
 
 FORM_ID = re.compile(r"wan:form:(?P<job_id>[0-9]{1,20}):(?P<form>remix|animate)")
 MODAL_TITLE_CHARS = 45  # Discord's limit
@@ -73,12 +73,9 @@ def _new_form(title: str, job_id: int, name: str) -> discord.ui.Modal:
 
 def _add_video_choices(form: discord.ui.Modal, _: Translate, duration: int, quality: str) -> None:
     form.add_item(discord.ui.Label(text=_("forms.duration"), component=discord.ui.Select(
-        custom_id="duration", options=[
-            discord.SelectOption(label=_("forms.seconds", seconds=s), value=str(s), default=s == duration)
-            for s in VIDEO_DURATIONS])))
+        custom_id="duration", options=duration_options(_, duration))))
     form.add_item(discord.ui.Label(text=_("forms.quality"), component=discord.ui.Select(
-        custom_id="quality", options=[discord.SelectOption(label=q, value=q, default=q == quality)
-                                      for q in VIDEO_QUALITIES])))
+        custom_id="quality", options=quality_options(quality))))
 
 
 def _sendable(form: discord.ui.Modal) -> discord.ui.Modal:
