@@ -20,5 +20,10 @@ ENV DATABASE_PATH=/data/bot.db \
 VOLUME /data
 USER bot
 
+# The web server (HTTP_PORT): /healthz, and EvoLink callbacks when PUBLIC_BASE_URL is set.
+EXPOSE 8080
+# Healthy = connected to Discord and the database answers; `healthcheck` needs no secret.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["python", "-m", "bot", "healthcheck"]
+
 # SIGTERM (docker stop) stops the bot cleanly.
 CMD ["python", "-m", "bot"]

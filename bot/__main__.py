@@ -1,30 +1,38 @@
-"""Command line: `python -m bot [run | sync [--guild ID] | demo | check]`."""
+"""Command line: `python -m bot [run | sync [--guild ID] | demo | check | healthcheck]`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import http.client
+import json
 import logging
 import signal
 import sys
+import urllib.error
+import urllib.request
 from typing import Any
 
 import discord
 
 from bot.app import WanBot, use_discord_api
 from bot.clock import Clock
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, load_web_server_address
 from bot.health import run_checks
 from bot.logging_setup import configure_logging
+from bot.web import WebServerUnavailable
 
 log = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
 EXIT_CHECK_FAILED = 1
+# Docker's HEALTHCHECK kills the probe after 5 s; answer before that, with a verdict.
+HEALTHCHECK_TIMEOUT_SECONDS = 4
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, bot_class: type[WanBot] = WanBot) -> int:
+    """`bot_class` lets the benchmark run its baseline variant of the bot with the same command line."""
     parser = argparse.ArgumentParser(prog="python -m bot", description="Wan 2.5 generation bot for Discord")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the bot (the default)")
@@ -33,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
                       help="register in one server only (instant; global registration can take an hour)")
     commands.add_parser("demo", help="run the bot against a built-in fake EvoLink: only DISCORD_TOKEN is needed")
     commands.add_parser("check", help="verify the settings, both keys, the database and ffmpeg, then exit")
+    commands.add_parser("healthcheck", help="ask the running bot's /healthz (on HTTP_PORT) whether it is "
+                        "healthy: exit 0 if so, 1 if not (for Docker's HEALTHCHECK)")
     args = parser.parse_args(argv)
     command = args.command or "run"
+    if command == "healthcheck":
+        # Before load_settings: the probe needs no token or key, only where the server listens.
+        return probe_health()
 
     overrides: dict[str, Any] = {}
     if command == "demo":
@@ -61,17 +74,61 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "demo":
             asyncio.run(run_demo(settings))
         else:
-            asyncio.run(run_bot(settings))
+            asyncio.run(run_bot(settings, bot_class=bot_class))
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN was refused by Discord: expected a valid bot token.", file=sys.stderr)
+        return EXIT_CONFIG
+    except WebServerUnavailable as problem:
+        log.error("Not started: HTTP_PORT %d (HTTP_HOST %s) cannot be used: %s. Another program (or "
+                  "another copy of the bot) may be listening there; set HTTP_PORT to a free port.",
+                  problem.port, problem.host, problem.why)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         pass
     return 0
 
 
-async def run_bot(settings: Settings, clock: Clock | None = None) -> None:
-    bot = WanBot(settings, clock=clock)
+def probe_health() -> int:
+    """`python -m bot healthcheck`: GET /healthz on this machine, print one line, 0 if healthy."""
+    try:
+        host, port = load_web_server_address()
+    except ConfigError as problem:
+        print(f"unhealthy: {problem}")
+        return EXIT_CHECK_FAILED
+    if port == 0:
+        print("unhealthy: HTTP_PORT is 0 (any free port), so there is no known port to ask")
+        return EXIT_CHECK_FAILED
+    # A server listening on every interface is asked on loopback (asyncio binds "::" as IPv6 only).
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
+    # No proxy: an HTTP_PROXY set for the bot's outgoing calls must not intercept a local probe.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=HEALTHCHECK_TIMEOUT_SECONDS) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as answer:
+        status, body = answer.code, answer.read()
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, timed out, not HTTP
+        print(f"unhealthy: no answer from {url} ({type(exc).__name__}: {exc})")
+        return EXIT_CHECK_FAILED
+    print(f"{'healthy' if status == 200 else f'unhealthy (HTTP {status})'}: {_health_summary(body)}")
+    return 0 if status == 200 else EXIT_CHECK_FAILED
+
+
+def _health_summary(body: bytes) -> str:
+    try:
+        health = json.loads(body)
+        jobs = health["jobs"]
+        paused = f", paused ({health['paused']})" if health.get("paused") else ""
+        return (f"discord {health['discord']}, database {health['database']}, {jobs['queued']} queued, "
+                f"{jobs['in_flight']} in flight, {jobs['finishing']} finishing{paused}")
+    except (ValueError, KeyError, TypeError):
+        return "the answer was not the bot's health report"
+
+
+async def run_bot(settings: Settings, clock: Clock | None = None, *,
+                  bot_class: type[WanBot] = WanBot) -> None:
+    bot = bot_class(settings, clock=clock)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -92,7 +149,8 @@ async def run_bot(settings: Settings, clock: Clock | None = None) -> None:
 async def sync_commands(settings: Settings, guild_id: int | None) -> None:
     """Register the slash commands. Discord caps command creations per day, so this is an
     explicit step, never done on every start."""
-    bot = WanBot(settings)
+    # No web server: the running bot already listens on HTTP_PORT, and a sync only needs login.
+    bot = WanBot(settings, serving=False)
     async with bot:
         await bot.login(settings.discord_token.get_secret_value())
         guild = discord.Object(id=guild_id) if guild_id else None

@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot import USER_AGENT
 from bot.blocked_terms import BlockedTerms
+from bot.callbacks import CALLBACK_PATH, CallbackHub
 from bot.channel_defaults import ChannelDefaultsStore
 from bot.clock import Clock
 from bot.config import Settings
@@ -21,7 +22,7 @@ from bot.evolink.stats import CallStats
 from bot.i18n import CatalogueTranslator, supported_locale
 from bot.jobs.failures import NOT_ACKNOWLEDGED
 from bot.jobs.inputs import ImageSource
-from bot.jobs.kinds import ImageJobRules, VideoJobRules
+from bot.jobs.kinds import ImageJobRules, JobKindRules, VideoJobRules
 from bot.jobs.pause import RESUMED_NOTICE, PauseReason
 from bot.jobs.runner import JobRunner, RunnerSettings, Submission
 from bot.jobs.store import Job, JobKind, JobStore
@@ -32,6 +33,7 @@ from bot.requests import ImageRequest, VideoOptions, VideoRequest
 from bot.ui.checks import member_role_ids
 from bot.ui.errors import ReplyingCommandTree
 from bot.ui.job_message import JobMessage
+from bot.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +66,14 @@ class Services:
     blocked_terms: BlockedTerms
     evolink_stats: CallStats  # how EvoLink answered in the last hour, for /admin status
     channel_defaults: ChannelDefaultsStore  # what /imagine and /animate use for omitted options
+    callbacks: CallbackHub  # EvoLink callbacks waking the jobs that wait on them (off without PUBLIC_BASE_URL)
+    web: WebServer  # /healthz and the callback endpoint, on HTTP_HOST:HTTP_PORT
 
 
 class WanBot(commands.AutoShardedBot):
     services: Services
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, serving: bool = True) -> None:
         # Slash commands and buttons need no privileged intents; `guilds` keeps guild data
         # (boost tier for upload limits) and nothing else is cached.
         intents = discord.Intents.none()
@@ -88,6 +92,9 @@ class WanBot(commands.AutoShardedBot):
         self.settings = settings
         self.clock = clock or Clock()
         self.shutting_down = False
+        # False for one-off commands (sync) that log in beside a running bot: no web server on its
+        # HTTP_PORT, and no resuming of its jobs (two processes would poll and post them twice).
+        self.serving = serving
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -113,6 +120,7 @@ class WanBot(commands.AutoShardedBot):
             bot_daily_budget=None if settings.bot_daily_budget is None else to_milli(settings.bot_daily_budget),
         )
         store = JobStore(db, self.clock)
+        callbacks = CallbackHub(settings.public_base_url)
         runner = JobRunner(
             db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=self.clock,
             # Beside the database whose job ids name its folders, so a resumed job finds the
@@ -122,29 +130,46 @@ class WanBot(commands.AutoShardedBot):
                 max_in_flight=settings.max_jobs_in_flight,
                 max_in_flight_per_user=settings.max_jobs_in_flight_per_member,
                 max_result_bytes=settings.max_result_bytes,
-                kinds={
-                    JobKind.IMAGE: ImageJobRules(settings.prices, settings.image_job_timeout_seconds),
-                    JobKind.VIDEO: VideoJobRules(settings.prices, settings.video_job_timeout_seconds),
-                },
+                kinds=self.job_kinds(),
             ),
+            callbacks=callbacks,
         )
+        web = WebServer(bot=self, db=db, runner=runner, callbacks=callbacks,
+                        host=settings.http_host, port=settings.http_port)
         ffmpeg = find_ffmpeg(settings.ffmpeg_path)
         if ffmpeg is None:
             log.warning("ffmpeg not found (FFMPEG_PATH=%s): videos over Discord's upload limit "
                         "will be posted as links instead of being re-encoded", settings.ffmpeg_path)
         self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner,
                                  ffmpeg, quotas, BlockedTerms(db, self.clock), evolink_stats,
-                                 ChannelDefaultsStore(db, self.clock))
+                                 ChannelDefaultsStore(db, self.clock), callbacks, web)
         # Before the cogs: the translator localises their commands' names and descriptions
         # whenever the tree is synced.
         await self.tree.set_translator(CatalogueTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         runner.on_pause_change = self._tell_moderators_about_pause
+        if not self.serving:
+            return  # a one-off command (sync): the running bot owns the port and the jobs
+        # Before the jobs resume: a taken port raises WebServerUnavailable, which `python -m bot`
+        # reports in one line, and nothing has started that would have to be stopped again.
+        await web.start()
+        where = (f"EvoLink callbacks at {settings.public_base_url}{CALLBACK_PATH}/…" if callbacks.enabled
+                 else "EvoLink callbacks off: no PUBLIC_BASE_URL")
+        log.info("Web server on http://%s:%d (healthz; %s)", web.host, web.port, where)
         # Here, not in on_ready: commands can arrive before on_ready, and they must find the
         # line already rebuilt. Only database work is awaited; the jobs reach Discord themselves.
         await runner.resume_unfinished(self.reporter_for_stored_job)
         log.info("Ready to take commands (database %s)", settings.database_path)
+
+    def job_kinds(self) -> dict[JobKind, JobKindRules]:
+        """What differs per kind of job (create call, polling plan, checks, price). A method so
+        the benchmark's baseline can swap the polling policy of the very same bot."""
+        settings = self.settings
+        return {
+            JobKind.IMAGE: ImageJobRules(settings.prices, settings.image_job_timeout_seconds),
+            JobKind.VIDEO: VideoJobRules(settings.prices, settings.video_job_timeout_seconds),
+        }
 
     async def start_job_in_reply(
         self, interaction: discord.Interaction, *, kind: JobKind, request: ImageRequest | VideoRequest,
@@ -219,6 +244,7 @@ class WanBot(commands.AutoShardedBot):
         services = getattr(self, "services", None)
         if services is not None:
             await services.runner.close()
+            await services.web.stop()
         await super().close()
         if services is not None:
             await services.session.close()

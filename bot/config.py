@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -81,6 +83,14 @@ class Settings(BaseSettings):
     # ffmpeg re-encodes videos too large for Discord; a name on PATH or a full path.
     ffmpeg_path: str = "ffmpeg"
 
+    # The bot's small web server: /healthz (Docker's HEALTHCHECK) and, with PUBLIC_BASE_URL, the
+    # EvoLink callbacks. Port 0 lets the OS choose a free port (tests).
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    # The public HTTPS address where EvoLink reaches that server (through a reverse proxy that
+    # forwards to HTTP_PORT). Unset: no callbacks, jobs are polled.
+    public_base_url: BaseUrl | None = None
+
     @property
     def prices(self) -> Prices:
         return Prices(
@@ -93,10 +103,39 @@ class Settings(BaseSettings):
             },
         )
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _reachable_by_evolink(cls, value: str | None) -> str | None:
+        if value is not None and not callback_base_acceptable(value):
+            raise ValueError("not a public https:// URL")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def callback_base_acceptable(url: str) -> bool:
+    """EvoLink only calls back to public HTTPS addresses. Plain http is let through for a loopback
+    host so the bot can be tried locally; a private IP literal could never be reached by EvoLink,
+    and a query or fragment would break the paths appended to it."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.query or parts.fragment or not host:
+        return False
+    if host in _LOOPBACK_HOSTS:
+        return parts.scheme in ("http", "https")
+    if parts.scheme != "https":
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a host name: only DNS knows where it points
+    return address.is_global
 
 
 class ConfigError(Exception):
@@ -107,6 +146,9 @@ _EXPECTATIONS = {
     "discord_token": "expected the bot token from the Discord developer portal",
     "evolink_api_key": "expected an EvoLink API key from the EvoLink dashboard",
     "log_level": "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "public_base_url": "expected a public https:// URL where EvoLink can reach this bot's web server "
+                       "(e.g. https://bot.example.org; http:// only for 127.0.0.1, ::1 or localhost)",
+    "http_port": "expected a port number from 0 to 65535 (0: any free port)",
 }
 
 
@@ -116,6 +158,26 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+class _WebServerAddress(BaseSettings):
+    """Only where the web server listens: what `python -m bot healthcheck` needs, read the same
+    way as the bot reads it, without asking for the secrets it has no use for."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True, hide_input_in_errors=True)
+
+    http_host: str = Settings.model_fields["http_host"].default
+    http_port: int = Field(default=Settings.model_fields["http_port"].default, ge=0, le=65535)
+
+
+def load_web_server_address(env_file: str | os.PathLike[str] | None = ".env") -> tuple[str, int]:
+    """(HTTP_HOST, HTTP_PORT) as the bot would read them, or ConfigError."""
+    try:
+        address = _WebServerAddress(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return address.http_host, address.http_port
 
 
 def _describe(exc: ValidationError) -> str:

@@ -14,6 +14,7 @@ REDACTED = "[redacted]"
 _TOKEN_PATTERNS = (
     re.compile(r"(/webhooks/\d+/)[^/\s?'\"]+"),
     re.compile(r"(/interactions/\d+/)[^/\s?'\"]+"),
+    re.compile(r"(/evolink/callbacks/)[^/\s?'\"]+"),  # a callback URL's secret (bot/callbacks.py)
     re.compile(r"""(["']token["']\s*:\s*["'])[^"']+"""),
     re.compile(r"((?:Bearer|Bot)\s+)[A-Za-z0-9_\-.]+"),
 )

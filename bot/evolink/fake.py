@@ -12,10 +12,15 @@ What it simulates (see docs/evolink-api.md):
 - the CDN's refusal of default library User-Agents on result downloads;
 - injected HTTP failures (`fail_next`, `fail_every`) and task failures (`fail_tasks_matching`);
 - slow answers: create answers delayed past a client's timeout (`stall_next_create`) and result
-  downloads that wait until the test lets them through (`hold_results`).
+  downloads that wait until the test lets them through (`hold_results`);
+- a crowd of tasks (the load benchmark): each task's duration spread at random around the
+  configured seconds (`duration_spread`), progress that rises faster or slower than linearly
+  (`progress_curve_spread`), so a client's completion guess is never exact;
+- callbacks: a POST of the task to its `callback_url` when it ends, retried after 1, 2 and 4 s, as
+  documented. EvoLink only calls public HTTPS hosts; this fake also calls `http://` on loopback,
+  because tests have no certificate. Every attempt is recorded in `callbacks`.
 
-Not simulated: callbacks (EvoLink only calls public HTTPS hosts, and polling must work without
-them), a cancel route (none is documented), result expiry after 24 hours.
+Not simulated: a cancel route (none is documented), result expiry after 24 hours.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import asyncio
 import io
 import ipaddress
 import logging
+import math
+import random
 import re
 import secrets
 import string
@@ -34,6 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from PIL import Image
@@ -67,6 +75,10 @@ PLACEHOLDER_MP4 = (
     b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # ftyp: brand isom, compatible isom/iso2
     b"\x00\x00\x00\x08free"
 )
+
+# As documented: a callback is tried once, then again after 1, 2 and 4 s, each with a 10 s timeout.
+CALLBACK_RETRY_DELAYS = (1.0, 2.0, 4.0)
+CALLBACK_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 _CREATE_PATHS = ("/v1/images/generations", "/v1/videos/generations")
 _SIZE_RE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
@@ -109,20 +121,29 @@ class FakeTask:
     quality: str | None = None
     image_url: str | None = None
     prompt_extend: bool = True
-    callback_url: str | None = None  # recorded only; the fake never calls back
+    callback_url: str | None = None  # called when the task ends
     failure: tuple[str, str] | None = None  # (code, message): the task ends failed
+    # Progress is share ** exponent over the processing phase: 1 rises linearly, above 1 starts
+    # slow and speeds up, below 1 starts fast and slows down.
+    progress_exponent: float = 1.0
+
+    @property
+    def ends_at(self) -> float:
+        """The monotonic clock time at which the task becomes completed (or failed)."""
+        share = FAIL_FRACTION if self.failure is not None else 1.0
+        return self.started_at + share * self.duration
 
     def state_at(self, now: float) -> tuple[str, int]:
         """(status, progress) at monotonic clock time `now`: a pure function of elapsed time,
         so progress never goes backwards."""
         fraction = (now - self.started_at) / self.duration if self.duration > 0 else 1.0
         if self.failure is not None and fraction >= FAIL_FRACTION:
-            return "failed", _progress(FAIL_FRACTION)
+            return "failed", _progress(FAIL_FRACTION, self.progress_exponent)
         if fraction >= 1.0:
             return "completed", 100
         if fraction < PENDING_FRACTION:
             return "pending", 0
-        return "processing", _progress(fraction)
+        return "processing", _progress(fraction, self.progress_exponent)
 
     def to_wire(self, now: float, base_url: str) -> dict[str, Any]:
         status, progress = self.state_at(now)
@@ -159,6 +180,14 @@ class FakeUpload:
     data: bytes
     content_type: str
     filename: str
+
+
+@dataclass(frozen=True)
+class CallbackAttempt:
+    task_id: str
+    status: str  # the task's status in the body sent
+    time: float  # clock.monotonic() when sent
+    answer: int | None  # the HTTP status received; None when the call failed (refused, timeout)
 
 
 @dataclass
@@ -234,6 +263,9 @@ class FakeEvoLink:
         video_seconds: float = 120.0,
         image_estimate: int = 30,
         video_estimate: int = 120,
+        duration_spread: float = 0.0,
+        progress_curve_spread: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         self.clock = clock or Clock()
         self.api_key = api_key  # None: any non-empty bearer token is accepted
@@ -241,6 +273,11 @@ class FakeEvoLink:
         self.video_seconds = video_seconds
         self.image_estimate = image_estimate
         self.video_estimate = video_estimate
+        # Each task takes its kind's seconds x uniform(1 - spread, 1 + spread), and its progress
+        # exponent is e^uniform(-curve, +curve): 0 and 0 make every task alike (the tests' default).
+        self.duration_spread = duration_spread
+        self.progress_curve_spread = progress_curve_spread
+        self._random = random.Random(seed)
         # Account state for GET /v1/credits; creates beyond the balance get 402.
         self.starting_credits = Decimal("10000")
         self.key_credit_limit = Decimal("100000")
@@ -261,6 +298,9 @@ class FakeEvoLink:
         self._closing = asyncio.Event()
         self._task_failure_rules: list[_TaskFailureRule] = []
         self._runner: web.AppRunner | None = None
+        self.callbacks: list[CallbackAttempt] = []
+        self._callback_session: aiohttp.ClientSession | None = None
+        self._callback_tasks: set[asyncio.Task[None]] = set()
 
         self.app = web.Application(
             middlewares=[self._middleware], client_max_size=MAX_UPLOAD_BYTES + 64 * 1024
@@ -309,6 +349,12 @@ class FakeEvoLink:
     async def close(self) -> None:
         # Waiting handlers would hold up the runner's shutdown: let them finish first.
         self._closing.set()
+        for pending in list(self._callback_tasks):
+            pending.cancel()
+        await asyncio.gather(*self._callback_tasks, return_exceptions=True)
+        if self._callback_session is not None:
+            await self._callback_session.close()
+            self._callback_session = None
         if self._results_hold is not None:
             self._results_hold.release()
         if self._runner is not None:
@@ -618,13 +664,49 @@ class FakeEvoLink:
         task.id = f"task-unified-{created}-{suffix}"
         task.created = created
         task.started_at = self.clock.monotonic()
+        if self.duration_spread:
+            task.duration *= self._random.uniform(1 - self.duration_spread, 1 + self.duration_spread)
+        if self.progress_curve_spread:
+            task.progress_exponent = math.exp(
+                self._random.uniform(-self.progress_curve_spread, self.progress_curve_spread))
         if task.failure is None:
             for rule in self._task_failure_rules:
                 if rule.substring in task.prompt:
                     task.failure = (rule.code, rule.message)
                     break
         self.tasks[task.id] = task
-        return web.json_response(task.to_wire(task.started_at, self._public_base(request)))
+        base_url = self._public_base(request)
+        if task.callback_url is not None:
+            self._spawn_callback(task, base_url)
+        return web.json_response(task.to_wire(task.started_at, base_url))
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    def _spawn_callback(self, task: FakeTask, base_url: str) -> None:
+        pending = asyncio.create_task(self._call_back(task, base_url), name=f"callback-{task.id}")
+        self._callback_tasks.add(pending)
+        pending.add_done_callback(self._callback_tasks.discard)
+
+    async def _call_back(self, task: FakeTask, base_url: str) -> None:
+        """When the task ends, POST it to its callback_url like EvoLink: one try and three retries."""
+        assert task.callback_url is not None
+        await self.clock.sleep(task.ends_at - self.clock.monotonic())
+        if self._callback_session is None:
+            self._callback_session = aiohttp.ClientSession(headers={"User-Agent": "EvoLink-Callback"})
+        for retry_delay in (*CALLBACK_RETRY_DELAYS, None):
+            now = self.clock.monotonic()
+            body = task.to_wire(now, base_url)
+            answer: int | None = None
+            try:
+                async with self._callback_session.post(
+                        task.callback_url, json=body, timeout=CALLBACK_TIMEOUT) as response:
+                    answer = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.debug("callback for %s failed: %s", task.id, exc)
+            self.callbacks.append(CallbackAttempt(task.id, body["status"], now, answer))
+            if (answer is not None and answer < 500 and answer != 429) or retry_delay is None:
+                return  # delivered, or refused for good (4xx), or out of retries
+            await self.clock.sleep(retry_delay)
 
     def _input_image_problem(self, request: web.Request, image_url: str) -> tuple[str, str] | None:
         """Check an input image the fake itself hosts (its own uploads), like EvoLink would on
@@ -840,9 +922,22 @@ def _callback_url(body: dict[str, Any]) -> str | None:
     value = body.get("callback_url")
     if value is None:
         return None
-    if not isinstance(value, str) or not value.startswith("https://"):
+    if not isinstance(value, str):
+        raise _Invalid("callback_url", "callback_url must be an HTTPS URL")
+    url = URL(value)
+    # EvoLink wants HTTPS on a public host; loopback over http is this fake's allowance for tests.
+    if url.scheme != "https" and not (url.scheme == "http" and _is_loopback_host(url.host)):
         raise _Invalid("callback_url", "callback_url must be an HTTPS URL")
     return value
+
+
+def _is_loopback_host(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _image_urls(body: dict[str, Any]) -> str:
@@ -861,10 +956,10 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _progress(fraction: float) -> int:
-    # Linear over the processing phase (after PENDING_FRACTION); 100 only once completed.
-    share = (fraction - PENDING_FRACTION) / (1.0 - PENDING_FRACTION)
-    return max(0, min(99, int(share * 100)))
+def _progress(fraction: float, exponent: float = 1.0) -> int:
+    # Over the processing phase (after PENDING_FRACTION); 100 only once completed.
+    share = max(0.0, (fraction - PENDING_FRACTION) / (1.0 - PENDING_FRACTION))
+    return max(0, min(99, int(share**exponent * 100)))
 
 
 def _is_default_user_agent(user_agent: str) -> bool:
@@ -875,6 +970,7 @@ def _is_default_user_agent(user_agent: str) -> bool:
 
 
 __all__ = [
+    "CallbackAttempt",
     "FakeEvoLink",
     "FakeHold",
     "FakeTask",

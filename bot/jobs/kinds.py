@@ -39,7 +39,8 @@ class JobKindRules(Protocol):
 
     def estimate(self, request: dict[str, Any]) -> int: ...
 
-    async def create(self, evolink: EvoLinkClient, request: dict[str, Any]) -> Task: ...
+    async def create(self, evolink: EvoLinkClient, request: dict[str, Any],
+                     callback_url: str | None = None) -> Task: ...
 
     async def check_result(self, path: Path, source_url: str) -> ResultFile: ...
 
@@ -56,10 +57,12 @@ class ImageJobRules:
     def estimate(self, request: dict[str, Any]) -> int:
         return self.prices.image_estimate(request["n"])
 
-    async def create(self, evolink: EvoLinkClient, request: dict[str, Any]) -> Task:
+    async def create(self, evolink: EvoLinkClient, request: dict[str, Any],
+                     callback_url: str | None = None) -> Task:
         image = ImageRequest.from_dict(request)
         return await evolink.create_image_task(
-            prompt=image.prompt, size=image.size, n=image.n, prompt_extend=image.prompt_extend
+            prompt=image.prompt, size=image.size, n=image.n, prompt_extend=image.prompt_extend,
+            callback_url=callback_url,
         )
 
     async def check_result(self, path: Path, source_url: str) -> ResultFile:
@@ -82,11 +85,12 @@ class VideoJobRules:
     def estimate(self, request: dict[str, Any]) -> int:
         return self.prices.video_estimate(request["duration"], request["quality"])
 
-    async def create(self, evolink: EvoLinkClient, request: dict[str, Any]) -> Task:
+    async def create(self, evolink: EvoLinkClient, request: dict[str, Any],
+                     callback_url: str | None = None) -> Task:
         video = VideoRequest.from_dict(request)
         return await evolink.create_video_task(
             prompt=video.prompt, image_url=video.image_url, duration=video.duration,
-            quality=video.quality, prompt_extend=video.prompt_extend,
+            quality=video.quality, prompt_extend=video.prompt_extend, callback_url=callback_url,
         )
 
     async def check_result(self, path: Path, source_url: str) -> ResultFile:

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from bot.callbacks import CallbackHub, new_callback_token
 from bot.clock import Clock
 from bot.credits import CreditLedger
 from bot.db import Database
@@ -33,7 +34,6 @@ from bot.jobs import failures
 from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import JobKindRules, ResultFile
 from bot.jobs.pause import OUT_OF_CREDITS, PauseReason, SubmissionsPaused, pause_reason_for
-from bot.jobs.polling import PollPolicy
 from bot.jobs.queue import FairQueue, QueuedJob
 from bot.jobs.retrying import create_retrying, download_retrying, poll_retrying
 from bot.jobs.store import Job, JobAlreadyFinished, JobKind, JobState, JobStore
@@ -139,8 +139,11 @@ class JobRunner:
         clock: Clock,
         settings: RunnerSettings,
         work_dir: Path | None = None,
+        callbacks: CallbackHub | None = None,
     ) -> None:
         self._db = db
+        # Off (no PUBLIC_BASE_URL): jobs are polled. On: EvoLink calls back, and polls are a safety net.
+        self._callbacks = callbacks if callbacks is not None and callbacks.enabled else None
         self._store = store
         self._ledger = ledger
         self._evolink = evolink
@@ -443,17 +446,23 @@ class JobRunner:
         await self._download_and_deliver(job, reporter, folder, task)
 
     async def _submit(self, job: Job, rules: JobKindRules, reporter: JobReporter) -> Task:
-        await self._store.mark_submitting(job.id)
+        # Written before the create, so a job resumed after a crash knows its callback's address.
+        token = new_callback_token() if self._callbacks is not None else None
+        await self._store.mark_submitting(job.id, callback_token=token)
         await self._report(job.id, reporter.show_progress(
             JobProgress(job, Phase.SUBMITTING, from_millis(job.created_at))))
-        task = await self._create(job, rules)
+        task = await self._create(job, rules, token)
         await self._store.mark_running(job.id, task_id=task.id, estimated_seconds=task.estimated_time)
         log.info("Job %d: accepted as %s (estimate %ss)", job.id, task.id, task.estimated_time)
         return task
 
-    async def _create(self, job: Job, rules: JobKindRules) -> Task:
+    async def _create(self, job: Job, rules: JobKindRules, callback_token: str | None) -> Task:
+        callback_url = None
+        if self._callbacks is not None and callback_token is not None:
+            callback_url = self._callbacks.url_for(callback_token)
         try:
-            return await create_retrying(self._clock)(rules.create, self._evolink, job.request)
+            return await create_retrying(self._clock)(rules.create, self._evolink, job.request,
+                                                      callback_url)
         except (EvoLinkTimeout, EvoLinkConnectionError, ServerError) as exc:
             # The request may have reached EvoLink and been accepted: retrying could pay twice.
             log.warning("Job %d: create outcome unknown: %s", job.id, exc)
@@ -477,9 +486,11 @@ class JobRunner:
 
     async def _watch(self, job: Job, task: Task, rules: JobKindRules, reporter: JobReporter,
                      *, resumed: bool) -> Task:
-        """Poll until the task is final; report progress as it rises. The deadline counts from
-        the submission, so a restart does not give a job more time."""
-        policy = rules.polling
+        """Poll until the task is final, as `rules.polling` plans it (or, in callback mode, when
+        EvoLink calls back); report progress as it rises. The deadline counts from the
+        submission, so a restart does not give a job more time."""
+        callback = self._callback_event(job)
+        plan = rules.polling.plan(task.estimated_time, callbacks=callback is not None)
         submitted_wall = from_millis(job.submitted_at or job.created_at)
         already = max(0.0, (self._clock.now() - submitted_wall).total_seconds())
         accepted = self._clock.monotonic() - already
@@ -488,8 +499,10 @@ class JobRunner:
 
         def progress(note: Message | None = None) -> JobProgress:
             elapsed = self._clock.monotonic() - accepted
-            eta = self._eta(submitted_wall, elapsed, task, policy)
-            if note is None and eta is None and elapsed > (task.estimated_time or policy.default_estimate):
+            eta: datetime | None = submitted_wall + timedelta(seconds=plan.predicted_finish())
+            if eta is not None and eta <= self._clock.now():
+                eta = None  # the guess has passed
+            if note is None and eta is None and elapsed > (task.estimated_time or rules.polling.default_estimate):
                 note = OVERDUE_NOTE
             return JobProgress(job, Phase.GENERATING, started_at, task.progress, eta, note)
 
@@ -499,44 +512,68 @@ class JobRunner:
 
         retrying = poll_retrying(self._clock, deadline, before_sleep=tell_slow)
         # A resumed job is asked at once: it may have finished while the bot was down.
-        delay = 0.0 if resumed else policy.first_delay(task.estimated_time)
-        while True:
-            await self._report(job.id, reporter.show_progress(progress()))
-            remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
-                raise JobFailed(failures.TIMED_OUT)
-            await self._clock.sleep(min(delay, remaining))
-            try:
-                task = await retrying(self._evolink.get_task, task.id)
-            except EvoLinkError as exc:
-                log.warning("Job %d: polling %s failed: %s", job.id, task.id, exc)
-                reason = pause_reason_for(exc)
-                if reason is not None:
-                    # The key was refused mid-job: the task still runs at EvoLink, so keep the job
-                    # and ask again later, as the paused line does, until its deadline.
-                    self._pause(reason)
-                    delay = PAUSE_PROBE_SECONDS
-                    continue
-                if exc.transient:  # retried until the deadline and still failing
-                    raise JobFailed(failures.TIMED_OUT) from exc
-                raise JobFailed(failures.describe_api_error(exc)) from exc
-            if task.is_final:
-                if not task.succeeded:
-                    log.info("Job %d: task %s ended %s (%s)", job.id, task.id, task.status,
-                             task.error.code if task.error else "no error")
-                    raise JobFailed(failures.describe_task_error(task.error))
-                return task
-            elapsed = self._clock.monotonic() - accepted
-            delay = policy.next_delay(elapsed=elapsed, estimated=task.estimated_time,
-                                      progress=task.progress)
+        delay = 0.0 if resumed else plan.first_delay()
+        try:
+            while True:
+                if not plan.finish_expected:
+                    await self._report(job.id, reporter.show_progress(progress()))
+                remaining = deadline - self._clock.monotonic()
+                if remaining <= 0:
+                    raise JobFailed(failures.TIMED_OUT)
+                await self._wait_for_poll(min(delay, remaining), callback)
+                try:
+                    task = await retrying(self._evolink.get_task, task.id)
+                except EvoLinkError as exc:
+                    log.warning("Job %d: polling %s failed: %s", job.id, task.id, exc)
+                    reason = pause_reason_for(exc)
+                    if reason is not None:
+                        # The key was refused mid-job: the task still runs at EvoLink, so keep the
+                        # job and ask again later, as the paused line does, until its deadline.
+                        self._pause(reason)
+                        delay = PAUSE_PROBE_SECONDS
+                        continue
+                    if exc.transient:  # retried until the deadline and still failing
+                        raise JobFailed(failures.TIMED_OUT) from exc
+                    raise JobFailed(failures.describe_api_error(exc)) from exc
+                if task.is_final:
+                    if not task.succeeded:
+                        log.info("Job %d: task %s ended %s (%s)", job.id, task.id, task.status,
+                                 task.error.code if task.error else "no error")
+                        raise JobFailed(failures.describe_task_error(task.error))
+                    return task
+                elapsed = self._clock.monotonic() - accepted
+                plan.observe(elapsed, task.progress)
+                delay = plan.next_delay(elapsed)
+        finally:
+            if callback is not None:
+                self._forget_callback(job)
 
-    def _eta(self, accepted_wall: datetime, elapsed: float, task: Task,
-             policy: PollPolicy) -> datetime | None:
-        estimate = task.estimated_time or policy.default_estimate
-        if 0 < task.progress < 100 and elapsed > 0:
-            estimate = elapsed * 100 / task.progress
-        eta = accepted_wall + timedelta(seconds=estimate)
-        return eta if eta > self._clock.now() else None
+    def _callback_event(self, job: Job) -> asyncio.Event | None:
+        """The event EvoLink's callback for this job sets, when the job was created with one and
+        callbacks are still on (a job created before PUBLIC_BASE_URL was set is polled)."""
+        if self._callbacks is None or job.callback_token is None:
+            return None
+        return self._callbacks.event_for(job.callback_token)
+
+    def _forget_callback(self, job: Job) -> None:
+        if self._callbacks is not None and job.callback_token is not None:
+            self._callbacks.forget(job.callback_token)
+
+    async def _wait_for_poll(self, delay: float, callback: asyncio.Event | None) -> None:
+        """Sleep until the next planned poll, or until EvoLink calls back for the task. The
+        callback is only a hint (anyone could post one): the poll that follows is the truth."""
+        if callback is None:
+            await self._clock.sleep(delay)
+            return
+        if not callback.is_set():
+            sleeper = asyncio.ensure_future(self._clock.sleep(delay))
+            waiter = asyncio.ensure_future(callback.wait())
+            try:
+                await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waiter.cancel()
+        callback.clear()
 
     async def _download_and_deliver(self, job: Job, reporter: JobReporter, folder: Path,
                                     task: Task | None) -> None:

@@ -58,6 +58,7 @@ class Job:
     parent_job_id: int | None = None  # the job a button click started this one from
     delivered: list[dict[str, Any]] = field(default_factory=list)  # Discord attachments shown
     removed_by: int | None = None  # who deleted the result message with its Delete button
+    callback_token: str | None = None  # the secret in the callback URL given to EvoLink, if any
 
     @classmethod
     def from_row(cls, row: Row) -> Job:
@@ -83,6 +84,7 @@ class Job:
             parent_job_id=row["parent_job_id"],
             delivered=json.loads(row["delivered"] or "[]"),
             removed_by=row["removed_by"],
+            callback_token=row["callback_token"],
         )
 
 
@@ -166,8 +168,9 @@ class JobStore:
                 (removed_by, self._now(), job_id),
             )
 
-    async def mark_submitting(self, job_id: int) -> None:
-        await self._transition(job_id, JobState.SUBMITTING, submitted_at=self._now())
+    async def mark_submitting(self, job_id: int, *, callback_token: str | None = None) -> None:
+        await self._transition(job_id, JobState.SUBMITTING, submitted_at=self._now(),
+                               callback_token=callback_token)
 
     async def mark_requeued(self, job_id: int) -> None:
         """Back in line after EvoLink refused the create for the account's sake (nothing was

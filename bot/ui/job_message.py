@@ -36,6 +36,10 @@ from bot.units import to_millis
 log = logging.getLogger(__name__)
 
 MIN_EDIT_INTERVAL = 3.0  # seconds between two edits of one message (Discord's webhook limits)
+# A progress state is shown only once it has lasted this long: the states a job passes through
+# in a blink (sending, downloading and uploading an image) are skipped, and their edits with them,
+# so the result's edit never waits for the interval behind an edit nobody had time to read.
+PROGRESS_SETTLE_SECONDS = 1.0
 # Stop using the token a little before it dies: an upload started at 14:59 would fail midway.
 TOKEN_SAFETY_MARGIN = timedelta(seconds=60)
 INVALID_WEBHOOK_TOKEN = 50027
@@ -101,6 +105,7 @@ class JobMessage:
         self._edit_interval = MIN_EDIT_INTERVAL
         self._progress_refused = False  # the channel refused an edit: no more progress there
         self._pending: Display | None = None
+        self._pending_since = -math.inf  # when the pending display (or the one it replaced) came
         self._flusher: asyncio.Task[None] | None = None
         self._edit_lock = asyncio.Lock()
 
@@ -117,6 +122,8 @@ class JobMessage:
         if self._progress_refused or display.key() in (
                 self._pending and self._pending.key(), self._shown):
             return
+        if self._pending is None:
+            self._pending_since = self._clock.monotonic()
         self._pending = display
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_progress(), name=f"job-{self._job_id}-edits")
@@ -190,7 +197,7 @@ class JobMessage:
         overtaken while waiting are skipped."""
         while self._pending is not None:
             async with self._edit_lock:
-                await self._wait_for_edit_slot()
+                await self._wait_for_edit_slot(settle_from=self._pending_since)
                 display, self._pending = self._pending, None
                 if display is None or display.key() == self._shown:
                     continue
@@ -222,8 +229,9 @@ class JobMessage:
             await self._wait_for_edit_slot()
             return await self._edit(display, files, allow_new_message=True)
 
-    async def _wait_for_edit_slot(self) -> None:
-        wait = self._last_edit_at + self._edit_interval - self._clock.monotonic()
+    async def _wait_for_edit_slot(self, settle_from: float = -math.inf) -> None:
+        ready_at = max(self._last_edit_at + self._edit_interval, settle_from + PROGRESS_SETTLE_SECONDS)
+        wait = ready_at - self._clock.monotonic()
         if wait > 0:
             await self._clock.sleep(wait)
 

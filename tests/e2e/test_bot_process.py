@@ -31,6 +31,7 @@ async def test_demo_process_generates_logs_no_secret_and_stops_on_sigterm(tmp_pa
         DATABASE_PATH=str(tmp_path / "bot.db"),
         LOG_LEVEL="DEBUG",
         PYTHONPATH=str(REPO),
+        HTTP_PORT="0",  # any free port: never fight over 8080 with another bot
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "demo", cwd=tmp_path, env=env,

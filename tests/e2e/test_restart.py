@@ -111,6 +111,7 @@ class Rig:
             DISCORD_TOKEN=BOT_TOKEN, DISCORD_API_BASE_URL=self.discord.api_base,
             EVOLINK_API_KEY=EVOLINK_KEY, EVOLINK_BASE_URL=evolink_url, EVOLINK_FILES_BASE_URL=evolink_url,
             DATABASE_PATH=str(self.db_path), LOG_LEVEL="DEBUG", PYTHONPATH=str(REPO),
+            HTTP_PORT="0",  # any free port: never fight over 8080 with another bot
             DEFAULT_DAILY_CREDITS="100",  # a 5 s 720p video costs 25.5
         )
         return self

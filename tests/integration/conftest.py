@@ -225,7 +225,8 @@ async def start_harness(tmp_path, speed: float = CLOCK_SPEED, **setting_override
         evolink_base_url=evolink_url,
         evolink_files_base_url=evolink_url,
         discord_api_base_url=fake_discord.api_base,
-        **setting_overrides,
+        # Any free loopback port: hundreds of harness bots (some at once) must never fight over 8080.
+        **{"http_host": "127.0.0.1", "http_port": 0, **setting_overrides},
     )
     previous_base = discord.http.Route.BASE
     use_discord_api(settings.discord_api_base_url)

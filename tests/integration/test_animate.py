@@ -69,7 +69,7 @@ async def test_animate_delivers_an_mp4_and_charges_the_estimate(harness, small_v
     progress = [payload_text(json) for _, json in final.edits if json and "embeds" in json]
     assert any("**🎨 Generating**" in text and "5 s · 720p video\nCredits\n25.5 credits reserved" in text
                for text in progress)
-    balance = await harness.bot.services.ledger.balance(GUILD_ID, USER_ID)
+    balance = await harness.settled_balance()  # the settle is written just after the delivery
     assert (balance.spent, balance.held) == (25_500, 0)
 
 

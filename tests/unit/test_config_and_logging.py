@@ -3,6 +3,7 @@
 import io
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,58 @@ def test_redaction_covers_known_secrets_and_token_shapes():
         assert secret not in output
     assert output.count(REDACTED) >= 7
     assert "/webhooks/123/[redacted]/messages/@original" in output
+
+
+# -- the web server's settings ----------------------------------------------------------------
+
+
+def _with(**settings: object):
+    return load_settings(None, discord_token="t", evolink_api_key="k", **settings)
+
+
+def test_web_server_defaults_listen_on_8080_without_callbacks():
+    settings = _with()
+    assert (settings.http_host, settings.http_port, settings.public_base_url) == ("0.0.0.0", 8080, None)
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("https://bot.example.org", "https://bot.example.org"),
+    ("https://bot.example.org/wan/", "https://bot.example.org/wan"),  # behind a proxy's path prefix
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),  # tried locally
+    ("http://localhost:8080/", "http://localhost:8080"),
+    ("http://[::1]:8080", "http://[::1]:8080"),
+])
+def test_public_base_url_accepts_https_and_local_http(given, kept):
+    assert _with(public_base_url=given).public_base_url == kept
+
+
+@pytest.mark.parametrize("refused", [
+    "http://example.org",      # EvoLink calls back over HTTPS only
+    "ftp://example.org",
+    "https://192.168.1.20",    # private: EvoLink could never reach it
+    "https://bot.example.org/?key=1",
+    "bot.example.org",
+])
+def test_public_base_url_refuses_what_evolink_cannot_call(refused):
+    with pytest.raises(ConfigError) as bad:
+        _with(public_base_url=refused)
+    assert str(bad.value).startswith(f"PUBLIC_BASE_URL {refused!r} is malformed: expected a public https:// URL")
+
+
+def test_http_port_is_a_port_number():
+    assert _with(http_port="0").http_port == 0
+    with pytest.raises(ConfigError, match=r"^HTTP_PORT '65536' is malformed: expected a port number from 0 to 65535"):
+        _with(http_port="65536")
+
+
+def test_healthcheck_reads_the_port_without_needing_any_secret(tmp_path):
+    # A closed port: the probe fails with one line, and never asks for DISCORD_TOKEN.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**_clean_env(), "PYTHONPATH": str(REPO), "HTTP_PORT": str(port), "HTTP_HOST": "127.0.0.1"}
+    result = subprocess.run([sys.executable, "-m", "bot", "healthcheck"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"unhealthy: no answer from http://127.0.0.1:{port}/healthz")
+    assert "DISCORD_TOKEN" not in result.stdout + result.stderr

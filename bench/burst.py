@@ -1,0 +1,118 @@
+"""Firing a burst of slash commands at the bot through the fake gateway, and waiting for every job
+to end, as the bot's own database tells it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from bench.world import GUILD_ID, World
+from tests.fakes.discord_api import slash_command_payload
+
+FIRST_USER_ID = 9_000_000
+
+
+@dataclass
+class Fired:
+    """What the benchmark sent: interaction id -> job number, and which were videos."""
+
+    interactions: dict[int, int] = field(default_factory=dict)
+    videos: set[int] = field(default_factory=set)
+    started: float = 0.0
+    finished: float = 0.0
+
+
+def first_frame() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 360), (30, 110, 170)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def imagine_payload(world: World, number: int, user_id: int, channel_id: int) -> dict:
+    options = [{"name": "prompt", "type": 3, "value": f"bench job {number}: a lighthouse at dusk"}]
+    return slash_command_payload(world.discord, name="imagine", guild_id=GUILD_ID,
+                                 channel_id=channel_id, user_id=user_id, options=options)
+
+
+def animate_payload(world: World, number: int, user_id: int, channel_id: int, frame: bytes,
+                    attachment_size_limit: int | None = None) -> dict:
+    attachment = world.discord.make_attachment(f"frame-{number}.png", frame, "image/png")
+    options = [{"name": "image", "type": 11, "value": attachment["id"]},
+               {"name": "prompt", "type": 3, "value": f"bench job {number}: waves roll in"}]
+    return slash_command_payload(
+        world.discord, name="animate", guild_id=GUILD_ID, channel_id=channel_id, user_id=user_id,
+        options=options, resolved={"attachments": {attachment["id"]: attachment}},
+        attachment_size_limit=attachment_size_limit,
+    )
+
+
+async def fire_burst(world: World) -> Fired:
+    """Every user fires their share of /imagine and /animate, spread evenly over the burst window,
+    round-robin over the channels. Videos are mixed in among the images."""
+    scenario = world.scenario
+    frame = first_frame()
+    fired = Fired(started=time.monotonic())
+    video_every = max(1, scenario.jobs // max(1, scenario.videos)) if scenario.videos else 0
+    videos_left = scenario.videos
+    gap = scenario.burst_seconds / max(1, scenario.jobs)
+    for number in range(scenario.jobs):
+        user_id = FIRST_USER_ID + number % scenario.users
+        channel_id = world.channel_ids[number % len(world.channel_ids)]
+        if videos_left and video_every and number % video_every == video_every - 1:
+            videos_left -= 1
+            payload = animate_payload(world, number, user_id, channel_id, frame)
+            fired.videos.add(number)
+        else:
+            payload = imagine_payload(world, number, user_id, channel_id)
+        interaction_id = await world.discord.send_interaction(payload)
+        fired.interactions[interaction_id] = number
+        # Sleep to the schedule, not by a fixed gap: sending takes time too.
+        await asyncio.sleep(max(0.0, fired.started + (number + 1) * gap - time.monotonic()))
+    return fired
+
+
+def _job_states(database: Path) -> list[tuple[int, str]]:
+    # Another process's WAL database, read without taking part in its writes.
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:
+        return db.execute("SELECT interaction_id, state FROM jobs").fetchall()
+
+
+async def wait_until_all_end(database: Path, fired: Fired, world: World, timeout: float) -> list[str]:
+    """Wait until every fired interaction either has a job that is done or failed, or was refused
+    without a job. Returns problems (jobs that did not end in time, refusals)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await asyncio.to_thread(_job_states, database) if database.exists() else []
+        states = {interaction: state for interaction, state in rows if interaction in fired.interactions}
+        ended = sum(1 for state in states.values() if state in ("done", "failed"))
+        refused = _refused(world, fired, states)
+        if ended + len(refused) >= len(fired.interactions):
+            fired.finished = time.monotonic()
+            problems = [f"interaction {i} refused: {text[:120]}" for i, text in refused.items()]
+            return problems
+        if time.monotonic() > deadline:
+            unfinished = len(fired.interactions) - ended - len(refused)
+            return [f"{unfinished} job(s) had not ended after {timeout:.0f} s"]
+        await asyncio.sleep(0.5)
+
+
+def _refused(world: World, fired: Fired, states: dict[int, str]) -> dict[int, str]:
+    """Interactions answered with a private refusal and no job (a limit the bench set too low)."""
+    refused = {}
+    for interaction_id in fired.interactions:
+        if interaction_id in states:
+            continue
+        record = world.discord.interaction_responses.get(interaction_id)
+        if record is None or record.original_message_id is None:
+            continue
+        message = world.discord.messages.get(record.original_message_id)
+        if message is not None and message.ephemeral:
+            refused[interaction_id] = message.text
+    return refused

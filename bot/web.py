@@ -1,0 +1,173 @@
+"""The bot's small web server: `/healthz` for Docker's HEALTHCHECK, and the EvoLink callback endpoint.
+
+Everything it serves is cheap and local: health is read from the gateway state, one trivial
+database query and the runner's counters (no Discord or EvoLink request), and a callback only sets
+an event in the CallbackHub. Callback paths are secret capabilities, so aiohttp's access log is off
+(it would print them) and our own log lines show only the first characters of a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+import discord
+from aiohttp import web
+
+from bot.callbacks import CALLBACK_PATH, CallbackHub
+from bot.db import Database
+
+if TYPE_CHECKING:
+    from bot.jobs.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+# An EvoLink callback is a task object of a few hundred bytes; anything far larger is not one.
+MAX_CALLBACK_BYTES = 64 * 1024
+# Docker's HEALTHCHECK gives the probe 5 s; a database that cannot answer `SELECT 1` in 2 s is unwell.
+DATABASE_TIMEOUT_SECONDS = 2.0
+# How much of a callback token a log line may show: enough to tell two apart, useless to an attacker.
+TOKEN_SHOWN = 6
+
+
+class WebServerUnavailable(Exception):
+    """The server could not listen where it was told to (the port is taken, the host is not ours)."""
+
+    def __init__(self, host: str, port: int, reason: OSError) -> None:
+        # asyncio's bind error repeats the address; the errno's own words are enough.
+        self.why = os.strerror(reason.errno).lower() if reason.errno else str(reason)
+        super().__init__(f"cannot listen on {host}:{port}: {self.why}")
+        self.host = host
+        self.port = port
+
+
+def gateway_connected(bot: discord.Client) -> bool:
+    """Whether the bot can receive commands now: ready, not closed, and every shard's websocket
+    open (a shard that lost its connection keeps `is_ready()` true while it reconnects)."""
+    if not bot.is_ready() or bot.is_closed():
+        return False
+    shards = getattr(bot, "shards", None)
+    if isinstance(shards, dict):
+        return bool(shards) and not any(shard.is_closed() for shard in shards.values())
+    return True
+
+
+def redact_token(token: str) -> str:
+    return f"{token[:TOKEN_SHOWN]}…"
+
+
+class WebServer:
+    """An aiohttp AppRunner and TCPSite: `await start()`, `await stop()`, and `port` once started."""
+
+    def __init__(
+        self,
+        *,
+        bot: discord.Client,
+        db: Database,
+        runner: JobRunner,
+        callbacks: CallbackHub,
+        host: str,
+        port: int,
+        database_timeout: float = DATABASE_TIMEOUT_SECONDS,
+    ) -> None:
+        self._bot = bot
+        self._db = db
+        self._runner = runner
+        self._callbacks = callbacks
+        self.host = host
+        self._requested_port = port
+        self._database_timeout = database_timeout
+        self._app_runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        """The port really bound (the one asked for, or the one the OS chose for port 0)."""
+        if self._app_runner is None or not self._app_runner.addresses:
+            raise RuntimeError("the web server is not listening")
+        return int(self._app_runner.addresses[0][1])
+
+    @property
+    def running(self) -> bool:
+        return self._app_runner is not None
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
+        app.router.add_get("/healthz", self._healthz)
+        if self._callbacks.enabled:
+            app.router.add_post(f"{CALLBACK_PATH}/{{token}}", self._callback)
+        return app
+
+    async def start(self) -> None:
+        # access_log=None: the default access log would print every callback path, token and all.
+        app_runner = web.AppRunner(self._build_app(), access_log=None, shutdown_timeout=2.0)
+        await app_runner.setup()
+        try:
+            await web.TCPSite(app_runner, self.host, self._requested_port).start()
+        except OSError as exc:
+            await app_runner.cleanup()
+            raise WebServerUnavailable(self.host, self._requested_port, exc) from None
+        self._app_runner = app_runner
+
+    async def stop(self) -> None:
+        app_runner, self._app_runner = self._app_runner, None
+        if app_runner is not None:
+            await app_runner.cleanup()
+
+    # ------------------------------------------------------------------ routes
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        discord_ok = gateway_connected(self._bot)
+        database_ok = await self._database_answers()
+        status = self._runner.status()
+        healthy = discord_ok and database_ok
+        body: dict[str, Any] = {
+            "status": "ok" if healthy else "unhealthy",
+            "discord": "connected" if discord_ok else "disconnected",
+            "database": "ok" if database_ok else "error",
+            "jobs": {"queued": status.queued, "in_flight": status.in_flight, "finishing": status.finishing},
+            "paused": status.paused.code if status.paused is not None else None,
+        }
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def _database_answers(self) -> bool:
+        try:
+            row = await asyncio.wait_for(self._db.fetchone("SELECT 1 AS one"), self._database_timeout)
+        except Exception as exc:  # closed, locked past the timeout, disk gone: all mean "not ok"
+            log.warning("Health check: the database did not answer (%s)", type(exc).__name__)
+            return False
+        return row is not None and row["one"] == 1
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        # Raises 413 past client_max_size; read before waking the job, so an oversized post wakes nothing.
+        body = await request.read()
+        task_id, status = _task_fields(body)
+        if not self._callbacks.deliver(token):
+            log.info("EvoLink callback for an unknown token %s (task %s): ignored",
+                     redact_token(token), task_id)
+            return web.json_response({"error": "unknown callback"}, status=404)
+        # Only a hint: the job reads the task from EvoLink before it believes anything.
+        log.info("EvoLink callback: task %s says %s (token %s)", task_id, status, redact_token(token))
+        return web.Response(status=204)
+
+
+def _task_fields(body: bytes) -> tuple[str, str]:
+    """The task id and status a callback claims, for the log only. Strangers can post anything,
+    so the values are cut short and stripped of anything that could forge a log line."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return "(unreadable body)", "nothing"
+    if not isinstance(payload, dict):
+        return "(unreadable body)", "nothing"
+    return _printable(payload.get("id")), _printable(payload.get("status"))
+
+
+def _printable(value: object) -> str:
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else repr(value)
+    return "".join(c if c.isprintable() else "?" for c in text[:80])

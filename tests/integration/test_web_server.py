@@ -1,0 +1,307 @@
+"""The bot's web server, over real HTTP: /healthz as Docker sees it, and EvoLink callbacks waking jobs.
+
+The harness bot serves on a free loopback port (HTTP_PORT=0); everything here talks to that port
+(or to a second server built from the same services) with a real HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.app import WanBot
+from bot.callbacks import CALLBACK_PATH, CallbackHub, new_callback_token
+from bot.db import Database
+from bot.web import MAX_CALLBACK_BYTES, WebServer
+from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild
+from tests.integration.conftest import BOT_TOKEN, EVOLINK_KEY, Harness, start_harness
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def base_url(server: WebServer) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def get_health(server: WebServer) -> tuple[int, dict, str]:
+    async with aiohttp.ClientSession() as client, client.get(f"{base_url(server)}/healthz") as response:
+        text = await response.text()
+        return response.status, await response.json(), text
+
+
+async def post_callback(server: WebServer, token: str, **kwargs: object) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as client, client.post(
+            f"{base_url(server)}{CALLBACK_PATH}/{token}", **kwargs) as response:
+        return response.status, await response.text()
+
+
+async def ready(harness: Harness) -> Harness:
+    """The gateway session is up and every guild arrived: what 'connected' means for /healthz."""
+    await asyncio.wait_for(harness.bot.wait_until_ready(), 30)
+    return harness
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+async def callback_harness(tmp_path) -> AsyncIterator[Harness]:
+    # Any loopback URL turns callbacks on; the route does not care where EvoLink would be told to post.
+    async for running in start_harness(tmp_path, public_base_url="http://127.0.0.1:9"):
+        yield running
+
+
+# -- /healthz ----------------------------------------------------------------------------------
+
+
+async def test_healthz_reports_a_connected_bot_with_its_job_counts_and_no_secret(harness):
+    await ready(harness)
+    web = harness.bot.services.web
+    status, health, text = await get_health(web)
+    assert status == 200
+    assert health == {"status": "ok", "discord": "connected", "database": "ok",
+                      "jobs": {"queued": 0, "in_flight": 0, "finishing": 0}, "paused": None}
+    assert BOT_TOKEN not in text and EVOLINK_KEY not in text
+
+    # A job whose result download hangs is counted as finishing while it does.
+    hold = harness.evolink.hold_results()
+    interaction = await harness.command("imagine", prompt="a lighthouse at dusk")
+    await asyncio.wait_for(hold.arrived.wait(), 30)
+    status, health, _ = await get_health(web)
+    assert (status, health["jobs"]) == (200, {"queued": 0, "in_flight": 0, "finishing": 1})
+    hold.release()
+    await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
+
+
+async def test_healthz_names_the_pause_but_stays_healthy(harness):
+    """An out-of-credits account pauses generations; restarting the container would not help."""
+    await ready(harness)
+    harness.evolink.starting_credits = Decimal(0)
+    await harness.command("imagine", prompt="a heron at dawn")
+    await harness.discord.wait_for(lambda fake: harness.bot.services.runner.status().paused is not None)
+    status, health, _ = await get_health(harness.bot.services.web)
+    assert (status, health["status"], health["paused"]) == (200, "ok", "evolink_out_of_credits")
+    assert health["jobs"]["queued"] == 1
+
+
+async def test_healthz_answers_503_for_a_bot_that_is_not_connected(harness):
+    services = harness.bot.services
+    never_started = WanBot(harness.settings)
+    server = WebServer(bot=never_started, db=services.db, runner=services.runner,
+                       callbacks=CallbackHub(None), host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        status, health, _ = await get_health(server)
+    finally:
+        await server.stop()
+    assert status == 503
+    assert (health["status"], health["discord"], health["database"]) == ("unhealthy", "disconnected", "ok")
+
+
+async def test_healthz_answers_503_when_the_database_does_not(harness, tmp_path):
+    await ready(harness)
+    services = harness.bot.services
+    closed = await Database.open(tmp_path / "closed.db")
+    await closed.close()
+    busy = await Database.open(tmp_path / "busy.db")
+    try:
+        for db in (closed, busy):
+            server = WebServer(bot=harness.bot, db=db, runner=services.runner, callbacks=services.callbacks,
+                               host="127.0.0.1", port=0, database_timeout=0.2)
+            await server.start()
+            try:
+                if db is busy:
+                    # A transaction that never ends holds the connection: the query cannot run.
+                    async with busy.transaction():
+                        status, health, _ = await get_health(server)
+                else:
+                    status, health, _ = await get_health(server)
+            finally:
+                await server.stop()
+            assert status == 503
+            assert (health["discord"], health["database"]) == ("connected", "error")
+    finally:
+        await busy.close()
+
+
+async def test_the_server_stops_with_the_bot_and_comes_back_with_the_next_one(harness):
+    old_port = harness.bot.services.web.port
+    await harness.stop_bot()
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await client.get(f"http://127.0.0.1:{old_port}/healthz")
+    await harness.start_bot()
+    await ready(harness)
+    status, health, _ = await get_health(harness.bot.services.web)
+    assert (status, health["status"]) == (200, "ok")
+
+
+async def test_other_paths_are_not_found(harness):
+    web = harness.bot.services.web
+    async with aiohttp.ClientSession() as client:
+        for path in ("/", "/health", "/evolink/callbacks/", "/healthz/../etc/passwd"):
+            async with client.get(f"{base_url(web)}{path}") as response:
+                assert response.status == 404, path
+
+
+# -- EvoLink callbacks ---------------------------------------------------------------------------
+
+
+async def test_a_callback_wakes_its_job_and_logs_no_token(callback_harness, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger: aiohttp's access log would print the path
+    hub = callback_harness.bot.services.callbacks
+    web = callback_harness.bot.services.web
+    token = new_callback_token()
+    woken = hub.event_for(token)
+
+    status, _ = await post_callback(web, token, json={"id": "task-unified-42", "status": "completed"})
+    assert status == 204
+    assert woken.is_set()
+    assert "EvoLink callback: task task-unified-42 says completed" in caplog.text
+    assert token not in caplog.text and token[:7] not in caplog.text
+
+
+async def test_a_malformed_callback_still_wakes_its_job(callback_harness):
+    hub = callback_harness.bot.services.callbacks
+    token = new_callback_token()
+    woken = hub.event_for(token)
+    status, _ = await post_callback(callback_harness.bot.services.web, token, data=b"\xff not json {")
+    assert status == 204
+    assert woken.is_set()
+
+
+async def test_an_unknown_callback_is_refused_and_wakes_nothing(callback_harness, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger: aiohttp's access log would print the path
+    hub = callback_harness.bot.services.callbacks
+    watched = hub.event_for(new_callback_token())
+    made_up = new_callback_token()
+    status, text = await post_callback(callback_harness.bot.services.web, made_up,
+                                       json={"id": "task-unified-1", "status": "completed"})
+    assert (status, text) == (404, '{"error": "unknown callback"}')
+    assert not watched.is_set()
+    assert made_up not in caplog.text
+
+
+async def test_an_oversized_callback_is_refused_unread(callback_harness):
+    hub = callback_harness.bot.services.callbacks
+    token = new_callback_token()
+    woken = hub.event_for(token)
+    status, _ = await post_callback(callback_harness.bot.services.web, token,
+                                    data=b"x" * (MAX_CALLBACK_BYTES + 1))
+    assert status == 413
+    assert not woken.is_set()
+
+
+async def test_without_public_base_url_there_is_no_callback_route(harness):
+    hub = harness.bot.services.callbacks
+    assert not hub.enabled
+    token = new_callback_token()
+    woken = hub.event_for(token)
+    status, _ = await post_callback(harness.bot.services.web, token, json={"status": "completed"})
+    assert status == 404
+    assert not woken.is_set()
+
+
+# -- python -m bot healthcheck / run --------------------------------------------------------------
+
+
+async def run_bot_command(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """`python -m bot ...` in its own process, without blocking this loop (which serves the bot)."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("DISCORD_TOKEN", "EVOLINK_API_KEY", "HTTP_HOST", "HTTP_PORT")}
+    environment.update(PYTHONPATH=str(REPO), **env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=tmp_path, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_healthcheck_command_exits_0_for_a_healthy_bot_without_any_secret(harness, tmp_path):
+    await ready(harness)
+    code, out, err = await run_bot_command(tmp_path, "healthcheck", HTTP_PORT=str(harness.bot.services.web.port))
+    assert (code, err) == (0, "")
+    assert out == "healthy: discord connected, database ok, 0 queued, 0 in flight, 0 finishing\n"
+
+
+async def test_healthcheck_command_exits_1_for_an_unhealthy_bot_or_a_closed_port(harness, tmp_path):
+    services = harness.bot.services
+    server = WebServer(bot=WanBot(harness.settings), db=services.db, runner=services.runner,
+                       callbacks=services.callbacks, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        code, out, _ = await run_bot_command(tmp_path, "healthcheck", HTTP_PORT=str(server.port))
+    finally:
+        await server.stop()
+    assert code == 1
+    assert out.startswith("unhealthy (HTTP 503): discord disconnected, database ok")
+
+    port = free_port()
+    code, out, _ = await run_bot_command(tmp_path, "healthcheck", HTTP_PORT=str(port))
+    assert code == 1
+    assert out.startswith(f"unhealthy: no answer from http://127.0.0.1:{port}/healthz")
+
+
+async def test_a_taken_port_stops_the_bot_with_one_line_naming_http_port(tmp_path):
+    fake = FakeDiscord(guilds=[FakeGuild(id=8200, channels=[FakeChannel(8201)])])
+    await fake.start()
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = await run_bot_command(
+            tmp_path, "run", DISCORD_TOKEN=BOT_TOKEN, EVOLINK_API_KEY=EVOLINK_KEY,
+            DISCORD_API_BASE_URL=fake.api_base, DATABASE_PATH=str(tmp_path / "bot.db"),
+            HTTP_HOST="127.0.0.1", HTTP_PORT=str(port),
+        )
+    finally:
+        taken.close()
+        await fake.close()
+    assert code == 2
+    assert f"Not started: HTTP_PORT {port} (HTTP_HOST 127.0.0.1) cannot be used" in err
+    assert "Traceback" not in err
+    assert BOT_TOKEN not in err and EVOLINK_KEY not in err
+
+
+@pytest.fixture
+async def self_calling_harness(tmp_path) -> AsyncIterator[Harness]:
+    """Callbacks addressed to this bot's own server, as a reverse proxy would forward them."""
+    port = free_port()
+    async for running in start_harness(tmp_path, http_port=port, public_base_url=f"http://127.0.0.1:{port}"):
+        yield running
+
+
+async def test_evolink_calls_back_to_the_bot_and_the_job_is_delivered(self_calling_harness):
+    """The whole path: the job's create carries its callback address on this bot's server, the
+    (fake) EvoLink posts the finished task there, the server answers 204, the result is posted."""
+    harness = self_calling_harness
+    interaction = await harness.command("imagine", prompt="a lighthouse at dusk")
+    final = await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
+    assert "Done" in final.text
+    [create] = harness.evolink_creates()
+    port = harness.bot.services.web.port
+    assert create.json["callback_url"].startswith(f"http://127.0.0.1:{port}{CALLBACK_PATH}/")
+    # The job's first safety poll is due well after the task ends: it was the callback that woke it.
+    await harness.discord.wait_for(lambda _: bool(harness.evolink.callbacks))
+    assert [(attempt.status, attempt.answer) for attempt in harness.evolink.callbacks] == [("completed", 204)]
