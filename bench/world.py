@@ -64,7 +64,6 @@ class World:
         )
         self.evolink.starting_credits = self.evolink.key_credit_limit = 10**9
         self.evolink.video_result = video_result
-        # A heartbeat every 41 s means nothing here; the default is fine for a few minutes.
 
     async def start(self) -> None:
         self.evolink_url = await self.evolink.start()
