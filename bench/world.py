@@ -86,6 +86,9 @@ class World:
             # The burst is the point: every job goes to EvoLink at once, none waits in line.
             MAX_JOBS_IN_FLIGHT="1000", MAX_JOBS_IN_FLIGHT_PER_MEMBER="1000",
             DEFAULT_MAX_CONCURRENT_JOBS="50", DEFAULT_DAILY_CREDITS="1000000",
+            MAX_MEMBER_CREDITS_PER_DAY="1000000", MAX_SERVER_CREDITS_PER_DAY="100000000",
+            BOT_DAILY_BUDGET="100000000",
+            DISCORD_MEDIA_BASE_URLS=self.discord.base_url,  # the fake's CDN serves the pictures
         )
         if callbacks:
             # Loopback over http: the fake EvoLink allows it (the real one wants public HTTPS).

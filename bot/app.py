@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -26,12 +29,14 @@ from bot.jobs.kinds import ImageJobRules, JobKindRules, VideoJobRules
 from bot.jobs.pause import RESUMED_NOTICE, PauseReason
 from bot.jobs.runner import JobRunner, RunnerSettings, Submission
 from bot.jobs.store import Job, JobKind, JobStore
+from bot.media.limits import MediaLimits
+from bot.media.sources import DiscordMedia, MediaOrigins, media_session
 from bot.media.video import find_ffmpeg
 from bot.periods import Period
 from bot.quotas import QuotaDefaults, QuotaStore
 from bot.requests import ImageRequest, VideoOptions, VideoRequest
 from bot.ui.checks import member_role_ids
-from bot.ui.errors import ReplyingCommandTree
+from bot.ui.errors import ReplyingCommandTree, defer_publicly, placeholder_taken
 from bot.ui.job_message import JobMessage
 from bot.web import WebServer
 
@@ -68,6 +73,8 @@ class Services:
     channel_defaults: ChannelDefaultsStore  # what /imagine and /animate use for omitted options
     callbacks: CallbackHub  # EvoLink callbacks waking the jobs that wait on them (off without PUBLIC_BASE_URL)
     web: WebServer  # /healthz and the callback endpoint, on HTTP_HOST:HTTP_PORT
+    media: MediaLimits  # slots for downloads, decodes and ffmpeg runs, shared fairly by the guilds
+    discord_media: DiscordMedia  # fetching members' pictures (and /show's files) from Discord only
 
 
 class WanBot(commands.AutoShardedBot):
@@ -114,11 +121,14 @@ class WanBot(commands.AutoShardedBot):
             allowance=to_milli(settings.default_daily_credits),
             period=Period.DAY,
             max_concurrent_jobs=settings.default_max_concurrent_jobs,
+            max_waiting_jobs=settings.max_waiting_jobs_per_member,
+            member_ceiling_per_day=to_milli(settings.max_member_credits_per_day),
+            server_ceiling_per_day=to_milli(settings.max_server_credits_per_day),
         ))
-        ledger = CreditLedger(
-            db, self.clock, quotas,
-            bot_daily_budget=None if settings.bot_daily_budget is None else to_milli(settings.bot_daily_budget),
-        )
+        ledger = CreditLedger(db, self.clock, quotas, bot_daily_budget=to_milli(settings.bot_daily_budget))
+        media = MediaLimits(downloads=settings.max_concurrent_downloads,
+                            processing=settings.max_concurrent_media_processing)
+        discord_media = DiscordMedia(media_session(), MediaOrigins(settings.discord_media_base_urls), media)
         store = JobStore(db, self.clock)
         callbacks = CallbackHub(settings.public_base_url)
         runner = JobRunner(
@@ -133,6 +143,7 @@ class WanBot(commands.AutoShardedBot):
                 kinds=self.job_kinds(),
             ),
             callbacks=callbacks,
+            media=media,
         )
         web = WebServer(bot=self, db=db, runner=runner, callbacks=callbacks,
                         host=settings.http_host, port=settings.http_port)
@@ -142,7 +153,7 @@ class WanBot(commands.AutoShardedBot):
                         "will be posted as links instead of being re-encoded", settings.ffmpeg_path)
         self.services = Services(settings, self.clock, db, session, evolink, ledger, store, runner,
                                  ffmpeg, quotas, BlockedTerms(db, self.clock), evolink_stats,
-                                 ChannelDefaultsStore(db, self.clock), callbacks, web)
+                                 ChannelDefaultsStore(db, self.clock), callbacks, web, media, discord_media)
         # Before the cogs: the translator localises their commands' names and descriptions
         # whenever the tree is synced.
         await self.tree.set_translator(CatalogueTranslator())
@@ -187,12 +198,23 @@ class WanBot(commands.AutoShardedBot):
             role_ids=member_role_ids(interaction), locale=supported_locale(interaction.locale),
             parent_job_id=parent_job_id,
         )
+        async with self.cancelled_unless_started(submission):
+            deferral = await defer_publicly(interaction)
+            await self.follow_job_in_reply(interaction, submission, deferral)
+
+    @asynccontextmanager
+    async def cancelled_unless_started(self, submission: Submission) -> AsyncIterator[None]:
+        """A submitted job (written, its credits held) that fails to be acknowledged and put in
+        line, for whatever reason (Discord refused the answer, the network broke, the handler was
+        cancelled), is failed and refunded at once: a job the member never saw start must never
+        run and be charged after a restart."""
         try:
-            deferral = await interaction.response.defer(thinking=True)
-        except discord.HTTPException:
-            await services.runner.cancel_unstarted(submission.job_id, NOT_ACKNOWLEDGED)
+            yield
+        except BaseException:
+            # Shielded: a cancellation (shutdown) must not cut the refund in half.
+            await asyncio.shield(self.services.runner.cancel_unstarted(submission.job_id, NOT_ACKNOWLEDGED))
+            log.warning("Job %d: not acknowledged; cancelled and refunded", submission.job_id)
             raise
-        await self.follow_job_in_reply(interaction, submission, deferral)
 
     async def start_video_in_reply(self, interaction: discord.Interaction, source: ImageSource,
                                    options: VideoOptions, *, parent_job_id: int | None = None) -> None:
@@ -215,16 +237,17 @@ class WanBot(commands.AutoShardedBot):
         job = await services.store.get(submission.job_id)
         reporter = JobMessage(
             self, job, store=services.store, clock=services.clock, reserved=submission.reserved,
-            interaction=interaction, ffmpeg=services.ffmpeg,
+            interaction=interaction, ffmpeg=services.ffmpeg, media=services.media,
         )
-        services.runner.enqueue(job, reporter)
+        services.runner.enqueue(job, reporter, running_limit=submission.running_limit)
+        placeholder_taken(interaction)
 
     def reporter_for_stored_job(self, job: Job) -> JobMessage:
         """The message of a job known only from its row (resumed, or handled by an operator):
         no interaction, so every edit uses the bot token on the stored channel and message."""
         services = self.services
         return JobMessage(self, job, store=services.store, clock=services.clock,
-                          reserved=services.runner.estimate(job), ffmpeg=services.ffmpeg)
+                          reserved=services.runner.estimate(job), ffmpeg=services.ffmpeg, media=services.media)
 
     async def _tell_moderators_about_pause(self, reason: PauseReason | None) -> None:
         """Post in every log channel moderators have set that generations paused or resumed."""
@@ -248,4 +271,5 @@ class WanBot(commands.AutoShardedBot):
         await super().close()
         if services is not None:
             await services.session.close()
+            await services.discord_media.session.close()
             await services.db.close()

@@ -16,9 +16,11 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.media.sources import DISCORD_MEDIA_BASE_URLS
 from bot.pricing import Prices
 
 DISCORD_API_DEFAULT = "https://discord.com/api/v10"
@@ -57,16 +59,24 @@ class Settings(BaseSettings):
 
     # Credits: every member gets this many per guild per UTC day; an image costs IMAGE_CREDITS; a
     # video costs VIDEO_CREDITS_PER_SECOND (at 720p) x its seconds x its quality's multiplier.
-    # Defaults follow EvoLink's public pricing in late 2026.
-    default_daily_credits: Credits = Decimal(20)
+    # Defaults follow EvoLink's public pricing in late 2026. 40 a day covers the default /animate
+    # (5 s at 720p: 25.5) and a few default /imagine (2 each) on the same day.
+    default_daily_credits: Credits = Decimal(40)
     image_credits: Credits = Decimal(2)
     video_credits_per_second: Credits = Decimal("5.1")
     video_480p_multiplier: Credits = Decimal("0.5")
     video_1080p_multiplier: Credits = Decimal("1.67")
-    # Defaults for guilds whose moderators set nothing, and an optional cap on what the bot may
-    # spend per UTC day across all guilds (unset: no cap).
+    # Defaults for guilds whose moderators set nothing: how many jobs one member may run at once,
+    # and how many more may wait in line behind them.
     default_max_concurrent_jobs: int = Field(default=2, ge=1, le=50)
-    bot_daily_budget: Credits | None = None
+    max_waiting_jobs_per_member: int = Field(default=10, ge=0, le=100)
+    # The operator's ceilings, per UTC day (a weekly or monthly setting may be 7 or 31 times more):
+    # no server's moderators can give one member more than MAX_MEMBER_CREDITS_PER_DAY, no server
+    # may spend more than MAX_SERVER_CREDITS_PER_DAY, and the whole bot stops at BOT_DAILY_BUDGET.
+    # Every server spends the operator's EvoLink money, so none of them is unlimited by default.
+    max_member_credits_per_day: Credits = Decimal(200)
+    max_server_credits_per_day: Credits = Decimal(1000)
+    bot_daily_budget: Credits = Decimal(2000)
 
     # Jobs: how many may be in flight at EvoLink at once, and when a job is given up.
     max_jobs_in_flight: int = Field(default=20, ge=1, le=1000)
@@ -80,6 +90,13 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(default=200 * 1024 * 1024, ge=1024 * 1024)
     # The largest picture /animate will download from Discord before checking it.
     max_input_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1024 * 1024)
+    # Where members' pictures may be fetched from: Discord's CDN and media proxy (a test server
+    # in tests). Comma-separated; nothing else is ever fetched for a member.
+    discord_media_base_urls: Annotated[tuple[BaseUrl, ...], NoDecode] = DISCORD_MEDIA_BASE_URLS
+    # Media work at once, across all guilds (which take turns when they must wait): downloads of
+    # pictures and results, and picture decodes, image shrinking and ffmpeg runs.
+    max_concurrent_downloads: int = Field(default=16, ge=1, le=1000)
+    max_concurrent_media_processing: int = Field(default=2, ge=1, le=64)
     # ffmpeg re-encodes videos too large for Discord; a name on PATH or a full path.
     ffmpeg_path: str = "ffmpeg"
 
@@ -103,12 +120,25 @@ class Settings(BaseSettings):
             },
         )
 
+    @model_validator(mode="after")
+    def _defaults_within_ceilings(self) -> Settings:
+        if self.default_daily_credits > self.max_member_credits_per_day:
+            raise ValueError(
+                f"DEFAULT_DAILY_CREDITS ({self.default_daily_credits}) is over MAX_MEMBER_CREDITS_PER_DAY "
+                f"({self.max_member_credits_per_day}): the default allowance must fit the ceiling")
+        return self
+
     @field_validator("public_base_url")
     @classmethod
     def _reachable_by_evolink(cls, value: str | None) -> str | None:
         if value is not None and not callback_base_acceptable(value):
             raise ValueError("not a public https:// URL")
         return value
+
+    @field_validator("discord_media_base_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -182,7 +212,11 @@ def load_web_server_address(env_file: str | os.PathLike[str] | None = ".env") ->
 
 def _describe(exc: ValidationError) -> str:
     error = exc.errors(include_url=False)[0]
-    field = str(error["loc"][0]) if error["loc"] else "settings"
+    if not error["loc"]:
+        # A rule across settings (a model validator): its message names the variables. Its input
+        # is every setting, secrets included, so it is never shown.
+        return str(error["msg"]).removeprefix("Value error, ") + "."
+    field = str(error["loc"][0])
     variable = field.upper()
     if error["type"] == "missing":
         return f"{variable} is not set: {_EXPECTATIONS.get(field, 'a value is required')}."

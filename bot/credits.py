@@ -20,15 +20,15 @@ from datetime import datetime
 from bot.clock import Clock
 from bot.db import Database, Transaction
 from bot.errors import UserFacingError
-from bot.i18n import Message
+from bot.i18n import CommandPath, Message
 from bot.periods import Period
 from bot.quotas import Allowance, GuildQuotaSettings, QuotaStore, effective_allowance
 from bot.units import MILLI, format_credits, to_milli, to_millis
 
 __all__ = [
     "MILLI", "Balance", "BotBudgetExhausted", "CreditLedger", "GuildBudgetExhausted",
-    "InsufficientCredits", "MemberBlocked", "TooManyJobs", "credit_amount", "format_credits", "per_period",
-    "period_adjective", "this_period", "to_milli",
+    "InsufficientCredits", "MemberBlocked", "NeverFits", "ServerCeilingReached", "TooManyJobs",
+    "credit_amount", "format_credits", "per_period", "period_adjective", "this_period", "to_milli",
 ]
 
 
@@ -62,14 +62,27 @@ class Balance:
     period: Period
     period_start: datetime
     refills_at: datetime
-    running_jobs: int
-    max_running_jobs: int
+    running_jobs: int      # jobs holding credits: running, or waiting in line
+    max_running_jobs: int  # how many of them may run at once; the rest wait in line
     blocked: bool = False
     block_reason: str | None = None
+    max_waiting_jobs: int = 0  # how many more may wait in line behind those running
+    ceiling: int | None = None  # the operator's most for one member this period
+
+    @property
+    def total(self) -> int:
+        """What the member may spend this period: allowance and grants, within the operator's ceiling."""
+        total = self.allowance.amount + self.granted
+        return total if self.ceiling is None else min(total, self.ceiling)
+
+    @property
+    def capped_by_operator(self) -> bool:
+        """The operator's ceiling, not the guild's settings, is what limits this member."""
+        return self.ceiling is not None and self.allowance.amount + self.granted > self.ceiling
 
     @property
     def remaining(self) -> int:
-        return max(0, self.allowance.amount + self.granted - self.spent - self.held)
+        return max(0, self.total - self.spent - self.held)
 
 
 class InsufficientCredits(UserFacingError):
@@ -89,9 +102,11 @@ class MemberBlocked(UserFacingError):
 
 
 class TooManyJobs(UserFacingError):
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__("credits.too_many_jobs_one" if limit == 1 else "credits.too_many_jobs", limit=limit)
+    """The member's jobs fill both what may run at once and the places they may hold in line."""
+
+    def __init__(self, running: int, waiting: int) -> None:
+        self.limit = running + waiting
+        super().__init__("credits.too_many_jobs", count=self.limit, running=running, waiting=waiting)
 
 
 class GuildBudgetExhausted(UserFacingError):
@@ -101,10 +116,23 @@ class GuildBudgetExhausted(UserFacingError):
                          budget=format_credits(settings.budget or 0))
 
 
+class ServerCeilingReached(UserFacingError):
+    """The guild spent today the most the operator lets one guild spend per day."""
+
+    def __init__(self, ceiling: int, resets_at: datetime) -> None:
+        self.resets_at = resets_at
+        super().__init__("credits.server_ceiling", ceiling=format_credits(ceiling))
+
+
 class BotBudgetExhausted(UserFacingError):
     def __init__(self, resets_at: datetime) -> None:
         self.resets_at = resets_at
         super().__init__("credits.bot_budget")
+
+
+class NeverFits(UserFacingError):
+    """The job costs more than a whole period's allowance or budget: waiting will not help, only
+    a moderator (or the operator) raising the limit will, and the message says who and how."""
 
 
 class CreditLedger:
@@ -128,11 +156,12 @@ class CreditLedger:
         job_id: int,
         amount: int,
         role_ids: Iterable[int] = (),
-    ) -> None:
-        """Hold `amount` for a job, or raise why not (blocked, too many jobs running, not enough
-        credits, guild or bot budget spent). Runs inside the caller's write transaction (BEGIN
-        IMMEDIATE), so every check and the hold are one atomic step."""
-        await self._check_allowed(tx, guild_id, user_id, role_ids, amount)
+    ) -> Balance:
+        """Hold `amount` for a job, or raise why not (blocked, too many jobs running and waiting,
+        not enough credits, a budget or ceiling spent). Runs inside the caller's write transaction
+        (BEGIN IMMEDIATE), so every check and the hold are one atomic step. Returns the member's
+        balance before the hold (it says how many of their jobs may run at once)."""
+        balance = await self._check_allowed(tx, guild_id, user_id, role_ids, amount)
         now = to_millis(self._clock.now())
         await tx.execute(
             "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount, reason, created_at) "
@@ -144,6 +173,7 @@ class CreditLedger:
             "VALUES (?, ?, ?, ?, ?)",
             (job_id, guild_id, user_id, amount, now),
         )
+        return balance
 
     async def check_allowed(self, guild_id: int, user_id: int, role_ids: Iterable[int],
                             amount: int) -> Balance:
@@ -157,19 +187,47 @@ class CreditLedger:
         settings, balance = await self._state(tx, guild_id, user_id, role_ids)
         if balance.blocked:
             raise MemberBlocked(balance.block_reason)
-        if balance.running_jobs >= balance.max_running_jobs:
-            raise TooManyJobs(balance.max_running_jobs)
+        if balance.running_jobs >= balance.max_running_jobs + balance.max_waiting_jobs:
+            raise TooManyJobs(balance.max_running_jobs, balance.max_waiting_jobs)
+        self._check_fits_member(amount, balance)
         if amount > balance.remaining:
             raise InsufficientCredits(amount, balance)
         if settings.budget is not None:
+            if amount > settings.budget:
+                raise NeverFits("credits.guild_budget_too_small", needed=format_credits(amount),
+                                period=period_adjective(settings.period),
+                                budget=format_credits(settings.budget), command=CommandPath("quota", "budget"))
             used = await self._consumed(tx, balance.period_start, balance.refills_at, guild_id)
             if used + amount > settings.budget:
                 raise GuildBudgetExhausted(settings, balance.refills_at)
+        today, tomorrow = Period.DAY.bounds(self._clock.now())
+        server_ceiling = self._quotas.defaults.server_ceiling_per_day
+        if server_ceiling is not None:
+            if amount > server_ceiling:
+                raise NeverFits("credits.server_ceiling_too_small", needed=format_credits(amount),
+                                ceiling=format_credits(server_ceiling))
+            if await self._consumed(tx, today, tomorrow, guild_id) + amount > server_ceiling:
+                raise ServerCeilingReached(server_ceiling, tomorrow)
         if self._bot_daily_budget is not None:
-            start, end = Period.DAY.bounds(self._clock.now())
-            if await self._consumed(tx, start, end) + amount > self._bot_daily_budget:
-                raise BotBudgetExhausted(end)
+            if amount > self._bot_daily_budget:
+                raise NeverFits("credits.bot_budget_too_small", needed=format_credits(amount))
+            if await self._consumed(tx, today, tomorrow) + amount > self._bot_daily_budget:
+                raise BotBudgetExhausted(tomorrow)
         return balance
+
+    @staticmethod
+    def _check_fits_member(amount: int, balance: Balance) -> None:
+        """A job dearer than the member's whole period can never run, however long they wait:
+        say who can change that, rather than 'your allowance refills tomorrow'."""
+        if amount <= balance.total:
+            return
+        if balance.capped_by_operator:
+            raise NeverFits("credits.over_member_ceiling", needed=format_credits(amount),
+                            ceiling=format_credits(balance.total), period=per_period(balance.period))
+        raise NeverFits("credits.allowance_too_small", needed=format_credits(amount),
+                        total=format_credits(balance.total), period=per_period(balance.period),
+                        set_default=CommandPath("quota", "set-default"),
+                        set_user=CommandPath("quota", "set-user"))
 
     async def settle(self, tx: Transaction, *, job_id: int, amount: int) -> int | None:
         """Close a job's reservation with its real cost. Returns the amount charged, or None when
@@ -273,12 +331,19 @@ class CreditLedger:
             "WHERE guild_id = ? AND user_id = ?", (guild_id, user_id),
         )
         assert row is not None and holds is not None
+        defaults = self._quotas.defaults
         return settings, Balance(
             allowance=allowance, granted=row["granted"], spent=row["spent"], held=holds["held"],
             period=settings.period, period_start=start, refills_at=end,
             running_jobs=holds["jobs"], max_running_jobs=settings.max_concurrent_jobs,
             blocked=member.blocked, block_reason=member.block_reason,
+            max_waiting_jobs=defaults.max_waiting_jobs, ceiling=defaults.member_ceiling(settings.period),
         )
+
+    async def running_limit(self, guild_id: int) -> int:
+        """How many of one member's jobs may run at once in this guild (the rest wait in line)."""
+        async with self._db.transaction() as tx:
+            return (await self._quotas.guild_settings(tx, guild_id)).max_concurrent_jobs
 
     async def _close(
         self, tx: Transaction, job_id: int, kind: str, charge: int | None, reason: str
@@ -288,7 +353,10 @@ class CreditLedger:
         )
         if hold is None:
             return None
-        amount = hold["amount"] if charge is None else charge
+        # Never more than was held: the member agreed to the estimate, and the budgets and
+        # ceilings were checked against it (prices may have changed since, or EvoLink may have
+        # produced more than was asked for).
+        amount = hold["amount"] if charge is None else min(charge, hold["amount"])
         await tx.execute(
             "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount, reason, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",

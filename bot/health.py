@@ -39,7 +39,18 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
         results.append(await _guarded("EvoLink key", _evolink_key(settings, session)))
     results.append(await _guarded("database", _database(settings)))
     results.append(_ffmpeg(settings))
+    results.append(_exposure(settings))
     return results
+
+
+def _exposure(settings: Settings) -> CheckResult:
+    """What the operator's EvoLink account can be spent on by default, so nobody is surprised."""
+    return CheckResult(
+        "spending limits", True,
+        f"by default each member may spend {settings.default_daily_credits} credits a day in each server "
+        f"(moderators may raise it to at most {settings.max_member_credits_per_day}); each server at most "
+        f"{settings.max_server_credits_per_day} a day; the whole bot at most {settings.bot_daily_budget} a day "
+        "(MAX_MEMBER_CREDITS_PER_DAY, MAX_SERVER_CREDITS_PER_DAY, BOT_DAILY_BUDGET)")
 
 
 async def _guarded(name: str, check: Awaitable[CheckResult]) -> CheckResult:

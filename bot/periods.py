@@ -24,6 +24,11 @@ class Period(StrEnum):
         return start, following
 
     @property
+    def longest_days(self) -> int:
+        """The most days one such period holds: a ceiling per day times this bounds the period."""
+        return {"day": 1, "week": 7, "month": 31}[self.value]
+
+    @property
     def adjective(self) -> str:
         return {"day": "daily", "week": "weekly", "month": "monthly"}[self.value]
 

@@ -17,17 +17,38 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.db import Database, Transaction
+from bot.i18n import Message
 from bot.periods import Period
-from bot.units import to_millis
+from bot.requests import InvalidRequest
+from bot.units import format_credits, to_millis
 
 
 @dataclass(frozen=True)
 class QuotaDefaults:
-    """The operator's settings, for guilds whose moderators have not set their own."""
+    """The operator's settings: what guilds whose moderators set nothing get, and the ceilings no
+    guild's moderators can go past (every guild spends the operator's EvoLink money)."""
 
     allowance: int               # milli-credits per member per period
     period: Period
     max_concurrent_jobs: int
+    # How many more of one member's jobs may wait in line behind those running.
+    max_waiting_jobs: int = 10
+    # Milli-credits per UTC day; None: no ceiling. A weekly or monthly setting may reach the
+    # period's longest number of days times the daily ceiling.
+    member_ceiling_per_day: int | None = None  # the most a guild may give one member
+    server_ceiling_per_day: int | None = None  # the most one guild may spend
+
+    def member_ceiling(self, period: Period) -> int | None:
+        """The most a guild may give one member per `period` (allowance and grants together)."""
+        return _per_period(self.member_ceiling_per_day, period)
+
+    def server_ceiling(self, period: Period) -> int | None:
+        """The most a guild's budget may be per `period`."""
+        return _per_period(self.server_ceiling_per_day, period)
+
+
+def _per_period(per_day: int | None, period: Period) -> int | None:
+    return None if per_day is None else per_day * period.longest_days
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,31 @@ class QuotaStore:
         self._clock = clock
         self.defaults = defaults
 
+    # -- the operator's ceilings, for what moderators ask (refused with the ceiling named) -------
+
+    def check_member_allowance(self, option: str, amount: int, period: Period) -> None:
+        """An allowance (default, role or personal) over what the operator lets a guild give one
+        member per period is refused."""
+        ceiling = self.defaults.member_ceiling(period)
+        if ceiling is not None and amount > ceiling:
+            raise InvalidRequest(option, format_credits(amount), _ceiling_rule(
+                "quota.rule_member_ceiling", ceiling, self.defaults.member_ceiling_per_day, period))
+
+    def check_grant(self, amount: int, total_after: int, period: Period) -> None:
+        """A grant that would take a member's period (allowance and grants) over the ceiling."""
+        ceiling = self.defaults.member_ceiling(period)
+        if ceiling is not None and amount > 0 and total_after > ceiling:
+            raise InvalidRequest("amount", format_credits(amount), _ceiling_rule(
+                "quota.rule_grant_ceiling", ceiling, self.defaults.member_ceiling_per_day, period,
+                total=format_credits(total_after)))
+
+    def check_budget(self, amount: int, period: Period) -> None:
+        """A guild budget over what the operator lets one guild spend per period."""
+        ceiling = self.defaults.server_ceiling(period)
+        if ceiling is not None and amount > ceiling:
+            raise InvalidRequest("amount", format_credits(amount), _ceiling_rule(
+                "quota.rule_server_ceiling", ceiling, self.defaults.server_ceiling_per_day, period))
+
     # -- reads (inside a caller's transaction, so a reservation sees one consistent state) ----
 
     async def guild_settings(self, tx: Transaction, guild_id: int) -> GuildQuotaSettings:
@@ -122,6 +168,11 @@ class QuotaStore:
         )
         return [(row["user_id"], MemberQuota(row["allowance"], bool(row["blocked"]),
                                              row["block_reason"])) for row in rows]
+
+    async def period(self, guild_id: int) -> Period:
+        """The guild's allowance period (the operator's default until moderators set one)."""
+        row = await self._db.fetchone("SELECT period FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return Period(row["period"]) if row else self.defaults.period
 
     async def moderator_role(self, guild_id: int) -> int | None:
         row = await self._db.fetchone(
@@ -208,3 +259,8 @@ class QuotaStore:
 
 def _or(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+def _ceiling_rule(key: str, ceiling: int, per_day: int | None, period: Period, **fields: str) -> Message:
+    return Message(key, ceiling=format_credits(ceiling), daily=format_credits(per_day or 0),
+                   period=Message(f"credits.period_name.{period.value}"), **fields)

@@ -69,6 +69,8 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
         paused = (_("admin.submissions_paused", problem=runner.paused.problem_message.render(_.locale),
                     code=runner.paused.code) if runner.paused
                   else _("admin.submissions_accepted"))
+        charged, held = await services.ledger.bot_totals_today()
+        settings = services.settings
         lines = [
             _("admin.status_title"),
             _("admin.status_jobs", queued=runner.queued, in_flight=runner.in_flight,
@@ -85,6 +87,9 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
                            state=_(f"account.state.{oldest.state.value}"),
                            created=timestamp(from_millis(oldest.created_at)),
                            server=self._guild_name(oldest.guild_id)))
+        lines.append(_("admin.status_ceilings", member=settings.max_member_credits_per_day,
+                       server=settings.max_server_credits_per_day, bot=settings.bot_daily_budget,
+                       charged=format_credits(charged), held=format_credits(held)))
         await interaction.followup.send("\n".join(lines), ephemeral=True)
 
     @app_commands.command(name="job", description="Look at one job, deliver its results again, or refund it")

@@ -22,7 +22,7 @@ from bot.requests import (
 )
 from bot.ui.checks import in_guild, member_role_ids
 from bot.ui.choices import DURATION_CHOICES, QUALITY_CHOICES, duration_options, quality_options
-from bot.ui.errors import describe_error, reply_with_error
+from bot.ui.errors import defer_publicly, describe_error, reply_with_error
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,10 @@ class NoImageInMessage(UserFacingError):
 
 def first_image(message: discord.Message) -> ImageSource | None:
     """The first picture of a message: an image attachment, else an embed's image or thumbnail
-    (link previews). The bytes are checked later; this only finds a candidate."""
+    (link previews). The bytes are checked later; this only finds a candidate.
+
+    For an embed, only Discord's cached copy (`proxy_url`, on its media proxy) is a candidate:
+    its `url` is the remote site's address, which anyone can point anywhere."""
     for attachment in message.attachments:
         claims_image = (attachment.content_type or "").startswith("image/") or (
             attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
@@ -45,8 +48,8 @@ def first_image(message: discord.Message) -> ImageSource | None:
             return ImageSource(attachment.url, attachment.filename, attachment.size)
     for embed in message.embeds:
         for picture in (embed.image, embed.thumbnail):
-            if picture and picture.url:
-                return ImageSource(picture.url, "the embedded picture")
+            if picture and picture.proxy_url:
+                return ImageSource(picture.proxy_url, "the embedded picture")
     return None
 
 
@@ -118,24 +121,29 @@ class Animate(commands.Cog):
         estimate = services.settings.prices.video_estimate(options.duration, options.quality)
         await services.ledger.check_allowed(interaction.guild_id, interaction.user.id, roles, estimate)
 
-        deferral = await interaction.response.defer(thinking=True)
-        prepared = await prepare_video_input(
-            source, session=services.session, evolink=services.evolink,
-            max_download_bytes=services.settings.max_input_image_bytes,
-            locale=supported_locale(interaction.locale),
-        )
-        request = VideoRequest(
-            prompt=options.prompt, duration=options.duration, quality=options.quality,
-            prompt_extend=options.prompt_extend, image_url=prepared.image_url,
-            image_width=prepared.width, image_height=prepared.height,
-            input_notes=prepared.notes,
-        )
-        submission = await services.runner.submit(
-            kind=JobKind.VIDEO, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
-            user_id=interaction.user.id, interaction_id=interaction.id, request=request,
-            role_ids=roles, locale=supported_locale(interaction.locale), parent_job_id=parent_job_id,
-        )
-        await self.bot.follow_job_in_reply(interaction, submission, deferral)
+        # From here a refusal is private too: it replaces the public placeholder (bot/ui/errors.py).
+        deferral = await defer_publicly(interaction)
+        locale = supported_locale(interaction.locale)
+        # One picture of a member's at a time: six parallel /animate from someone who can afford
+        # one video download and decode one picture; the others find the credits reserved.
+        async with services.media.preparing_picture(interaction.user.id):
+            await services.ledger.check_allowed(interaction.guild_id, interaction.user.id, roles, estimate)
+            prepared = await prepare_video_input(
+                source, media=services.discord_media, evolink=services.evolink, guild_id=interaction.guild_id,
+                max_download_bytes=services.settings.max_input_image_bytes, locale=locale)
+            request = VideoRequest(
+                prompt=options.prompt, duration=options.duration, quality=options.quality,
+                prompt_extend=options.prompt_extend, image_url=prepared.image_url,
+                image_width=prepared.width, image_height=prepared.height,
+                input_notes=prepared.notes,
+            )
+            submission = await services.runner.submit(
+                kind=JobKind.VIDEO, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+                user_id=interaction.user.id, interaction_id=interaction.id, request=request,
+                role_ids=roles, locale=locale, parent_job_id=parent_job_id,
+            )
+        async with self.bot.cancelled_unless_started(submission):
+            await self.bot.follow_job_in_reply(interaction, submission, deferral)
 
 
 class AnimateModal(discord.ui.Modal, title="Animate image"):

@@ -14,7 +14,7 @@ from bot.i18n import CommandPath, Message, Translate, command_name, for_interact
 from bot.jobs.failures import stored_failure
 from bot.jobs.store import Job, JobState
 from bot.media import megabytes
-from bot.media.refetch import LinkedFile, Refetched, job_sources, refetch_files
+from bot.media.refetch import Fetchers, LinkedFile, Refetched, job_sources, refetch_files
 from bot.ui.account import job_line
 from bot.ui.buttons import result_view
 from bot.ui.checks import in_guild
@@ -101,7 +101,8 @@ class History(commands.Cog):
         services = self.bot.services
         charged = (await services.ledger.charges([found.id])).get(found.id, 0)
         sources = await job_sources(self.bot, found, services.clock.now())
-        async with refetch_files(sources, session=services.session, job_id=found.id,
+        fetchers = Fetchers(services.session, services.discord_media, found.guild_id)
+        async with refetch_files(sources, fetchers=fetchers, job_id=found.id,
                                  max_file_bytes=interaction.filesize_limit) as fetched:
             if not fetched.found:
                 await _answer_privately(interaction, _("history.show_files_gone", id=found.id,

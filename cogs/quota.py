@@ -85,6 +85,9 @@ class Quota(commands.GroupCog, group_name="quota",
                           period: str | None = None,
                           max_jobs: app_commands.Range[int, 1, MAX_JOBS_LIMIT] | None = None) -> None:
         allowance = parse_credit_amount(amount)
+        quotas = self.bot.services.quotas
+        quotas.check_member_allowance(
+            "amount", allowance, Period(period) if period is not None else await quotas.period(_guild(interaction)))
         changes: dict[str, object] = {"default_allowance": allowance}
         if period is not None:
             changes["period"] = Period(period)
@@ -104,6 +107,9 @@ class Quota(commands.GroupCog, group_name="quota",
                        amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
         allowance = None if amount is None else parse_credit_amount(amount)
         guild_id = _guild(interaction)
+        if allowance is not None:
+            quotas = self.bot.services.quotas
+            quotas.check_member_allowance("amount", allowance, await quotas.period(guild_id))
         async with self.bot.services.db.transaction() as tx:
             await self.bot.services.quotas.set_role_allowance(tx, guild_id, role.id, allowance)
             await self.bot.services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
@@ -122,6 +128,9 @@ class Quota(commands.GroupCog, group_name="quota",
     async def set_user(self, interaction: discord.Interaction, member: discord.Member,
                        amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
         allowance = None if amount is None else parse_credit_amount(amount)
+        if allowance is not None:
+            quotas = self.bot.services.quotas
+            quotas.check_member_allowance("amount", allowance, await quotas.period(_guild(interaction)))
         settings = await self._change_member(interaction, member, "set-user", allowance=allowance)
         if allowance is None:
             reply = Message("quota.user_removed", member=f"<@{member.id}>")
@@ -143,6 +152,8 @@ class Quota(commands.GroupCog, group_name="quota",
         why = (reason or "granted by a moderator").strip()[:200]
         shown_why: str | Message = why if reason else Message("quota.grant_reason_default")
         async with services.db.transaction() as tx:
+            before = await services.ledger.balance_in(tx, guild_id, member.id, _roles_of(member))
+            services.quotas.check_grant(change, before.allowance.amount + before.granted + change, before.period)
             await services.ledger.grant(tx, guild_id=guild_id, user_id=member.id, amount=change,
                                         reason=why, actor_id=interaction.user.id)
             await services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
@@ -174,6 +185,9 @@ class Quota(commands.GroupCog, group_name="quota",
     async def budget(self, interaction: discord.Interaction,
                      amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
         budget = None if amount is None else parse_credit_amount(amount)
+        if budget is not None:
+            quotas = self.bot.services.quotas
+            quotas.check_budget(budget, await quotas.period(_guild(interaction)))
         await self._change_guild(interaction, "budget", budget=budget)
         settings, spent, held, resets = await self.bot.services.ledger.guild_usage(_guild(interaction))
         if budget is None:
@@ -237,6 +251,7 @@ def render_member_quota(user_id: int, balance: Balance, locale: str = ENGLISH) -
         f"**<@{user_id}>** · {describe_allowance(balance, _.locale)}",
         " · ".join(usage),
         _("quota.member_jobs", running=balance.running_jobs, max=balance.max_running_jobs,
+          waiting=balance.max_waiting_jobs,
           refills=timestamp(balance.refills_at)),
     ]
     if balance.blocked:

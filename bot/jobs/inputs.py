@@ -1,7 +1,10 @@
 """A video job's input picture: fetched from Discord, checked and repaired, uploaded if changed.
 
 Everything here happens before anything is reserved or paid: a picture that cannot be used ends
-with a reply naming the rule and the value, and no API call.
+with a reply naming the rule and the value, and no API call. The picture is fetched only from
+Discord's media hosts (bot/media/sources.py), and the download and the decoding each wait for a
+media slot (bot/media/limits.py), so no member or guild can make the bot fetch or decode without
+bound before it has reserved anything.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from bot.evolink.client import EvoLinkClient
 from bot.evolink.errors import EvoLinkError
 from bot.i18n import ENGLISH, Message
 from bot.media import megabytes
-from bot.media.downloads import DownloadError, download_to_file
+from bot.media.downloads import DownloadError
 from bot.media.input_image import PreparedImage, UnusableImage, prepare_input_image
+from bot.media.sources import DiscordMedia, NotDiscordMedia
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +56,38 @@ class InputUnavailable(UserFacingError):
 async def prepare_video_input(
     source: ImageSource,
     *,
-    session: aiohttp.ClientSession,
+    media: DiscordMedia,
     evolink: EvoLinkClient,
+    guild_id: int,
     max_download_bytes: int,
     locale: str = ENGLISH,
 ) -> PreparedInput:
     """Fetch, check and, when needed, repair and upload the picture. Raises UnusableImage (the
     member's to fix) or InputUnavailable. The notes on repairs are written in `locale`, the
-    requester's: they are stored with the job, whose messages are in that language."""
+    requester's: they are stored with the job, whose messages are in that language. The remote
+    answer is never shown to the member (it is logged): a picture link must not become a way to
+    probe what the bot can reach."""
     if source.claimed_size is not None and source.claimed_size > max_download_bytes:
-        raise UnusableImage(Message("inputs.subject_attachment", name=source.name),
-                            megabytes(source.claimed_size),
+        raise UnusableImage(Message("inputs.subject_attachment", name=source.name), megabytes(source.claimed_size),
                             Message("inputs.rule_too_large", limit=megabytes(max_download_bytes)))
+    if not media.origins.allows(source.url):
+        raise InputUnavailable("inputs.not_on_discord", name=source.name)
     folder = Path(tempfile.mkdtemp(prefix="wan-input-"))
     try:
         original = folder / "original"
         try:
-            await download_to_file(session, source.url, original, max_bytes=max_download_bytes,
-                                   timeout=INPUT_DOWNLOAD_TIMEOUT)
+            await media.fetch(source.url, original, guild_id=guild_id, max_bytes=max_download_bytes,
+                              timeout=INPUT_DOWNLOAD_TIMEOUT)
+        except NotDiscordMedia as exc:
+            log.info("Input %s led away from Discord's media hosts: %s", source.name, exc)
+            raise InputUnavailable("inputs.not_on_discord", name=source.name) from exc
         except DownloadError as exc:
             log.info("Input %s could not be downloaded: %s", source.name, exc)
-            raise InputUnavailable("inputs.download_failed", name=source.name, reason=str(exc)) from exc
-        prepared = await asyncio.to_thread(
-            prepare_input_image, original, folder, display_name=source.name
-        )
+            raise InputUnavailable("inputs.download_failed", name=source.name) from exc
+        async with media.limits.processing.slot(guild_id):
+            prepared = await asyncio.to_thread(
+                prepare_input_image, original, folder, display_name=source.name
+            )
         if not prepared.repaired:
             # Untouched: EvoLink fetches it straight from Discord's CDN.
             return PreparedInput(source.url, prepared.width, prepared.height, ())

@@ -71,8 +71,9 @@ class ImageJobRules:
                           image.width, image.height)
 
     def charge(self, request: dict[str, Any], results: list[ResultFile]) -> int:
-        # Pre-charged for n, charged for the images actually produced.
-        return self.prices.image_estimate(len(results))
+        # Pre-charged for n, charged for the images actually produced: never for more than n,
+        # whatever EvoLink returns (the ledger also caps a settlement at its reservation).
+        return self.prices.image_estimate(min(len(results), request["n"]))
 
 
 @dataclass(frozen=True)

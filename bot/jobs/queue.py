@@ -20,6 +20,9 @@ class QueuedJob:
     job_id: int
     guild_id: int
     user_id: int
+    # How many of this member's jobs may run at once in this guild (its moderators' setting); the
+    # line skips past a member who has that many running, and comes back when one ends.
+    running_limit: int = 1_000
 
 
 class FairQueue:

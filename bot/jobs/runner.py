@@ -38,6 +38,7 @@ from bot.jobs.queue import FairQueue, QueuedJob
 from bot.jobs.retrying import create_retrying, download_retrying, poll_retrying
 from bot.jobs.store import Job, JobAlreadyFinished, JobKind, JobState, JobStore
 from bot.media.downloads import DownloadError, download_to_file
+from bot.media.limits import MediaLimits
 from bot.requests import ImageRequest, VideoRequest
 from bot.units import from_millis
 
@@ -91,6 +92,7 @@ ReporterFactory = Callable[[Job], JobReporter]
 class Submission:
     job_id: int
     reserved: int  # milli-credits held for the job
+    running_limit: int = 1_000  # how many of the member's jobs may run at once in the guild
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,11 @@ SLOW_API_NOTE = Message("runner.slow_api")
 OVERDUE_NOTE = Message("runner.overdue")
 
 
+def waiting_for_own_jobs(running: int) -> Message:
+    """Why a job with a place in line does not start: its member's other jobs fill their share."""
+    return Message("runner.waiting_for_own_jobs", running=running)
+
+
 class _AccountRefused(Exception):
     """EvoLink refused a create for the account's sake (401/402/403): the job goes back in line."""
 
@@ -140,8 +147,11 @@ class JobRunner:
         settings: RunnerSettings,
         work_dir: Path | None = None,
         callbacks: CallbackHub | None = None,
+        media: MediaLimits | None = None,
     ) -> None:
         self._db = db
+        # Result downloads take a download slot, shared fairly by the guilds with other media work.
+        self._media = media or MediaLimits.unbounded()
         # Off (no PUBLIC_BASE_URL): jobs are polled. On: EvoLink calls back, and polls are a safety net.
         self._callbacks = callbacks if callbacks is not None and callbacks.enabled else None
         self._store = store
@@ -156,7 +166,7 @@ class JobRunner:
         self._reporters: dict[int, JobReporter] = {}
         self._in_flight: dict[int, QueuedJob] = {}  # jobs holding a slot at EvoLink
         self._live: dict[int, asyncio.Task[None]] = {}  # the task working on each job
-        self._shown_positions: dict[int, int] = {}
+        self._shown_positions: dict[int, tuple[int, str | None]] = {}  # place and note shown
         self._positions_task: asyncio.Task[None] | None = None
         self._positions_stale = False
         self._helpers: set[asyncio.Task[Any]] = set()  # probes, notices: cancelled on close
@@ -191,12 +201,12 @@ class JobRunner:
                 user_id=user_id, interaction_id=interaction_id, request=options,
                 locale=locale, parent_job_id=parent_job_id,
             )
-            await self._ledger.reserve(
+            balance = await self._ledger.reserve(
                 tx, guild_id=guild_id, user_id=user_id, job_id=job_id, amount=estimate,
                 role_ids=role_ids,
             )
         log.info("Job %d: %s job queued for user %d in guild %d", job_id, kind, user_id, guild_id)
-        return Submission(job_id=job_id, reserved=estimate)
+        return Submission(job_id=job_id, reserved=estimate, running_limit=balance.max_running_jobs)
 
     def check_accepting(self) -> None:
         """Raise SubmissionsPaused while EvoLink refuses the bot's account, so a command can
@@ -204,9 +214,10 @@ class JobRunner:
         if self._paused is not None:
             raise SubmissionsPaused(self._paused)
 
-    def enqueue(self, job: Job, reporter: JobReporter) -> None:
-        """Put a submitted job in line; it starts when a slot is free and its turn comes."""
-        self._line_up(job, reporter)
+    def enqueue(self, job: Job, reporter: JobReporter, *, running_limit: int = 1_000) -> None:
+        """Put a submitted job in line; it starts when a slot is free, its member has fewer than
+        `running_limit` jobs running, and its turn comes."""
+        self._line_up(job, reporter, running_limit)
 
     def estimate(self, job: Job) -> int:
         """What the job reserved (milli-credits), from its options."""
@@ -218,10 +229,12 @@ class JobRunner:
         jobs' own tasks, so start-up never waits on the network."""
         jobs = await self._store.unfinished()
         found = Counter(job.state for job in jobs)
+        running_limits = {guild_id: await self._ledger.running_limit(guild_id)
+                          for guild_id in {job.guild_id for job in jobs if job.state is JobState.QUEUED}}
         for job in jobs:
             reporter = reporter_for(job)
             if job.state is JobState.QUEUED:
-                self._line_up(job, reporter)
+                self._line_up(job, reporter, running_limits[job.guild_id])
             elif job.state is JobState.SUBMITTING:
                 # The create may or may not have reached EvoLink: sending it again could pay twice.
                 await self._end_and_tell(job, failures.INTERRUPTED_SUBMIT, reporter)
@@ -298,10 +311,10 @@ class JobRunner:
 
     # -- the line -------------------------------------------------------------------------------
 
-    def _line_up(self, job: Job, reporter: JobReporter) -> None:
+    def _line_up(self, job: Job, reporter: JobReporter, running_limit: int) -> None:
         self._waiting[job.id] = job
         self._reporters[job.id] = reporter
-        self._queue.add(QueuedJob(job.id, job.guild_id, job.user_id))
+        self._queue.add(QueuedJob(job.id, job.guild_id, job.user_id, running_limit))
         self._dispatch()
 
     def _take_out_of_line(self, job_id: int) -> None:
@@ -313,10 +326,10 @@ class JobRunner:
         """Start queued jobs while slots are free, fairest first; then refresh the places shown."""
         if self._closing:
             return
-        per_member = Counter((job.guild_id, job.user_id) for job in self._in_flight.values())
+        per_member = self._running_per_member()
 
         def may_start(job: QueuedJob) -> bool:
-            return per_member[(job.guild_id, job.user_id)] < self._settings.max_in_flight_per_user
+            return per_member[(job.guild_id, job.user_id)] < self._member_share(job)
 
         while self._paused is None and len(self._in_flight) < self._settings.max_in_flight:
             entry = self._queue.take_next(may_start)
@@ -332,17 +345,36 @@ class JobRunner:
         if self._positions_task is None or self._positions_task.done():
             self._positions_task = asyncio.create_task(self._show_positions(), name="queue-positions")
 
+    def _running_per_member(self) -> Counter[tuple[int, int]]:
+        return Counter((job.guild_id, job.user_id) for job in self._in_flight.values())
+
+    def _member_share(self, job: QueuedJob) -> int:
+        """How many jobs this member may have running: their guild's limit, within the operator's."""
+        return min(self._settings.max_in_flight_per_user, job.running_limit)
+
     async def _show_positions(self) -> None:
-        """Tell each waiting member their place in line when it changed. Reporters only queue
-        the text (edits are throttled per message), so this never waits on Discord."""
+        """Tell each waiting member their place in line when it changed, and when their own
+        running jobs are what holds this one back. Reporters only queue the text (edits are
+        throttled per message), so this never waits on Discord."""
         while self._positions_stale:
             self._positions_stale = False
+            running = self._running_per_member()
+            entries = {entry.job_id: entry for entry in self._queue.order()}
             for job_id, position in self._queue.positions().items():
                 job = self._waiting.get(job_id)
-                if job is None or self._shown_positions.get(job_id) == position:
-                    continue  # started meanwhile, or no change to show
-                self._shown_positions[job_id] = position
-                note = self._paused.waiting_note if self._paused else None
+                entry = entries.get(job_id)
+                if job is None or entry is None:
+                    continue  # started meanwhile
+                own = running[(entry.guild_id, entry.user_id)]
+                note: Message | None = None
+                if self._paused:
+                    note = self._paused.waiting_note
+                elif own >= self._member_share(entry):
+                    note = waiting_for_own_jobs(own)
+                shown = (position, note.key if note else None)
+                if self._shown_positions.get(job_id) == shown:
+                    continue  # no change to show
+                self._shown_positions[job_id] = shown
                 await self._report(job_id, self._reporters[job_id].show_progress(JobProgress(
                     job, Phase.QUEUED, from_millis(job.created_at), note=note, position=position)))
 
@@ -409,8 +441,10 @@ class JobRunner:
             await self._commit(self._store.mark_requeued(job.id))
             self._pause(refused.reason)
             self._live.pop(job.id, None)
+            slot = self._in_flight.get(job.id)
+            running_limit = slot.running_limit if slot else await self._ledger.running_limit(job.guild_id)
             self._release_slot(job.id)
-            self._line_up(await self._store.get(job.id), reporter)
+            self._line_up(await self._store.get(job.id), reporter, running_limit)
         except JobFailed as failed:
             await self._end_and_tell(job, failed.failure, reporter)
         except asyncio.CancelledError:
@@ -626,10 +660,11 @@ class JobRunner:
         async def fetch(index: int, url: str) -> ResultFile:
             path = folder / f"result-{index + 1}"
             if not path.exists():
-                await download_retrying(self._clock)(
-                    download_to_file, self._session, url, path,
-                    max_bytes=self._settings.max_result_bytes, timeout=DOWNLOAD_TIMEOUT,
-                )
+                async with self._media.downloads.slot(job.guild_id):
+                    await download_retrying(self._clock)(
+                        download_to_file, self._session, url, path,
+                        max_bytes=self._settings.max_result_bytes, timeout=DOWNLOAD_TIMEOUT,
+                    )
             return await rules.check_result(path, url)
 
         try:

@@ -32,6 +32,7 @@ from bot import USER_AGENT
 from bot.i18n import Message
 from bot.jobs.store import Job, JobKind
 from bot.media.downloads import DownloadError, download_to_file
+from bot.media.sources import DiscordMedia
 from bot.units import from_millis
 
 log = logging.getLogger(__name__)
@@ -165,11 +166,37 @@ def evolink_source(job: Job, now: datetime) -> Source | Unavailable:
 # -- fetching ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Fetchers:
+    """How each place's files are fetched: Discord's (the message, the recorded attachments) from
+    Discord's media hosts only, EvoLink's with the bot's session; each download takes one of the
+    guild's download slots."""
+
+    session: aiohttp.ClientSession
+    discord_media: DiscordMedia
+    guild_id: int
+
+    async def fetch(self, origin: Origin, url: str, path: Path, max_bytes: int) -> int:
+        if origin is Origin.EVOLINK:
+            async with self.discord_media.limits.downloads.slot(self.guild_id):
+                return await download_to_file(self.session, url, path, max_bytes=max_bytes,
+                                              timeout=DOWNLOAD_TIMEOUT)
+        return await self.discord_media.fetch(url, path, guild_id=self.guild_id, max_bytes=max_bytes,
+                                              timeout=DOWNLOAD_TIMEOUT)
+
+    async def still_served(self, origin: Origin, url: str) -> bool:
+        if origin is Origin.EVOLINK:
+            return await _still_served(self.session, url, allow_redirects=True)
+        if not self.discord_media.origins.allows(url):
+            return False
+        return await _still_served(self.discord_media.session, url, allow_redirects=False)
+
+
 @asynccontextmanager
 async def refetch_files(
     sources: Sequence[Source | Unavailable],
     *,
-    session: aiohttp.ClientSession,
+    fetchers: Fetchers,
     max_file_bytes: int,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     job_id: int | None = None,
@@ -189,7 +216,7 @@ async def refetch_files(
                 continue
             attempt = Path(folder) / source.origin.value
             attempt.mkdir()
-            fetched = await _fetch_all(source, attempt, session=session, max_file_bytes=max_file_bytes,
+            fetched = await _fetch_all(source, attempt, fetchers=fetchers, max_file_bytes=max_file_bytes,
                                        max_request_bytes=max_request_bytes)
             if fetched is not None:
                 result.files, result.linked = fetched
@@ -203,8 +230,7 @@ async def refetch_files(
 
 
 async def _fetch_all(
-    source: Source, folder: Path, *, session: aiohttp.ClientSession, max_file_bytes: int,
-    max_request_bytes: int,
+    source: Source, folder: Path, *, fetchers: Fetchers, max_file_bytes: int, max_request_bytes: int,
 ) -> tuple[list[FetchedFile], list[LinkedFile]] | None:
     """Every file of one place, downloaded or linked; None as soon as one is gone."""
     files: list[FetchedFile] = []
@@ -216,8 +242,7 @@ async def _fetch_all(
         path = folder / f"file-{index + 1}"
         if remote.size is None or remote.size <= cap:
             try:
-                size = await download_to_file(session, remote.url, path, max_bytes=cap,
-                                              timeout=DOWNLOAD_TIMEOUT)
+                size = await fetchers.fetch(source.origin, remote.url, path, cap)
             except DownloadError as exc:
                 log.info("Download of %s file %d failed: %s", source.origin.value, index + 1, exc)
             else:
@@ -225,15 +250,16 @@ async def _fetch_all(
                 room -= size
                 continue
         # Too large to attach here (or the download broke): a link still serves, if it answers.
-        if not await _still_served(session, remote.url):
+        if not await fetchers.still_served(source.origin, remote.url):
             return None
         linked.append(LinkedFile(remote, source.links_expire_at))
     return files, linked
 
 
-async def _still_served(session: aiohttp.ClientSession, url: str) -> bool:
+async def _still_served(session: aiohttp.ClientSession, url: str, *, allow_redirects: bool) -> bool:
     try:
-        async with session.get(url, headers={"User-Agent": USER_AGENT}, timeout=PROBE_TIMEOUT) as response:
+        async with session.get(url, headers={"User-Agent": USER_AGENT}, timeout=PROBE_TIMEOUT,
+                               allow_redirects=allow_redirects) as response:
             return response.status == 200
     except (aiohttp.ClientError, TimeoutError):
         return False

@@ -31,14 +31,13 @@ def render_balance(balance: Balance, recent: list[tuple[Job, int | None]] | None
                    locale: str = ENGLISH) -> str:
     """/credits: what a member has left, where it comes from, and their last jobs."""
     _ = Translate(locale)
-    total = balance.allowance.amount + balance.granted
     usage = [_("account.used", amount=format_credits(balance.spent)),
              _("account.reserved", amount=format_credits(balance.held))]
     if balance.granted:
         usage.append(_("account.granted", amount=format_credits(balance.granted)))
     lines = [
         _("account.title", period=this_period(balance.period).render(_.locale),
-          remaining=format_credits(balance.remaining), total=format_credits(total)),
+          remaining=format_credits(balance.remaining), total=format_credits(balance.total)),
         " · ".join(usage),
         _("account.allowance_line", allowance=describe_allowance(balance, _.locale),
           refills=timestamp(balance.refills_at), refills_at=timestamp(balance.refills_at, "f")),

@@ -12,6 +12,7 @@ from bot.credits import (
     BotBudgetExhausted,
     GuildBudgetExhausted,
     InsufficientCredits,
+    ServerCeilingReached,
     format_credits,
     this_period,
 )
@@ -35,7 +36,7 @@ def describe_error(interaction: discord.Interaction, error: Exception) -> str:
         return _("errors.not_enough_credits", needed=format_credits(error.needed),
                  remaining=format_credits(balance.remaining),
                  period=this_period(balance.period).render(_.locale), refills=timestamp(balance.refills_at))
-    if isinstance(error, GuildBudgetExhausted | BotBudgetExhausted):
+    if isinstance(error, GuildBudgetExhausted | ServerCeilingReached | BotBudgetExhausted):
         return _("errors.budget_resets", error=error.localized(_.locale), when=timestamp(error.resets_at))
     if isinstance(error, UserFacingError):
         return error.localized(_.locale)
@@ -57,15 +58,46 @@ def describe_error(interaction: discord.Interaction, error: Exception) -> str:
     return _("errors.unexpected", reference=reference)
 
 
+# Set in `interaction.extras` while the interaction's public answer is still the "thinking…"
+# placeholder of a public deferral: a refusal then must not take the placeholder's place.
+PUBLIC_PLACEHOLDER = "wan_public_placeholder"
+
+
+async def defer_publicly(interaction: discord.Interaction) -> discord.InteractionCallbackResponse | None:
+    """Defer with a public "thinking…" placeholder that the job's message will replace. Until it
+    does (`placeholder_taken`), an error reply removes the placeholder and answers privately."""
+    deferral = await interaction.response.defer(thinking=True)
+    interaction.extras[PUBLIC_PLACEHOLDER] = True
+    return deferral
+
+
+def placeholder_taken(interaction: discord.Interaction) -> None:
+    """The public placeholder became the job's message: errors from now on must leave it alone."""
+    interaction.extras.pop(PUBLIC_PLACEHOLDER, None)
+
+
 async def reply_with_error(interaction: discord.Interaction, text: str) -> None:
     """Answer in whichever way the interaction still allows, privately when possible."""
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True)
+        elif interaction.extras.pop(PUBLIC_PLACEHOLDER, False):
+            await answer_privately_after_public_deferral(interaction, text)
         else:
             await interaction.followup.send(text, ephemeral=True)
     except discord.HTTPException as exc:
         log.warning("Could not send an error reply (HTTP %s, code %s)", exc.status, exc.code)
+
+
+async def answer_privately_after_public_deferral(interaction: discord.Interaction, text: str) -> None:
+    """After a public deferral, Discord turns the first followup into the public placeholder
+    (the ephemeral flag is ignored), so everyone would read a refusal meant for one member, with
+    their balance. Remove the placeholder first; the followup is then a private message."""
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException as exc:
+        log.info("Could not delete the public placeholder (HTTP %s, code %s)", exc.status, exc.code)
+    await interaction.followup.send(text, ephemeral=True)
 
 
 class ReplyingCommandTree(app_commands.CommandTree):

@@ -28,6 +28,7 @@ from bot.jobs.store import Job, JobKind, JobStore
 from bot.media import megabytes
 from bot.media.downloads import DownloadError
 from bot.media.images import shrink_to_fit
+from bot.media.limits import MediaLimits
 from bot.media.video import VideoFitError, fit_video
 from bot.ui import render
 from bot.ui.buttons import result_view
@@ -84,8 +85,11 @@ class JobMessage:
         reserved: int,
         interaction: discord.Interaction | None = None,
         ffmpeg: str | None = None,
+        media: MediaLimits | None = None,
     ) -> None:
         self._interaction = interaction  # None for a job resumed after a restart
+        # Shrinking an image and re-encoding a video take a processing slot, shared by the guilds.
+        self._media = media or MediaLimits.unbounded()
         self._client = client
         self._store = store
         self._clock = clock
@@ -342,13 +346,15 @@ class JobMessage:
 
     async def _shrink(self, job: Job, result: ResultFile, max_bytes: int) -> ResultFile:
         if result.kind is JobKind.IMAGE:
-            image = await asyncio.to_thread(shrink_to_fit, result.path, max_bytes)
+            async with self._media.processing.slot(self._guild_id):
+                image = await asyncio.to_thread(shrink_to_fit, result.path, max_bytes)
             return replace(result, path=image.path, size=image.size, extension=image.extension,
                            width=image.width, height=image.height)
         if self._ffmpeg is None:
             raise VideoFitError(Message("video.ffmpeg_missing"))
-        video = await fit_video(self._ffmpeg, result.path, max_bytes, work_dir=result.path.parent,
-                                duration_hint=job.request.get("duration"))
+        async with self._media.processing.slot(self._guild_id):
+            video = await fit_video(self._ffmpeg, result.path, max_bytes, work_dir=result.path.parent,
+                                    duration_hint=job.request.get("duration"))
         log.info("Job %d: video re-encoded from %d to %d bytes", self._job_id, result.size, video.size)
         return replace(result, path=video.path, size=video.size)
 

@@ -42,7 +42,13 @@ async def test_check_passes_when_everything_is_in_place_and_fails_clearly_otherw
         lines = output.strip().splitlines()
         assert code == 0, output
         assert [line.split(":")[0] for line in lines] == [
-            "[  ok] settings", "[  ok] Discord token", "[  ok] EvoLink key", "[  ok] database", "[  ok] ffmpeg"]
+            "[  ok] settings", "[  ok] Discord token", "[  ok] EvoLink key", "[  ok] database", "[  ok] ffmpeg",
+            "[  ok] spending limits"]
+        # What the operator's account is exposed to with no configuration, and the settings to change it.
+        assert lines[5] == (
+            "[  ok] spending limits: by default each member may spend 40 credits a day in each server "
+            "(moderators may raise it to at most 200); each server at most 1000 a day; the whole bot at most "
+            "2000 a day (MAX_MEMBER_CREDITS_PER_DAY, MAX_SERVER_CREDITS_PER_DAY, BOT_DAILY_BUDGET)")
         assert "logged in as" in lines[1] and "10000 credits left" in lines[2]
         migrations = len(list((Path(__file__).parents[2] / "bot" / "migrations").glob("*.sql")))
         assert f"is writable and migrated ({migrations} migrations" in lines[3]

@@ -113,6 +113,7 @@ class Rig:
             DATABASE_PATH=str(self.db_path), LOG_LEVEL="DEBUG", PYTHONPATH=str(REPO),
             HTTP_PORT="0",  # any free port: never fight over 8080 with another bot
             DEFAULT_DAILY_CREDITS="100",  # a 5 s 720p video costs 25.5
+            DISCORD_MEDIA_BASE_URLS=self.discord.base_url,  # the fake's CDN serves the pictures
         )
         return self
 

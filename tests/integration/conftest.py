@@ -186,6 +186,22 @@ class Harness:
         assert self.record(interaction_id).callback_type == 4 and reply.ephemeral, "a refusal is private"
         return reply.text
 
+    async def private_refusal_after_deferral(self, interaction_id: int) -> str:
+        """The text of a command refused after its public "thinking…" deferral (e.g. a picture
+        that cannot be used): the placeholder is removed, and the refusal is a private followup."""
+        record = self.record(interaction_id)
+
+        def refused(fake) -> bool:
+            return bool(record.followup_message_ids) and bool(fake.messages[record.followup_message_ids[0]].text)
+
+        await self.discord.wait_for(refused)
+        placeholder = self.discord.messages[record.original_message_id]
+        assert record.callback_type == 5 and placeholder.deleted, "the public placeholder is removed"
+        [followup_id] = record.followup_message_ids
+        reply = self.discord.messages[followup_id]
+        assert reply.ephemeral and not reply.deleted, "the refusal is private"
+        return reply.text
+
     async def wait_until_generating(self, interaction_id: int):
         return await self.wait_for_original(interaction_id, lambda m: "Generating" in m.text)
 
@@ -225,6 +241,8 @@ async def start_harness(tmp_path, speed: float = CLOCK_SPEED, **setting_override
         evolink_base_url=evolink_url,
         evolink_files_base_url=evolink_url,
         discord_api_base_url=fake_discord.api_base,
+        # Members' pictures come from the fake Discord's CDN, as from Discord's in production.
+        discord_media_base_urls=(fake_discord.base_url,),
         # Any free loopback port: hundreds of harness bots (some at once) must never fight over 8080.
         **{"http_host": "127.0.0.1", "http_port": 0, **setting_overrides},
     )

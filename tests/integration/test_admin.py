@@ -90,7 +90,9 @@ async def test_status_with_nothing_running(harness):
         "Jobs: **0** waiting in line · **0** at EvoLink · **0** downloading or delivering\n"
         "New submissions: accepted\n"
         "EvoLink in the last hour: **0** calls, **0** failed (0.0%), 0 of them rate limited (429)\n"
-        "Oldest unfinished job: none"
+        "Oldest unfinished job: none\n"
+        "Operator ceilings per UTC day: each member at most **200** credits in one server, each server at "
+        "most **1000**, the whole bot at most **2000** (today: 0 charged, 0 reserved)"
     )
 
 

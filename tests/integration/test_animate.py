@@ -99,8 +99,8 @@ async def test_a_picture_that_cannot_be_used_is_refused_with_no_call_and_no_char
     for name, (data, expected) in cases.items():
         interaction = await harness.command(
             "animate", image=harness.discord.make_attachment(name, data), prompt="move")
-        reply = await harness.wait_for_original(interaction, lambda m: bool(m.text) and not m.loading)
-        assert expected in reply.text
+        # Known only once the picture is read, after the public "thinking…": still a private reply.
+        assert expected in await harness.private_refusal_after_deferral(interaction)
     assert harness.evolink_creates() == [] and harness.evolink.uploads == {}
     rows = await harness.bot.services.db.fetchall("SELECT * FROM ledger")
     assert rows == []

@@ -88,7 +88,7 @@ async def test_a_brainstorming_channel_makes_four_images_unless_the_member_says_
     assert harness.evolink_creates()[-1].json["n"] == 1
 
     balance = await harness.settled_balance()
-    assert (balance.spent, balance.held, balance.remaining) == (12_000, 0, 8_000)
+    assert (balance.spent, balance.held, balance.remaining) == (12_000, 0, 28_000)
     [(action, actor, details)] = await audit_rows(harness)
     assert (action, actor) == ("defaults-set", MOD_ID)
     assert f'"channel_id": {CHANNEL_ID}' in details and '"n": 4' in details

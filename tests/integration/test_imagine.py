@@ -54,13 +54,13 @@ async def test_imagine_delivers_the_images_with_live_progress_and_charges_once(h
     assert len(downloads) == 2 and all("Authorization" not in r.headers for r in downloads)
     assert all(r.headers["User-Agent"].startswith("wan-discord-bot/") for r in harness.evolink.requests)
 
-    # Credits: 20 a day, 2 per image: 4 spent, 16 left, as /credits tells the member (once the
-    # job has settled, just after its delivery).
+    # Credits: 40 a day by default, 2 per image: 4 spent, 36 left, as /credits tells the member
+    # (once the job has settled, just after its delivery).
     await harness.settled_balance()
     credits = await harness.command("credits")
     reply = await harness.wait_for_original(credits, lambda m: bool(m.text))
     assert reply.ephemeral
-    assert "16 of 20 left" in reply.text and "Used: 4" in reply.text
+    assert "36 of 40 left" in reply.text and "Used: 4" in reply.text
 
 
 async def test_bad_input_is_refused_with_the_rule_and_the_value_and_nothing_is_sent(harness):
@@ -80,11 +80,11 @@ async def test_bad_input_is_refused_with_the_rule_and_the_value_and_nothing_is_s
 
     assert harness.evolink_creates() == []
     balance = await harness.bot.services.ledger.balance(7000, USER_ID)
-    assert (balance.spent, balance.held, balance.remaining) == (0, 0, 20_000)
+    assert (balance.spent, balance.held, balance.remaining) == (0, 0, 40_000)
 
 
 async def test_not_enough_credits_says_what_is_left_and_when_it_refills(tmp_path):
-    async for harness in start_harness(tmp_path, default_max_concurrent_jobs=5):
+    async for harness in start_harness(tmp_path, default_max_concurrent_jobs=5, default_daily_credits=20):
         first = await harness.command("imagine", prompt="four foxes", n=4)      # 8 credits
         second = await harness.command("imagine", prompt="four more foxes", n=4)  # 16 held now
         third = await harness.command("imagine", prompt="and again", n=4)        # would be 24 > 20
@@ -96,16 +96,34 @@ async def test_not_enough_credits_says_what_is_left_and_when_it_refills(tmp_path
         assert len(harness.evolink_creates()) == 2
 
 
-async def test_a_third_job_at_once_waits_for_the_member_to_finish_one(harness):
+async def test_a_third_job_at_once_waits_in_line_for_the_members_own_jobs(harness):
+    # Two of a member's jobs run at once (the default); a third is not refused: it waits in line,
+    # says why, holds its credits, and starts when one of the two ends.
     first = await harness.command("imagine", prompt="one fox")
     second = await harness.command("imagine", prompt="two foxes")
+    await harness.wait_until_generating(second)
     third = await harness.command("imagine", prompt="three foxes")
-    assert await harness.private_refusal(third) == (
-        "You already have 2 jobs running, the most this server allows at once. Wait for one to finish.")
-    for interaction in (first, second):
+    waiting = await harness.wait_for_original(third, lambda m: "Waiting in line" in m.text)
+    assert "#1 in line" in waiting.text
+    assert "Waiting for your 2 running job(s) to finish" in waiting.text
+    assert (await harness.balance()).held == 6_000  # all three hold their 2 credits
+    assert len(harness.evolink_creates()) == 2
+    for interaction in (first, second, third):
         await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1)
-    fourth = await harness.command("imagine", prompt="four foxes")
-    await harness.wait_for_original(fourth, lambda m: len(m.attachments) == 1)
+    assert len(harness.evolink_creates()) == 3
+    balance = await harness.settled_balance()
+    assert (balance.spent, balance.remaining) == (6_000, 34_000)
+
+
+async def test_past_the_places_in_line_a_job_is_refused_naming_both_limits(tmp_path):
+    async for harness in start_harness(tmp_path, max_waiting_jobs_per_member=1):
+        for prompt in ("one fox", "two foxes", "three foxes"):
+            await harness.command("imagine", prompt=prompt)
+        fourth = await harness.command("imagine", prompt="four foxes")
+        assert await harness.private_refusal(fourth) == (
+            "You already have 3 jobs running or waiting in line here, the most this server allows: "
+            "2 at once and 1 more waiting. Wait for one to finish.")
+        assert (await harness.balance()).held == 6_000  # the refused fourth holds nothing
 
 
 async def test_a_refused_prompt_is_explained_and_refunded(harness):
@@ -116,7 +134,7 @@ async def test_a_refused_prompt_is_explained_and_refunded(harness):
     assert "refused by the safety filter" in final.text
     assert "6 credits given back" in final.text and final.attachments == []
     balance = await harness.bot.services.ledger.balance(7000, USER_ID)
-    assert (balance.spent, balance.held, balance.remaining) == (0, 0, 20_000)
+    assert (balance.spent, balance.held, balance.remaining) == (0, 0, 40_000)
 
 
 async def test_polls_survive_rate_limits_and_server_errors(harness):

@@ -53,4 +53,4 @@ async def test_a_create_whose_outcome_is_unknown_is_never_sent_twice(harness):
     assert "not sent again" in final.text and "4 credits given back" in final.text
     assert len(harness.evolink_creates()) == 1
     balance = await harness.bot.services.ledger.balance(7000, USER_ID)
-    assert (balance.held, balance.remaining) == (0, 20_000)
+    assert (balance.held, balance.remaining) == (0, 40_000)

@@ -66,14 +66,14 @@ async def test_moderator_commands_are_refused_to_members_even_if_discords_hint_w
         assert reply == "Only moderators can do this: it needs the Manage Server permission.", (sub, reply)
         assert harness.original(interaction).ephemeral
     assert await audit_count(harness) == 0
-    assert (await harness.bot.services.ledger.balance(GUILD_ID, USER_ID)).remaining == 20_000
+    assert (await harness.bot.services.ledger.balance(GUILD_ID, USER_ID)).remaining == 40_000
 
 
 async def test_a_moderator_role_grants_the_right_but_cannot_hand_it_out(harness):
     assert await as_mod(harness, "quota", role("role", MODS_ROLE), sub="moderator-role") == (
         f"Members with <@&{MODS_ROLE}> can now use the moderator commands.")
     shown = await as_member(harness, "quota", sub="show", roles=(MODS_ROLE,))
-    assert shown.startswith("**Default allowance**: 20 credits per member per day")
+    assert shown.startswith("**Default allowance**: 40 credits per member per day")
     refused = await as_member(harness, "quota", role("role", ARTISTS_ROLE), sub="moderator-role",
                               roles=(MODS_ROLE,))
     assert refused == "Only moderators can do this: it needs the Manage Server permission."
@@ -121,15 +121,15 @@ async def test_quota_replies_and_what_members_then_see(harness):
     assert re.fullmatch(r"The server's weekly budget is now 1 credit \(0 used or reserved this week; "
                         r"it resets <t:\d+:R>\)\.", reply)
     refused = await as_member(harness, "imagine", text("prompt", "a fox"))
-    assert re.fullmatch(r"This server has used its weekly budget of 1 credits\. Generation resumes when "
-                        r"it resets\. It resets <t:\d+:R>\.", refused)
+    assert refused == ("This needs 2 credits, more than this server's whole weekly budget (1 credits). "
+                       "A moderator can raise it with /quota budget.")
     assert await as_mod(harness, "quota", sub="budget") == (
         "The server has no budget any more: only members' allowances limit spending.")
 
     shown = await as_mod(harness, "quota", member("member", USER_ID), sub="show")
     assert shown.startswith(f"**<@{USER_ID}>** · allowance 30 credits per week (from a personal allowance)\n"
                             "Left this week: **35 credits** · used 0 · reserved 0 · granted 5\n"
-                            "Jobs running: 0 of at most 3 · refills <t:")
+                            "Jobs running or waiting: 0 (at most 3 at once, 10 more in line) · refills <t:")
     shown = await as_mod(harness, "quota", sub="show")
     assert "**Default allowance**: 50 credits per member per week, at most 3 job(s) at once" in shown
     assert f"**Role allowances**: <@&{ARTISTS_ROLE}> 80" in shown
@@ -166,7 +166,7 @@ async def test_no_guild_sees_or_changes_another_guilds_data(harness):
 
     # A moderator of the other server sees only its own (default) settings and an empty ledger...
     shown = await as_mod(harness, "quota", sub="show", guild_id=OTHER_GUILD_ID)
-    assert shown.startswith("**Default allowance**: 20 credits per member per day")
+    assert shown.startswith("**Default allowance**: 40 credits per member per day")
     assert "**Role allowances**: none" in shown and "**Personal allowances**: none" in shown
     assert await as_mod(harness, "moderation", sub="blocked-terms list", guild_id=OTHER_GUILD_ID) == (
         "No blocked terms in this server.")
@@ -182,7 +182,7 @@ async def test_no_guild_sees_or_changes_another_guilds_data(harness):
     assert (here.blocked, here.allowance.amount, here.granted) == (False, 99_000, 7_000)
     assert [t.term for t in await harness.bot.services.blocked_terms.list(GUILD_ID)] == ["fox"]
     # A member there keeps the operator's defaults.
-    assert "20 of 20 left" in await as_member(harness, "credits", guild_id=OTHER_GUILD_ID)
+    assert "40 of 40 left" in await as_member(harness, "credits", guild_id=OTHER_GUILD_ID)
 
 
 async def test_the_csv_export_matches_the_ledger_row_for_row(harness):
@@ -262,7 +262,7 @@ async def test_the_removal_replies(harness):
         f"<@{USER_ID}> is back to the server default and their roles' allowances.")
     assert await as_mod(harness, "quota", member("member", USER_ID), number("amount", -4),
                         sub="grant") == (
-        f"Took 4 credits from <@{USER_ID}> for today (granted by a moderator). They have 16 credits left.")
+        f"Took 4 credits from <@{USER_ID}> for today (granted by a moderator). They have 36 credits left.")
     assert await as_mod(harness, "quota", sub="moderator-role") == (
         "Only members with Manage Server can use the moderator commands now.")
     assert await as_mod(harness, "quota", sub="log-channel") == (
@@ -272,7 +272,7 @@ async def test_the_removal_replies(harness):
     # Bad amounts get the rule and the value, and change nothing.
     assert await as_mod(harness, "quota", number("amount", 0.0001), sub="set-default") == (
         "amount 0.0001: credits have at most 3 decimals")
-    assert (await harness.bot.services.ledger.balance(GUILD_ID, USER_ID)).allowance.amount == 20_000
+    assert (await harness.bot.services.ledger.balance(GUILD_ID, USER_ID)).allowance.amount == 40_000
     credits = await as_member(harness, "credits")
-    assert credits.startswith("**Your credits in this server today**: 16 of 16 left\n"
+    assert credits.startswith("**Your credits in this server today**: 36 of 36 left\n"
                               "Used: 0 · Reserved by running jobs: 0 · Granted by moderators: -4\n")

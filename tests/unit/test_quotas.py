@@ -15,11 +15,14 @@ from bot.credits import (
     GuildBudgetExhausted,
     InsufficientCredits,
     MemberBlocked,
+    NeverFits,
+    ServerCeilingReached,
     TooManyJobs,
 )
 from bot.jobs.store import JobKind, JobStore
 from bot.periods import Period
 from bot.quotas import QuotaDefaults, QuotaStore
+from bot.requests import InvalidRequest
 from bot.units import to_milli
 
 GUILD, OTHER_GUILD = 1001, 1002
@@ -170,15 +173,31 @@ async def test_the_guild_budget_stops_everyone_once_spent(db, ledger, quotas, st
     await reserve(db, ledger, store, 8, user=ALICE)
 
 
-async def test_at_most_n_jobs_at_once_per_member(db, ledger, store):
+async def test_a_member_holds_at_most_their_running_jobs_plus_their_places_in_line(db, clock, store):
+    # Two may run at once and one more may wait: the fourth is refused, naming both numbers.
+    quotas = QuotaStore(db, clock, QuotaDefaults(to_milli(20), Period.DAY, max_concurrent_jobs=2,
+                                                 max_waiting_jobs=1))
+    ledger = CreditLedger(db, clock, quotas)
     first = await reserve(db, ledger, store, 1)
+    await reserve(db, ledger, store, 1)
     await reserve(db, ledger, store, 1)
     with pytest.raises(TooManyJobs) as refused:
         await reserve(db, ledger, store, 1)
-    assert str(refused.value).startswith("You already have 2 jobs running")
+    assert str(refused.value) == (
+        "You already have 3 jobs running or waiting in line here, the most this server allows: "
+        "2 at once and 1 more waiting. Wait for one to finish.")
     await reserve(db, ledger, store, 1, user=BOB)
     await settle(db, ledger, first, 1)
     await reserve(db, ledger, store, 1)
+
+
+async def test_a_reservation_says_how_many_of_the_members_jobs_may_run_at_once(db, ledger, quotas, store):
+    await configure(db, quotas, max_concurrent_jobs=3)
+    job_id = await job(db, store)
+    async with db.transaction() as tx:
+        balance = await ledger.reserve(tx, guild_id=GUILD, user_id=ALICE, job_id=job_id, amount=to_milli(1))
+    assert balance.max_running_jobs == 3
+    assert await ledger.running_limit(GUILD) == 3 and await ledger.running_limit(OTHER_GUILD) == 2
 
 
 async def test_the_bot_wide_daily_budget_spans_every_guild(db, quotas, store, clock):
@@ -199,3 +218,97 @@ async def test_one_guilds_settings_never_touch_another(db, ledger, quotas, store
     assert (other.allowance.amount, other.granted, other.period, other.blocked) == (
         to_milli(20), 0, Period.DAY, False)
     await reserve(db, ledger, store, 20, guild=OTHER_GUILD)  # no budget, no block there
+
+
+# -- the operator's ceilings, and limits a job can never fit in --------------------------------------
+
+
+def ceiling_ledger(db, clock, *, member=100, server=60, bot=None, allowance=100):
+    quotas = QuotaStore(db, clock, QuotaDefaults(
+        to_milli(allowance), Period.DAY, 2, member_ceiling_per_day=to_milli(member),
+        server_ceiling_per_day=to_milli(server)))
+    return quotas, CreditLedger(db, clock, quotas, bot_daily_budget=None if bot is None else to_milli(bot))
+
+
+async def test_a_job_dearer_than_the_whole_allowance_names_the_commands_that_raise_it(db, ledger, store):
+    with pytest.raises(NeverFits) as refused:
+        await reserve(db, ledger, store, 25.5)  # a default video against a 20-credit day
+    assert str(refused.value) == (
+        "This needs 25.5 credits, more than your whole allowance here (20 credits per day), so it can "
+        "never fit. A moderator can raise allowances with /quota set-default (everyone) or "
+        "/quota set-user (one member).")
+    # Within the allowance, but more than what is left: the usual answer, with the refill.
+    await reserve(db, ledger, store, 15)
+    with pytest.raises(InsufficientCredits):
+        await reserve(db, ledger, store, 10)
+
+
+async def test_the_member_ceiling_caps_any_allowance_and_grant(db, clock, store):
+    quotas, ledger = ceiling_ledger(db, clock, member=100, server=10_000)
+    await configure(db, quotas, default_allowance=to_milli(500))  # set before the operator lowered it
+    async with db.transaction() as tx:
+        await ledger.grant(tx, guild_id=GUILD, user_id=ALICE, amount=to_milli(50), reason="x", actor_id=MOD)
+    balance = await ledger.balance(GUILD, ALICE)
+    assert (balance.total, balance.remaining, balance.capped_by_operator) == (to_milli(100), to_milli(100), True)
+    with pytest.raises(NeverFits) as refused:
+        await reserve(db, ledger, store, 101)
+    assert str(refused.value) == ("This needs 101 credits, more than the bot's operator lets any server give "
+                                  "one member (100 credits per day).")
+    await reserve(db, ledger, store, 100)
+
+
+async def test_moderators_cannot_set_more_than_the_ceilings(db, clock):
+    quotas, _ = ceiling_ledger(db, clock, member=100, server=1000)
+    quotas.check_member_allowance("amount", to_milli(100), Period.DAY)
+    quotas.check_member_allowance("amount", to_milli(700), Period.WEEK)  # 7 days of 100
+    with pytest.raises(InvalidRequest) as refused:
+        quotas.check_member_allowance("amount", to_milli(1_000_000), Period.DAY)
+    assert str(refused.value) == ("amount 1000000: the bot's operator lets a server give one member at most "
+                                  "100 credits per day (100 a day)")
+    with pytest.raises(InvalidRequest) as refused:
+        quotas.check_member_allowance("amount", to_milli(3101), Period.MONTH)
+    assert "at most 3100 credits per month (100 a day)" in str(refused.value)
+    with pytest.raises(InvalidRequest) as refused:
+        quotas.check_budget(to_milli(7001), Period.WEEK)
+    assert str(refused.value) == ("amount 7001: the bot's operator lets one server spend at most 7000 credits "
+                                  "per week (1000 a day)")
+    quotas.check_grant(to_milli(80), to_milli(100), Period.DAY)
+    quotas.check_grant(to_milli(-500), to_milli(900), Period.DAY)  # taking away is always allowed
+    with pytest.raises(InvalidRequest) as refused:
+        quotas.check_grant(to_milli(81), to_milli(101), Period.DAY)
+    assert "the member would have 101 credits this period" in str(refused.value)
+
+
+async def test_the_server_ceiling_stops_one_guild_a_day_and_no_other(db, clock, store):
+    quotas, ledger = ceiling_ledger(db, clock, member=100, server=30)
+    await reserve(db, ledger, store, 20, user=ALICE)
+    with pytest.raises(ServerCeilingReached) as refused:
+        await reserve(db, ledger, store, 15, user=BOB)  # 20 held + 15 > 30 for the guild today
+    assert str(refused.value) == ("This server has spent 30 credits today, the most the bot's operator lets one "
+                                  "server spend per day. Generation resumes when it resets.")
+    assert refused.value.resets_at == datetime(2026, 11, 22, tzinfo=UTC)
+    await reserve(db, ledger, store, 15, user=BOB, guild=OTHER_GUILD)
+    with pytest.raises(NeverFits) as refused:
+        await reserve(db, ledger, store, 31, user=BOB, guild=OTHER_GUILD)
+    assert "more than the bot's operator lets one server spend per day (30 credits)" in str(refused.value)
+
+
+async def test_budgets_smaller_than_a_job_say_so(db, clock, store):
+    quotas, ledger = ceiling_ledger(db, clock, member=100, server=1000, bot=25)
+    await configure(db, quotas, budget=to_milli(10))
+    with pytest.raises(NeverFits) as refused:
+        await reserve(db, ledger, store, 12)
+    assert str(refused.value) == ("This needs 12 credits, more than this server's whole daily budget (10 credits). "
+                                  "A moderator can raise it with /quota budget.")
+    with pytest.raises(NeverFits) as refused:
+        await reserve(db, ledger, store, 26, guild=OTHER_GUILD)
+    assert "more than the bot's operator lets the whole bot spend per day" in str(refused.value)
+
+
+async def test_a_settlement_never_exceeds_its_reservation(db, ledger, store):
+    job_id = await reserve(db, ledger, store, 2)
+    async with db.transaction() as tx:
+        charged = await ledger.settle(tx, job_id=job_id, amount=to_milli(50))
+    assert charged == to_milli(2)
+    balance = await ledger.balance(GUILD, ALICE)
+    assert (balance.spent, balance.held, balance.remaining) == (to_milli(2), 0, to_milli(18))
