@@ -15,7 +15,11 @@ COPY bot ./bot
 COPY cogs ./cogs
 RUN pip install --no-cache-dir .
 
+# HTTP_HOST: every interface of the container (the bot's own default is loopback only). The
+# HEALTHCHECK asks from inside, but a published port (EvoLink callbacks through a reverse proxy)
+# arrives on the container's network interface; which host addresses reach it is `ports:`'s choice.
 ENV DATABASE_PATH=/data/bot.db \
+    HTTP_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 VOLUME /data
 USER bot

@@ -101,8 +101,10 @@ class Settings(BaseSettings):
     ffmpeg_path: str = "ffmpeg"
 
     # The bot's small web server: /healthz (Docker's HEALTHCHECK) and, with PUBLIC_BASE_URL, the
-    # EvoLink callbacks. Port 0 lets the OS choose a free port (tests).
-    http_host: str = "0.0.0.0"
+    # EvoLink callbacks. Port 0 lets the OS choose a free port (tests). Loopback by default: only
+    # this machine (a reverse proxy, the healthcheck) reaches it; the Docker image sets 0.0.0.0,
+    # since a published port arrives on the container's own interface.
+    http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     # The public HTTPS address where EvoLink reaches that server (through a reverse proxy that
     # forwards to HTTP_PORT). Unset: no callbacks, jobs are polled.

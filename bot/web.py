@@ -4,6 +4,14 @@ Everything it serves is cheap and local: health is read from the gateway state, 
 database query and the runner's counters (no Discord or EvoLink request), and a callback only sets
 an event in the CallbackHub. Callback paths are secret capabilities, so aiohttp's access log is off
 (it would print them) and our own log lines show only the first characters of a token.
+
+Strangers can reach it (callbacks come through a published port), so every connection is bounded
+in time: its request headers must be complete within a limit (aiohttp's keep-alive timer, which
+since 3.14.4 also runs from the moment a connection opens, closes a connection still waiting for
+them), a callback's body must arrive within a limit, and a body nobody reads is drained only
+briefly before the connection is closed. Open connections are not counted: aiohttp has no cap on
+them (TCPSite's backlog only bounds the queue of connections not yet accepted), and these limits
+already bound how long each one can be held.
 """
 
 from __future__ import annotations
@@ -31,6 +39,16 @@ MAX_CALLBACK_BYTES = 64 * 1024
 DATABASE_TIMEOUT_SECONDS = 2.0
 # How much of a callback token a log line may show: enough to tell two apart, useless to an attacker.
 TOKEN_SHOWN = 6
+# A connection whose request line and headers are not complete this long after it opened (or after
+# its previous answer, for a kept-alive one) is closed: a slow-header (slowloris) client holds a
+# socket for this long at most. A health probe or EvoLink sends its few hundred bytes at once.
+HEADER_TIMEOUT_SECONDS = 10.0
+# A callback body (at most MAX_CALLBACK_BYTES) not received this long after its headers is answered
+# 408 and the connection closed.
+BODY_TIMEOUT_SECONDS = 10.0
+# After an answer sent before the whole body arrived (413, 408, 404 to a post), the rest is read and
+# dropped for at most this long, so an honest client sees the answer rather than a reset.
+LINGER_SECONDS = 1.0
 
 
 class WebServerUnavailable(Exception):
@@ -72,6 +90,8 @@ class WebServer:
         host: str,
         port: int,
         database_timeout: float = DATABASE_TIMEOUT_SECONDS,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self._bot = bot
         self._db = db
@@ -80,6 +100,8 @@ class WebServer:
         self.host = host
         self._requested_port = port
         self._database_timeout = database_timeout
+        self._header_timeout = header_timeout
+        self._body_timeout = body_timeout
         self._app_runner: web.AppRunner | None = None
 
     @property
@@ -102,7 +124,11 @@ class WebServer:
 
     async def start(self) -> None:
         # access_log=None: the default access log would print every callback path, token and all.
-        app_runner = web.AppRunner(self._build_app(), access_log=None, shutdown_timeout=2.0)
+        # keepalive_timeout is the header limit: aiohttp arms it when a connection opens and again
+        # after each answer, and closes the connection if a request's headers are still incomplete
+        # when it fires. Keep-alive is thereby bounded by the same limit.
+        app_runner = web.AppRunner(self._build_app(), access_log=None, shutdown_timeout=2.0,
+                                   keepalive_timeout=self._header_timeout, lingering_time=LINGER_SECONDS)
         await app_runner.setup()
         try:
             await web.TCPSite(app_runner, self.host, self._requested_port).start()
@@ -143,7 +169,16 @@ class WebServer:
     async def _callback(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         # Raises 413 past client_max_size; read before waking the job, so an oversized post wakes nothing.
-        body = await request.read()
+        # aiohttp bounds the wait for headers but not for a body: a trickling one gets a deadline here.
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                body = await request.read()
+        except TimeoutError:
+            log.info("EvoLink callback for token %s: the body did not arrive within %g s; closed",
+                     redact_token(token), self._body_timeout)
+            answer = web.json_response({"error": "request body too slow"}, status=408)
+            answer.force_close()
+            return answer
         task_id, status = _task_fields(body)
         if not self._callbacks.deliver(token):
             log.info("EvoLink callback for an unknown token %s (task %s): ignored",

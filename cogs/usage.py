@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 from datetime import UTC, datetime
 
 import discord
@@ -18,20 +20,46 @@ from bot.units import format_credits
 
 CSV_COLUMNS = ("id", "time_utc", "user_id", "job_id", "kind", "credits", "reason", "actor_id")
 
+# What makes a spreadsheet run a cell as a formula (OWASP, "CSV Injection"): these first characters,
+# also in their full-width and small forms (＝, ＋, －, ＠, ﹦…), which some spreadsheets read as the
+# ASCII ones; NFKC maps those forms to ASCII. Spaces before them do not make such a cell safe.
+FORMULA_STARTS = frozenset("=+-@")
+FORMULA_CONTROLS = ("\t", "\r")
+# The mark that makes a spreadsheet show a cell as text; an exported cell that starts with it got it here.
+TEXT_MARK = "'"
+# A plain decimal such as the credits column's -5 or 1.5: a spreadsheet reads it as a number, never a formula.
+PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell as a spreadsheet will only ever show it as text: a cell it would run as a formula
+    gets a leading `'`, and so does one that already starts with `'`, so that dropping one leading
+    `'` always gives the exact text back. Plain numbers stay numbers."""
+    if PLAIN_NUMBER.fullmatch(cell):
+        return cell
+    if cell.startswith(FORMULA_CONTROLS) or cell.startswith(TEXT_MARK):
+        return TEXT_MARK + cell
+    first = cell.lstrip()[:1]
+    if first and unicodedata.normalize("NFKC", first) in FORMULA_STARTS:
+        return TEXT_MARK + cell
+    return cell
+
 
 def ledger_csv(rows: list[dict[str, object]]) -> bytes:
     """The ledger as CSV: one line per row, credits as exact decimals, times in ISO 8601 UTC. The
-    column names stay English whatever the reader's language: the file is for machines."""
+    column names stay English whatever the reader's language: the file is for machines. Reasons are
+    typed by moderators, so every cell goes through spreadsheet_safe."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         moment = datetime.fromtimestamp(int(row["created_at"]) / 1000, UTC)  # type: ignore[arg-type]
-        writer.writerow([
+        cells = [
             row["id"], moment.isoformat(timespec="seconds"), row["user_id"], row["job_id"] or "",
             row["kind"], format_credits(int(row["amount"])),  # type: ignore[arg-type]
             row["reason"] or "", row["actor_id"] or "",
-        ])
+        ]
+        writer.writerow([spreadsheet_safe(str(cell)) for cell in cells])
     return buffer.getvalue().encode("utf-8")
 
 

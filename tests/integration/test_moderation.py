@@ -219,6 +219,31 @@ async def test_the_csv_export_matches_the_ledger_row_for_row(harness):
     assert top == f"**Top spenders today**\n1. <@{USER_ID}> · 4 credits · 1 job"
 
 
+async def test_the_csv_export_never_hands_a_spreadsheet_a_formula(harness):
+    """A moderator's reason is written into the file a spreadsheet opens: one that starts like a
+    formula gets a leading quote, the exact text is still there after it, and credits stay numbers."""
+    formula = '=HYPERLINK("http://evil","click")'
+    full_width = "＠SUM(1+1)"
+    await as_mod(harness, "quota", member("member", USER_ID), number("amount", 2), text("reason", formula),
+                 sub="grant")
+    await as_mod(harness, "quota", member("member", USER_ID), number("amount", -5), text("reason", full_width),
+                 sub="grant")
+    await as_mod(harness, "quota", member("member", USER_ID), number("amount", 1), text("reason", "welcome"),
+                 sub="grant")
+
+    export = await harness.slash("usage", sub="export", user_id=MOD_ID, permissions=MANAGE_SERVER)
+    reply = await harness.wait_for_original(export, lambda m: bool(m.attachments))
+    [attachment] = reply.attachments
+    raw = attachment.data.decode("utf-8")
+    # No cell of the file starts with the formula itself: it is quoted text, a leading ' inside.
+    assert '"\'=HYPERLINK(""http://evil"",""click"")"' in raw
+    assert ",=HYPERLINK" not in raw and ',"=HYPERLINK' not in raw
+    rows = list(csv.DictReader(io.StringIO(raw)))
+    assert [(row["credits"], row["reason"]) for row in rows] == [
+        ("2", "'" + formula), ("-5", "'" + full_width), ("1", "welcome")]
+    assert [row["reason"][1:] for row in rows[:2]] == [formula, full_width]
+
+
 async def test_blocked_terms_refuse_prompts_before_any_charge(harness):
     assert await as_mod(harness, "moderation", text("term", "Forbidden Fruit"), sub="blocked-terms add") == (
         "Prompts with the term `Forbidden Fruit` are now refused here.")

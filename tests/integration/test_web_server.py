@@ -21,7 +21,7 @@ import pytest
 from bot.app import WanBot
 from bot.callbacks import CALLBACK_PATH, CallbackHub, new_callback_token
 from bot.db import Database
-from bot.web import MAX_CALLBACK_BYTES, WebServer
+from bot.web import LINGER_SECONDS, MAX_CALLBACK_BYTES, WebServer
 from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild
 from tests.integration.conftest import BOT_TOKEN, EVOLINK_KEY, Harness, start_harness
 
@@ -213,6 +213,154 @@ async def test_without_public_base_url_there_is_no_callback_route(harness):
     status, _ = await post_callback(harness.bot.services.web, token, json={"status": "completed"})
     assert status == 404
     assert not woken.is_set()
+
+
+# -- read timeouts --------------------------------------------------------------------------------
+
+# Shortened limits for these tests (the bot's are 10 s each).
+HEADER_LIMIT = 2.0
+BODY_LIMIT = 1.0
+# How late a close may come on a busy 2-core machine, beyond what the limits allow.
+SLACK = 4.0
+
+
+@pytest.fixture
+async def strict_server(callback_harness) -> AsyncIterator[WebServer]:
+    """A second server on the harness bot's own services (so /healthz is healthy and callbacks wake
+    its jobs), with the short limits."""
+    await ready(callback_harness)
+    services = callback_harness.bot.services
+    server = WebServer(bot=callback_harness.bot, db=services.db, runner=services.runner,
+                       callbacks=services.callbacks, host="127.0.0.1", port=0,
+                       header_timeout=HEADER_LIMIT, body_timeout=BODY_LIMIT)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def until_closed_by_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               trickle: bytes, *, every: float, within: float) -> tuple[bytes, float]:
+    """Send `trickle` one byte at a time, `every` seconds apart (starting over when it runs out),
+    until the server closes the connection. Returns everything the server sent and the loop time
+    of the close; fails if the close has not come `within` seconds."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    received = b""
+    position = 0
+    while loop.time() - started < within:
+        try:
+            writer.write(trickle[position % len(trickle):][:1])
+            position += 1
+            chunk = await asyncio.wait_for(reader.read(4096), every)
+        except TimeoutError:
+            continue
+        except ConnectionError:  # reset: the server closed while our bytes were in flight
+            break
+        if not chunk:
+            break
+        received += chunk
+    else:
+        pytest.fail(f"the server kept the connection open for {within} s")
+    closed = loop.time()
+    writer.close()
+    return received, closed
+
+
+async def test_300_slow_header_connections_are_closed_and_healthz_answers_meanwhile(strict_server):
+    """Slowloris: each connection sends its request line and headers one byte at a time and never
+    finishes them. The server closes every one after the header limit without answering, while
+    /healthz keeps answering everyone else."""
+    loop = asyncio.get_running_loop()
+    endless_headers = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 64
+    opened_at, attackers = [], []
+    for _ in range(300):
+        opened_at.append(loop.time())  # the server's clock for it cannot start before this
+        reader, writer = await asyncio.open_connection("127.0.0.1", strict_server.port)
+        attackers.append(asyncio.create_task(until_closed_by_peer(
+            reader, writer, endless_headers, every=0.25, within=HEADER_LIMIT + SLACK + 5)))
+    all_open = loop.time()
+
+    # While all 300 are open and trickling, a health probe is answered at once.
+    status, health, _ = await asyncio.wait_for(get_health(strict_server), 2)
+    assert (status, health["status"]) == (200, "ok")
+    assert not any(task.done() for task in attackers), "a connection was closed before its limit"
+
+    outcomes = await asyncio.gather(*attackers)
+    # Nothing was answered (the headers never ended), none was dropped before its limit, and
+    # every one was dropped soon after it.
+    assert all(received == b"" for received, _ in outcomes)
+    held = [closed - opened for (_, closed), opened in zip(outcomes, opened_at, strict=True)]
+    assert min(held) >= HEADER_LIMIT - 0.1
+    assert max(closed for _, closed in outcomes) - all_open < HEADER_LIMIT + SLACK
+    # And the server is still fine afterwards.
+    status, _, _ = await get_health(strict_server)
+    assert status == 200
+
+
+async def test_silent_and_idle_kept_alive_connections_are_closed_after_the_header_limit(strict_server):
+    loop = asyncio.get_running_loop()
+    # A connection that never sends a byte.
+    reader, writer = await asyncio.open_connection("127.0.0.1", strict_server.port)
+    started = loop.time()
+    assert await asyncio.wait_for(reader.read(1), HEADER_LIMIT + SLACK) == b""
+    assert loop.time() - started >= HEADER_LIMIT - 0.1
+    writer.close()
+
+    # One that was answered and then kept alive without a next request.
+    reader, writer = await asyncio.open_connection("127.0.0.1", strict_server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"Connection: close" not in head
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    await reader.readexactly(length)
+    answered = loop.time()
+    assert await asyncio.wait_for(reader.read(1), HEADER_LIMIT + SLACK) == b""
+    assert loop.time() - answered >= HEADER_LIMIT - 0.1
+    writer.close()
+
+
+async def test_a_callback_whose_body_trickles_is_answered_408_and_cut_off(strict_server, callback_harness):
+    hub = callback_harness.bot.services.callbacks
+    token = new_callback_token()
+    woken = hub.event_for(token)
+    reader, writer = await asyncio.open_connection("127.0.0.1", strict_server.port)
+    writer.write(f"POST {CALLBACK_PATH}/{token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode())
+    sent_headers = asyncio.get_running_loop().time()
+    received, closed = await until_closed_by_peer(reader, writer, b'{"status": "completed"', every=0.1,
+                                                  within=BODY_LIMIT + LINGER_SECONDS + SLACK)
+    elapsed = closed - sent_headers
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert b"Connection: close" in received
+    assert received.endswith(b'{"error": "request body too slow"}')
+    assert BODY_LIMIT - 0.1 <= elapsed < BODY_LIMIT + LINGER_SECONDS + SLACK
+    assert not woken.is_set()
+
+
+async def test_normal_requests_still_work_under_the_short_limits(strict_server, callback_harness):
+    status, health, _ = await get_health(strict_server)
+    assert (status, health["status"]) == (200, "ok")
+    token = new_callback_token()
+    woken = callback_harness.bot.services.callbacks.event_for(token)
+    status, _ = await post_callback(strict_server, token, json={"id": "task-unified-7", "status": "completed"})
+    assert status == 204
+    assert woken.is_set()
+    # A body that takes a while, but less than the limit, is read in full.
+    token = new_callback_token()
+    woken = callback_harness.bot.services.callbacks.event_for(token)
+
+    async def slow_but_in_time() -> AsyncIterator[bytes]:
+        for part in (b'{"id": "task-unified-8", ', b'"status": "completed"}'):
+            yield part
+            await asyncio.sleep(BODY_LIMIT / 4)
+
+    status, _ = await post_callback(strict_server, token, data=slow_but_in_time(),
+                                    headers={"Content-Type": "application/json"})
+    assert status == 204
+    assert woken.is_set()
 
 
 # -- python -m bot healthcheck / run --------------------------------------------------------------

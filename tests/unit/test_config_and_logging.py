@@ -3,6 +3,7 @@
 import io
 import logging
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, load_settings, load_web_server_address
 from bot.logging_setup import REDACTED, RedactingFormatter, SecretRedactor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,9 +101,54 @@ def _with(**settings: object):
     return load_settings(None, discord_token="t", evolink_api_key="k", **settings)
 
 
-def test_web_server_defaults_listen_on_8080_without_callbacks():
+def test_web_server_defaults_listen_on_loopback_8080_without_callbacks(monkeypatch):
+    for name in ("HTTP_HOST", "HTTP_PORT", "PUBLIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
     settings = _with()
-    assert (settings.http_host, settings.http_port, settings.public_base_url) == ("0.0.0.0", 8080, None)
+    assert (settings.http_host, settings.http_port, settings.public_base_url) == ("127.0.0.1", 8080, None)
+    # `python -m bot healthcheck` reads the same default, so it asks where the bot listens.
+    assert load_web_server_address(None) == ("127.0.0.1", 8080)
+
+
+def _dockerfile_env() -> dict[str, str]:
+    """The ENV instructions of the Dockerfile, continuation lines joined."""
+    lines = (REPO / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    env: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("ENV "):
+            env.update(word.split("=", 1) for word in shlex.split(line[len("ENV "):]))
+    return env
+
+
+def _compose_environment(service: str) -> dict[str, str]:
+    """The `environment:` mapping of one service in docker-compose.yml (no YAML library here: the
+    file's own simple layout, `KEY: value` lines indented under `environment:`)."""
+    lines = (REPO / "docker-compose.yml").read_text().splitlines()
+    start = lines.index(f"  {service}:")
+    found: dict[str, str] = {}
+    block_indent = None
+    for line in lines[start + 1:]:
+        if line.strip().startswith("#") or not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if block_indent is None:
+            if line.strip() == "environment:":
+                block_indent = indent
+            elif indent <= 2:
+                break
+            continue
+        if indent <= block_indent:
+            break
+        key, value = line.strip().split(":", 1)
+        found[key] = value.strip().strip('"')
+    return found
+
+
+def test_the_docker_image_and_compose_file_listen_on_every_interface_of_the_container():
+    # Inside a container, loopback is unreachable from a published port: both must say 0.0.0.0
+    # themselves, now that the bot's own default is 127.0.0.1.
+    assert _dockerfile_env()["HTTP_HOST"] == "0.0.0.0"
+    assert _compose_environment("bot")["HTTP_HOST"] == "0.0.0.0"
 
 
 @pytest.mark.parametrize(("given", "kept"), [
