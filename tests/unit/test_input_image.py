@@ -24,6 +24,8 @@ from bot.media.input_image import (
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 UNREADABLE = "this is not a readable image, or the file is damaged"
 TOO_MANY_PIXELS = "it is larger than the 40 megapixels this bot will open"
+ACCEPTED = ("Pictures the bot takes: JPEG, PNG, WebP and BMP as they are; GIF, TIFF, HEIC/HEIF, AVIF "
+            "and most other picture formats are converted.")
 
 
 def save(folder: Path, name: str, image: Image.Image, fmt: str, **options) -> Path:
@@ -37,9 +39,12 @@ def prepare(path: Path) -> PreparedImage:
 
 
 def refusal(path: Path) -> str:
+    """The refusal's first line (the rule and the value); every refusal lists the formats after it."""
     with pytest.raises(UnusableImage) as caught:
         prepare(path)
-    return str(caught.value)
+    problem, accepted = str(caught.value).split("\n")
+    assert accepted == ACCEPTED
+    return problem
 
 
 def gradient(width: int, height: int, mode: str = "RGB") -> Image.Image:
