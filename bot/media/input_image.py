@@ -276,7 +276,7 @@ def _prepare(decoded: _Decoded, source: Path, source_size: int, work_dir: Path) 
 
     tones = _tones(image, decoded.stored_bits)
     several_frames = decoded.several_frames and source_format != "JPEG"
-    untouched = not (several_frames or orientation != 1 or tones or image.has_transparency_data)
+    untouched = not (several_frames or orientation != 1 or tones is not None or image.has_transparency_data)
     if untouched and target == (width, height) and source_format in ACCEPTED_FORMATS \
             and source_size <= MAX_INPUT_BYTES:
         return PreparedImage(source, source_format, width, height, source_size, ())
