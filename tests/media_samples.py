@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -71,3 +73,85 @@ def make_video(
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg could not make the sample video: {result.stderr.strip()[-500:]}")
     return path
+
+
+# --- Pictures in the formats members really post --------------------------------------------
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def photo(width: int, height: int) -> Image.Image:
+    """An RGB picture whose pixels differ (a gradient each way) with a red square at the stored
+    top-left corner, so lost, moved or turned pixels show."""
+    across = Image.linear_gradient("L").rotate(90).resize((width, height))
+    down = Image.linear_gradient("L").resize((width, height))
+    picture = Image.merge("RGB", (across, down, Image.new("L", (width, height), 90)))
+    side = min(width, height) // 4
+    picture.paste((255, 0, 0), (0, 0, side, side))
+    return picture
+
+
+def heic(image: Image.Image, *, orientation: int = 1, quality: int = 90) -> bytes:
+    """A real HEIC, encoded by libheif through pillow-heif. With an EXIF orientation it is written
+    as an iPhone writes it: the turn recorded in the container (irot/imir) and in the EXIF."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()  # for saving; options left as they are
+    image = image.copy()
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        image.info["exif"] = exif.tobytes()
+    return encoded(image, "HEIF", quality=quality)
+
+
+def avif(image: Image.Image, *, orientation: int = 1, quality: int = 90) -> bytes:
+    """A real AVIF, encoded by libavif through Pillow's own plugin."""
+    options: dict = {"quality": quality}
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        options["exif"] = exif
+    return encoded(image, "AVIF", **options)
+
+
+def deep_grey(width: int, height: int, high: int = 4095, mode: str = "I;16") -> Image.Image:
+    """A 16-bit (or 32-bit "I") grey picture whose values climb from 0 at the left to `high` at
+    the right, as a 12-bit camera or scanner writes them into a 16-bit file."""
+    row = [round(x * high / (width - 1)) for x in range(width)]
+    wide = Image.new("I", (width, height))
+    wide.putdata(row * height)
+    return wide if mode == "I" else wide.convert(mode)
+
+
+def float_grey(width: int, height: int, high: float = 0.2) -> Image.Image:
+    """A 32-bit float picture climbing from 0.0 to `high` left to right (HDR and scientific
+    tools write such TIFFs)."""
+    row = [x * high / (width - 1) for x in range(width)]
+    image = Image.new("F", (width, height))
+    image.putdata(row * height)
+    return image
+
+
+def tiff(image: Image.Image, **options) -> bytes:
+    return encoded(image, "TIFF", **options)
+
+
+def png16_rgb(width: int, height: int, high: int = 4095) -> bytes:
+    """A 16-bit-a-sample RGB PNG, written by hand (Pillow writes none): red climbs from 0 to
+    `high` left to right, green from 0 to `high` top to bottom, blue stays at `high` / 2."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    reds = [round(x * high / (width - 1)) for x in range(width)]
+    rows = []
+    for y in range(height):
+        green = round(y * high / (height - 1))
+        rows.append(b"\0" + b"".join(struct.pack(">HHH", red, green, high // 2) for red in reds))
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+            + chunk(b"IEND", b""))

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageCms, ImageFile, ImageStat
+from PIL import Image, ImageChops, ImageCms, ImageFile, ImageStat, features
 
 from bot.errors import UserFacingError
 from bot.media import megabytes
@@ -20,10 +20,13 @@ from bot.media.input_image import (
     UnusableImage,
     prepare_input_image,
 )
+from tests.media_samples import avif, deep_grey, float_grey, heic, photo, png16_rgb
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 UNREADABLE = "this is not a readable image, or the file is damaged"
 TOO_MANY_PIXELS = "it is larger than the 40 megapixels this bot will open"
+ACCEPTED = ("Pictures the bot takes: JPEG, PNG, WebP and BMP as they are; GIF, TIFF, HEIC/HEIF, AVIF "
+            "and most other picture formats are converted.")
 
 
 def save(folder: Path, name: str, image: Image.Image, fmt: str, **options) -> Path:
@@ -37,9 +40,12 @@ def prepare(path: Path) -> PreparedImage:
 
 
 def refusal(path: Path) -> str:
+    """The refusal's first line (the rule and the value); every refusal lists the formats after it."""
     with pytest.raises(UnusableImage) as caught:
         prepare(path)
-    return str(caught.value)
+    problem, accepted = str(caught.value).split("\n")
+    assert accepted == ACCEPTED
+    return problem
 
 
 def gradient(width: int, height: int, mode: str = "RGB") -> Image.Image:
@@ -465,3 +471,299 @@ def test_a_bmp_over_10_mb_fits_as_a_lossless_png(tmp_path):
     image = assert_new_file(prepared, "PNG")
     assert image.tobytes() == picture.tobytes()
     assert prepared.changes == ("your BMP was converted to PNG",)
+
+
+# --- Big pictures: scaled down before anything else ------------------------------------------
+
+
+def test_a_big_transparent_png_is_scaled_then_flattened_with_clean_edges(tmp_path):
+    # Left half fully transparent (and black underneath, which must not bleed into the edge),
+    # right half opaque red, with a half-transparent red column in the middle of the red.
+    picture = Image.new("RGBA", (6000, 4000), (0, 0, 0, 0))
+    picture.paste((*RED, 255), (3000, 0, 6000, 4000))
+    picture.paste((*RED, 128), (4400, 0, 4600, 4000))
+    source = save(tmp_path, "sticker.png", picture, "PNG", compress_level=1)
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert (image.mode, image.size) == ("RGB", (2000, 1333))
+    assert image.getpixel((400, 700)) == WHITE
+    assert image.getpixel((1300, 700)) == RED
+    assert image.getpixel((1500, 700)) == pytest.approx((255, 127, 127), abs=1)  # blended, not cut
+    # Across the edge the colours go from white to red without a dark fringe: red stays full and
+    # green falls from 255 to 0 (give or take the filter's ripple of a level or two).
+    edge = [image.getpixel((x, 700)) for x in range(990, 1011)]
+    assert all(red == 255 and green == blue for red, green, blue in edge)
+    greens = [green for _, green, _ in edge]
+    assert (greens[0], greens[-1]) == (255, 0)
+    assert all(after <= before + 2 for before, after in zip(greens, greens[1:], strict=False))
+    assert prepared.changes == (
+        "your image had transparent areas; they were filled with white",
+        "your image was 6000x4000; sent as 2000x1333",
+    )
+
+
+def test_a_big_picture_scaled_by_bands_matches_a_whole_resize(tmp_path):
+    picture = gradient(4200, 3000)
+    source = save(tmp_path, "scan.bmp", picture, "BMP")
+    image = assert_new_file(prepare(source), "PNG")
+    whole = picture.resize(image.size, Image.Resampling.LANCZOS)
+    assert max(high for _, high in ImageChops.difference(image, whole).getextrema()) <= 1
+
+
+def test_a_picture_with_alpha_that_is_all_opaque_loses_it_after_scaling(tmp_path):
+    source = save(tmp_path, "opaque.png", gradient(4000, 3000, "RGBA"), "PNG", compress_level=1)
+    prepared = prepare(source)
+    assert assert_new_file(prepared, "PNG").size == (2000, 1500)
+    assert prepared.changes == (
+        "your image had a transparency channel with nothing transparent; it was removed",
+        "your image was 4000x3000; sent as 2000x1500",
+    )
+
+
+def test_a_lone_see_through_pixel_still_counts_as_transparency(tmp_path):
+    # Scaling would smooth it away; the check looks at the full-size picture.
+    picture = Image.new("RGBA", (4000, 3000), (*BLUE, 255))
+    picture.putpixel((1234, 567), (*BLUE, 0))
+    prepared = prepare(save(tmp_path, "dot.png", picture, "PNG"))
+    assert prepared.changes[0] == "your image had transparent areas; they were filled with white"
+
+
+def test_a_big_sideways_jpeg_is_decoded_smaller_scaled_and_turned(tmp_path):
+    # 4000 wide and 6000 high as stored, orientation 6: upright it is 6000x4000 with the stored
+    # top-left corner (red) at the top right.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    source = save(tmp_path, "phone.jpg", photo(4000, 6000), "JPEG", exif=exif, quality=92)
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.size == (2000, 1333)
+    assert image.getpixel((1900, 100)) == pytest.approx(RED, abs=12)
+    assert image.getpixel((100, 100)) != pytest.approx(RED, abs=60)
+    assert prepared.changes == (
+        "your image was stored rotated; it was turned upright",
+        "your image was 6000x4000; sent as 2000x1333",
+    )
+
+
+# --- 16-bit and float pictures ---------------------------------------------------------------
+
+
+def assert_full_contrast_gradient(image: Image.Image) -> None:
+    """Black at the left, white at the right, climbing steadily: neither black nor washed out."""
+    assert image.mode == "L"
+    assert image.getextrema() == (0, 255)
+    row = [image.getpixel((x, image.height // 2)) for x in range(0, image.width, max(1, image.width // 20))]
+    assert row == sorted(row)
+    assert 110 < ImageStat.Stat(image).mean[0] < 145
+
+
+@pytest.mark.parametrize(("name", "fmt", "mode"), [
+    ("scan.tif", "TIFF", "I;16"),      # little-endian 16-bit TIFF
+    ("scan-mac.tif", "TIFF", "I;16B"),  # big-endian 16-bit TIFF
+    ("scan.png", "PNG", "I;16"),       # 16-bit greyscale PNG
+])
+def test_a_12_bit_scan_in_a_16_bit_file_keeps_its_full_contrast(tmp_path, name, fmt, mode):
+    source = save(tmp_path, name, deep_grey(600, 400, high=4095, mode=mode), fmt)
+    with Image.open(source) as check:
+        assert check.mode == mode
+    prepared = prepare(source)
+    assert_full_contrast_gradient(assert_new_file(prepared, "PNG"))
+    assert prepared.changes[0] == (
+        "your image had 16-bit values from 0 to 4095; they were spread over the full 8-bit range "
+        "so it is not too dark or too pale"
+    )
+
+
+def test_a_32_bit_integer_tiff_keeps_its_full_contrast(tmp_path):
+    source = save(tmp_path, "counts.tif", deep_grey(500, 400, high=1_000_000, mode="I"), "TIFF")
+    prepared = prepare(source)
+    assert_full_contrast_gradient(assert_new_file(prepared, "PNG"))
+    assert prepared.changes[0].startswith("your image had 32-bit values from 0 to 1000000;")
+
+
+def test_a_float_tiff_of_0_to_0_2_keeps_its_full_contrast(tmp_path):
+    source = save(tmp_path, "hdr.tif", float_grey(500, 400, high=0.2), "TIFF")
+    with Image.open(source) as check:
+        assert check.mode == "F"
+    prepared = prepare(source)
+    assert_full_contrast_gradient(assert_new_file(prepared, "PNG"))
+    assert prepared.changes == (
+        "your image had floating-point values from 0 to 0.2; they were spread over the full 8-bit "
+        "range so it is not too dark or too pale",
+        "your TIFF was converted to PNG",
+    )
+
+
+def test_a_big_16_bit_tiff_is_mapped_by_the_range_of_the_whole_picture(tmp_path):
+    # Scaled a band at a time: every band must use the whole picture's range, not its own.
+    wide = deep_grey(3000, 2400, high=4095)
+    wide.paste(0, (0, 0, 3000, 1200))  # the top half black: a band there has no range of its own
+    source = save(tmp_path, "big.tif", wide, "TIFF")
+    image = assert_new_file(prepare(source), "PNG")
+    assert image.size == (2000, 1600)
+    assert image.crop((0, 0, 2000, 790)).getextrema() == (0, 0)
+    bottom = image.crop((0, 810, 2000, 1600))
+    assert bottom.getextrema()[0] <= 1 and bottom.getextrema()[1] >= 254
+    assert abs(image.getpixel((1000, 1200)) - 128) <= 3
+
+
+def test_a_flat_16_bit_picture_stays_flat(tmp_path):
+    source = save(tmp_path, "flat.png", Image.new("I;16", (400, 400), 65535), "PNG")
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.getextrema() == (255, 255)
+    assert prepared.changes == ("your image had 16-bit values, all 65535; it was converted to 8 bits",)
+
+
+def test_a_flat_float_picture_stays_flat(tmp_path):
+    source = save(tmp_path, "flat.tif", Image.new("F", (400, 400), 0.5), "TIFF")
+    image = assert_new_file(prepare(source), "PNG")
+    assert image.getextrema() == (128, 128)
+
+
+@pytest.mark.parametrize("where", [(0, 0), (200, 150)])
+def test_a_float_picture_with_nan_is_refused(tmp_path, where):
+    picture = float_grey(400, 400)
+    picture.putpixel(where, float("nan"))
+    source = save(tmp_path, "nan.tif", picture, "TIFF")
+    assert refusal(source) == (
+        "image 400x400: some of its values are infinite or not a number, so it has no brightness "
+        "range to show"
+    )
+
+
+def test_a_16_bit_colour_png_of_a_narrow_range_is_not_black(tmp_path):
+    source = tmp_path / "deep.png"
+    source.write_bytes(png16_rgb(600, 400, high=4095))
+    with Image.open(source) as check:
+        check.load()
+        assert check.getextrema()[0] == (0, 15)  # Pillow keeps the high byte: nearly black
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "PNG")
+    assert image.mode == "RGB"
+    (red_low, red_high), (green_low, green_high), _ = image.getextrema()
+    assert (red_low, red_high, green_low, green_high) == (0, 255, 0, 255)
+    assert image.getpixel((599, 200))[0] > image.getpixel((300, 200))[0] > image.getpixel((0, 200))[0]
+    assert prepared.changes == (
+        "your image had 16-bit colours using only part of their range; they were spread over the "
+        "full 8-bit range",
+    )
+
+
+def test_a_16_bit_colour_png_using_its_whole_range_is_left_alone(tmp_path):
+    source = tmp_path / "full.png"
+    source.write_bytes(png16_rgb(600, 400, high=65535))
+    prepared = prepare(source)
+    assert (prepared.path, prepared.repaired) == (source, False)
+
+
+def test_a_16_bit_bmp_is_not_taken_for_deep_colour(tmp_path):
+    # 5-6-5 packed colour, 16 bits a pixel: read as ordinary 8-bit colour, nothing to spread,
+    # even though its colours span only part of the range.
+    width, height = 400, 400
+    pixels = b"".join(struct.pack("<H", ((x // 40) << 11) | ((y // 20) << 5) | 8)
+                      for y in range(height) for x in range(width))
+    masks = struct.pack("<III", 0xF800, 0x07E0, 0x001F)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 16, 3, len(pixels), 2835, 2835, 0, 0)
+    offset = 14 + len(info) + len(masks)
+    source = tmp_path / "old.bmp"
+    source.write_bytes(b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + masks
+                       + pixels)
+    with Image.open(source) as check:
+        check.load()
+        assert (check.format, check.mode) == ("BMP", "RGB")
+        assert check.getextrema()[0][1] < 100  # a narrow range, which a 16-bit reading would spread
+    prepared = prepare(source)
+    assert (prepared.path, prepared.repaired) == (source, False)
+
+
+# --- HEIC/HEIF and AVIF ----------------------------------------------------------------------
+
+
+def test_an_iphone_heic_is_converted_to_jpeg(tmp_path):
+    source = tmp_path / "IMG_0001.HEIC"
+    source.write_bytes(heic(photo(800, 600)))
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.size == (800, 600)
+    assert image.getpixel((50, 50)) == pytest.approx(RED, abs=12)
+    assert prepared.changes == ("your HEIF was converted to JPEG",)
+
+
+def test_a_big_heic_is_scaled_down(tmp_path):
+    source = tmp_path / "IMG_0002.heic"
+    source.write_bytes(heic(photo(2400, 1800)))
+    prepared = prepare(source)
+    assert assert_new_file(prepared, "JPEG").size == (2000, 1500)
+    assert prepared.changes == ("your image was 2400x1800; sent as 2000x1500",
+                                "your HEIF was converted to JPEG")
+
+
+def test_a_heic_taken_sideways_comes_out_upright_once(tmp_path):
+    # As an iPhone writes it: stored 400 wide and 600 high, the quarter turn recorded in the
+    # container and in the EXIF. pillow-heif applies the container's turn and resets the EXIF,
+    # so the photo is upright (600x400, the stored top-left red corner at the top right) and is
+    # not turned a second time.
+    source = tmp_path / "sideways.heic"
+    source.write_bytes(heic(photo(400, 600), orientation=6))
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.size == (600, 400)
+    assert image.getpixel((570, 30)) == pytest.approx(RED, abs=16)
+    assert image.getpixel((30, 30)) != pytest.approx(RED, abs=60)
+    assert prepared.changes == ("your HEIF was converted to JPEG",)
+
+
+def test_an_avif_is_converted_to_jpeg(tmp_path):
+    assert features.check("avif")
+    source = tmp_path / "web.avif"
+    source.write_bytes(avif(photo(800, 600)))
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.getpixel((50, 50)) == pytest.approx(RED, abs=12)
+    assert prepared.changes == ("your AVIF was converted to JPEG",)
+
+
+def test_an_avif_with_an_exif_turn_is_turned_upright(tmp_path):
+    source = tmp_path / "sideways.avif"
+    source.write_bytes(avif(photo(400, 600), orientation=6))
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.size == (600, 400)
+    assert image.getpixel((570, 30)) == pytest.approx(RED, abs=16)
+    assert prepared.changes == ("your image was stored rotated; it was turned upright",
+                                "your AVIF was converted to JPEG")
+
+
+@pytest.mark.parametrize(("name", "make"), [("clip.heic", heic), ("clip.avif", avif)])
+def test_a_transparent_heic_or_avif_is_flattened(tmp_path, name, make):
+    picture = Image.new("RGBA", (400, 400), (*BLUE, 255))
+    picture.paste((0, 0, 0, 0), (0, 0, 200, 400))
+    source = tmp_path / name
+    source.write_bytes(make(picture))
+    prepared = prepare(source)
+    image = assert_new_file(prepared, "JPEG")
+    assert image.getpixel((50, 200)) == pytest.approx(WHITE, abs=8)
+    assert image.getpixel((350, 200)) == pytest.approx(BLUE, abs=12)
+    assert prepared.changes[0] == "your image had transparent areas; they were filled with white"
+
+
+def test_a_damaged_heic_is_refused_as_unreadable(tmp_path):
+    whole = heic(photo(800, 600))
+    source = tmp_path / "cut.heic"
+    source.write_bytes(whole[: len(whole) // 2])
+    assert refusal(source) == f"attachment cut.heic: {UNREADABLE}"
+
+
+# --- The formats, in every refusal -----------------------------------------------------------
+
+
+def test_every_refusal_lists_the_formats_in_the_members_language(tmp_path):
+    source = save(tmp_path, "small.png", Image.new("RGB", (300, 500), RED), "PNG")
+    with pytest.raises(UnusableImage) as caught:
+        prepare(source)
+    english = caught.value.localized("en-US")
+    chinese = caught.value.localized("zh-CN")
+    assert english == f"image 300x500: each side must be at least 360 px\n{ACCEPTED}"
+    assert chinese.startswith("图片 300x500：每条边至少需要 360 像素\n")
+    assert "HEIC/HEIF" in chinese and "AVIF" in chinese and "JPEG" in chinese
