@@ -4,69 +4,48 @@ Matching runs on a normalised prompt (case-folded, accents, invisible characters
 forms folded away, whitespace collapsed), so "B\u200bÀD" is caught by "bad". A term is either
 plain (normalised the same way, then found as a substring) or a regular expression (the
 third-party `regex` module, because it can stop a match after a timeout: a moderator's pattern
-must never hang the bot). Compiled terms are cached per guild until the guild's list changes.
+must never hang the bot). Each guild's list is cached until it changes.
+
+One server's patterns must never slow the bot for the others, so:
+- all regex work (compiling, the add-time test texts, checking a prompt) runs in worker
+  processes, in the guild's turn (bot/pattern_pool.py, bot/pattern_matching.py), never in the
+  bot's process; plain terms are a substring search, linear in the prompt, and stay on the loop;
+- a prompt is checked against all of a guild's patterns within one time budget
+  (CHECK_BUDGET_SECONDS, 100 ms), however many patterns there are;
+- a guild may hold at most MAX_PATTERNS_PER_GUILD patterns (and MAX_TERMS_PER_GUILD terms in all);
+- a pattern is only added after it ran fast on test texts built from its own characters.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import unicodedata
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-import regex
-
+from bot import pattern_matching
 from bot.clock import Clock
 from bot.db import Database, Row
 from bot.errors import UserFacingError
 from bot.i18n import ENGLISH, Message
+from bot.pattern_matching import CHECK_BUDGET_SECONDS, Refusal, normalise
+from bot.pattern_pool import GuildBusy, PatternPool
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+__all__ = ["CHECK_BUDGET_SECONDS", "MAX_PATTERNS_PER_GUILD", "MAX_TERMS_PER_GUILD", "BlockedTerm",
+           "BlockedTerms", "InvalidTerm", "PatternsBusy", "PromptBlocked", "normalise"]
+
 MAX_TERM_CHARS = 200
 MAX_TERMS_PER_GUILD = 200
-MATCH_TIMEOUT_SECONDS = 0.05
-
-# Fixed repeat counts are expanded when `regex` compiles a pattern, and nested ones multiply:
-# "(?:a{1000}){1000}" takes ~270 MB, a few more levels exhaust memory before any timeout can
-# help. So the product of all {n}/{n,m} lower bounds is capped (a conservative over-count: an
-# escaped brace or \x{41} counts too).
-MAX_REPEAT_PRODUCT = 1000
-_REPEAT_LOWER_BOUND = regex.compile(r"\{\s*(\d+)\s*(?:,[^}]*)?\}")
-
-# Texts on which catastrophic backtracking shows up; a pattern that times out on any of them is
-# refused when it is added. They look like normalised prompts (lower case), long as a real one.
-_PROBES = (
-    "a" * 3000 + "!",
-    "x" * 3000,
-    "ab" * 1500,
-    " " * 3000 + "!",
-    "a " * 1500 + "!",
-    "word " * 600 + "!",
-    "1" * 3000 + "!",
-)
-
-# Removed before matching: combining marks (accents once NFKD has split them off, the combining
-# grapheme joiner U+034F, variation selectors), format characters (category Cf: U+200B..U+200F,
-# U+2060..U+2064, U+FEFF, the soft hyphen U+00AD, tag characters...) and the Hangul fillers,
-# which render as blanks and are a common way to hide letters on Discord.
-_INVISIBLE = regex.compile(r"[\p{Mn}\p{Me}\p{Cf}\u115F\u1160\u3164\uFFA0]+")
-
-# Patterns run against case-folded text; IGNORECASE lets a moderator write capitals anyway and
-# FULLCASE makes "ß" match the "ss" that case-folding produces.
-_PATTERN_FLAGS = regex.IGNORECASE | regex.FULLCASE
-
-
-def _fold(text: str) -> str:
-    """Compatibility forms folded (full-width letters, ligatures), accents and invisibles gone."""
-    return _INVISIBLE.sub("", unicodedata.normalize("NFKD", text))
-
-
-def normalise(text: str) -> str:
-    # Fold before casefold() so compatibility letters (U+210C, full-width) are lowered too, and
-    # again after, since case-folding can produce letters that decompose further.
-    return " ".join(_fold(_fold(text).casefold()).split())
+# Patterns cost time on every prompt; plain terms almost none. Within the budget, 20 patterns
+# still get 5 ms each at the least, far more than an ordinary pattern needs on a 2,000-character
+# prompt.
+MAX_PATTERNS_PER_GUILD = 20
 
 
 def _millis(moment: datetime) -> int:
@@ -99,6 +78,12 @@ class InvalidTerm(UserFacingError):
         super().__init__("blocked_terms.invalid", subject=subject, rule=rule)
 
 
+class PatternsBusy(UserFacingError):
+    """The guild's earlier prompts kept its patterns busy for longer than a prompt may wait (its
+    own members sent many at once, or its patterns are slow): refused now rather than answered
+    after Discord's deadline. Other guilds are not affected."""
+
+
 class PromptBlocked(UserFacingError):
     """A prompt contains a blocked term. Raised before any charge, and the message says so."""
 
@@ -116,53 +101,32 @@ def _subject(text: str, is_regex: bool) -> Message:
     return Message("blocked_terms.subject_pattern" if is_regex else "blocked_terms.subject_term", text=text)
 
 
-def _compile(pattern: str) -> regex.Pattern:
-    """Compile a pattern (as stored) the way it is matched; raises InvalidTerm if it cannot be."""
-    factors = (max(1, int(n)) for n in _REPEAT_LOWER_BOUND.findall(pattern))
-    if math.prod(factors) > MAX_REPEAT_PRODUCT:
-        raise InvalidTerm(_subject(pattern, True),
-                          Message("blocked_terms.rule_repeats", max=MAX_REPEAT_PRODUCT))
-    try:
-        # Folded like the prompt (it is ASCII-safe: syntax and escapes are unchanged), so a
-        # pattern written with accents still matches the accent-free prompt.
-        return regex.compile(_fold(pattern), _PATTERN_FLAGS)
-    except (regex.error, ValueError, OverflowError) as error:
-        raise InvalidTerm(_subject(pattern, True),
-                          Message("blocked_terms.rule_compile", error=error)) from None
-
-
-def _validate_pattern(pattern: str) -> None:
-    compiled = _compile(pattern)
-    subject = _subject(pattern, True)
-    try:
-        if compiled.search("", timeout=MATCH_TIMEOUT_SECONDS) is not None:
-            # "bad|" or "x*" would refuse every prompt: almost certainly a slip.
-            raise InvalidTerm(subject, Message("blocked_terms.rule_matches_empty"))
-        for probe in _PROBES:
-            compiled.search(probe, timeout=MATCH_TIMEOUT_SECONDS)
-    except TimeoutError:
-        raise InvalidTerm(subject, Message("blocked_terms.rule_too_slow",
-                                           ms=f"{MATCH_TIMEOUT_SECONDS * 1000:g}")) from None
+def _invalid_pattern(pattern: str, refusal: Refusal) -> InvalidTerm:
+    return InvalidTerm(_subject(pattern, True), Message(f"blocked_terms.{refusal.rule}", **refusal.fields))
 
 
 @dataclass(frozen=True)
 class _Matcher:
     term: BlockedTerm
-    needle: str = ""                      # plain terms: the normalised term
-    pattern: regex.Pattern | None = None  # patterns: compiled
+    needle: str = ""  # plain terms: the normalised term (patterns are matched by the workers)
 
 
 _COLUMNS = "id, guild_id, term, is_regex, added_by, created_at"
 
 
 class BlockedTerms:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, pool: PatternPool | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._pool = pool or PatternPool()
         self._cache: dict[int, tuple[_Matcher, ...]] = {}
         # Bumped on every change, so a load that read the table before a change committed does
         # not put its stale result in the cache after the change invalidated it.
         self._generation = 0
+
+    def close(self) -> None:
+        """Stop the pattern workers (idempotent; a later check starts them again)."""
+        self._pool.close()
 
     async def add(self, guild_id: int, term: str, *, is_regex: bool, added_by: int) -> BlockedTerm:
         text = term.strip()
@@ -173,7 +137,9 @@ class BlockedTerms:
         if is_regex:
             if not text:
                 raise InvalidTerm(_subject(text, True), Message("blocked_terms.rule_empty"))
-            _validate_pattern(text)
+            refusal = await self._in_turn(guild_id, "blocked_terms.busy_add", pattern_matching.validate, text)
+            if refusal is not None:
+                raise _invalid_pattern(text, refusal)
         else:
             key = normalise(text)
             if not key:
@@ -181,11 +147,15 @@ class BlockedTerms:
 
         async with self._db.transaction() as tx:
             # Inside the write transaction, so two concurrent adds cannot both pass these checks.
-            row = await tx.fetchone("SELECT COUNT(*) AS n FROM blocked_terms WHERE guild_id = ?",
-                                    (guild_id,))
+            row = await tx.fetchone(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(is_regex), 0) AS patterns FROM blocked_terms "
+                "WHERE guild_id = ?", (guild_id,))
             if row["n"] >= MAX_TERMS_PER_GUILD:
                 raise InvalidTerm(Message("blocked_terms.subject_full", count=row["n"]),
                                   Message("blocked_terms.rule_remove_some"))
+            if is_regex and row["patterns"] >= MAX_PATTERNS_PER_GUILD:
+                raise InvalidTerm(Message("blocked_terms.subject_patterns_full", count=row["patterns"]),
+                                  Message("blocked_terms.rule_patterns_cap", max=MAX_PATTERNS_PER_GUILD))
             if is_regex:
                 duplicate = await tx.fetchone(
                     "SELECT 1 FROM blocked_terms WHERE guild_id = ? AND is_regex = 1 AND term = ?",
@@ -237,27 +207,45 @@ class BlockedTerms:
         return [BlockedTerm.from_row(row) for row in rows]
 
     async def check(self, guild_id: int, prompt: str) -> None:
-        """Raise PromptBlocked for the first (oldest) term the prompt contains."""
+        """Raise PromptBlocked for the first (oldest) term the prompt contains, or PatternsBusy if
+        the guild's patterns are too busy to check it in time."""
         matchers = self._cache.get(guild_id)
         if matchers is None:
             matchers = await self._load(guild_id)
         if not matchers:
             return
         text = normalise(prompt)
-        for matcher in matchers:
-            if matcher.pattern is None:
-                hit = matcher.needle in text
-            else:
-                try:
-                    hit = matcher.pattern.search(text, timeout=MATCH_TIMEOUT_SECONDS) is not None
-                except TimeoutError:
-                    # Skipped rather than treated as a match, so one bad pattern cannot refuse
-                    # every prompt. The prompt is not logged: it is the member's.
-                    log.warning("Blocked pattern %d of guild %d timed out after %g ms; skipped",
-                                matcher.term.id, guild_id, MATCH_TIMEOUT_SECONDS * 1000)
-                    continue
-            if hit:
-                raise PromptBlocked(matcher.term)
+        # Plain terms here (a substring search is linear); only the patterns older than the
+        # first plain hit can change which term is reported.
+        first_plain = next((i for i, m in enumerate(matchers) if not m.term.is_regex and m.needle in text),
+                           len(matchers))
+        older = [m.term for m in matchers[:first_plain] if m.term.is_regex]
+        if older:
+            try:
+                verdict = await self._in_turn(guild_id, "blocked_terms.busy_prompt", pattern_matching.search,
+                                              tuple(term.term for term in older), text)
+            except BrokenProcessPool:
+                # A worker died under this guild's patterns, or another's: treated like patterns
+                # that did not finish (the pool logged it and starts anew).
+                verdict = pattern_matching.Verdict(None, tuple(range(len(older))))
+            if verdict.unchecked:
+                # The prompt is not logged: it is the member's.
+                log.warning("Blocked patterns %s of guild %d did not finish within the %g ms budget "
+                            "for a prompt; skipped", ", ".join(str(older[i].id) for i in verdict.unchecked),
+                            guild_id, CHECK_BUDGET_SECONDS * 1000)
+            if verdict.matched is not None:
+                raise PromptBlocked(older[verdict.matched])
+        if first_plain < len(matchers):
+            raise PromptBlocked(matchers[first_plain].term)
+
+    async def _in_turn(self, guild_id: int, busy_key: str, work: Callable[..., T], *args: object) -> T:
+        """Run regex work in a pattern worker, in the guild's turn."""
+        try:
+            return await self._pool.run(guild_id, work, *args)
+        except GuildBusy:
+            log.warning("Blocked patterns of guild %d are busy: work waited over %g s for its turn; "
+                        "refused", guild_id, self._pool.max_wait_seconds)
+            raise PatternsBusy(busy_key) from None
 
     def _invalidate(self, guild_id: int) -> None:
         self._generation += 1
@@ -265,22 +253,30 @@ class BlockedTerms:
 
     async def _load(self, guild_id: int) -> tuple[_Matcher, ...]:
         generation = self._generation
-        matchers = tuple(m for m in map(self._matcher, await self.list(guild_id)) if m is not None)
-        if generation == self._generation:
-            self._cache[guild_id] = matchers
-        return matchers
-
-    @staticmethod
-    def _matcher(term: BlockedTerm) -> _Matcher | None:
-        if not term.is_regex:
+        matchers: list[_Matcher] = []
+        patterns: list[BlockedTerm] = []
+        for term in await self.list(guild_id):
+            if term.is_regex:
+                patterns.append(term)
+                matchers.append(_Matcher(term))
+            elif needle := normalise(term.term):
+                matchers.append(_Matcher(term, needle=needle))
             # An empty needle would be "in" every prompt; add() refuses those, so skip any other.
-            needle = normalise(term.term)
-            return _Matcher(term, needle=needle) if needle else None
-        try:
-            return _Matcher(term, pattern=_compile(term.term))
-        except InvalidTerm as error:
-            # Only a row that bypassed add() (or a change in the `regex` module) gets here;
-            # skipping it keeps the rest of the list working.
-            log.error("Blocked pattern %d of guild %d is unusable (%s); skipped",
-                      term.id, term.guild_id, error.rule)
-            return None
+        if patterns:
+            # Compiled by a worker, which reports the rows that cannot be: only a row that
+            # bypassed add() (or a change in the `regex` module) gets there; skipping it keeps the
+            # rest of the list working.
+            try:
+                unusable = await self._in_turn(guild_id, "blocked_terms.busy_prompt", pattern_matching.prepare,
+                                               tuple(term.term for term in patterns))
+            except BrokenProcessPool:
+                return tuple(matchers)  # not cached: the next prompt prepares them on new workers
+            for index, refusal in unusable:
+                term = patterns[index]
+                log.error("Blocked pattern %d of guild %d is unusable (%s); skipped", term.id, term.guild_id,
+                          Message(f"blocked_terms.{refusal.rule}", **refusal.fields).render(ENGLISH))
+            dropped = {patterns[index].id for index, _ in unusable}
+            matchers = [m for m in matchers if m.term.id not in dropped]
+        if generation == self._generation:
+            self._cache[guild_id] = tuple(matchers)
+        return tuple(matchers)
