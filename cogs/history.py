@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 DEFAULT_JOB_COUNT = 10
 MAX_JOB_COUNT = 25
 EMBED_DESCRIPTION_CHARS = 4096
-# Discord's integer options reach 2**53; SQLite's integers stop at 2**63 - 1.
-MAX_JOB_ID = 2**53
+# Discord's integer options stop at 2**53 - 1 (its OpenAPI spec's Int53Type): a sync that declares
+# more is refused whole, and then no command is registered at all.
+MAX_JOB_ID = 2**53 - 1
 
 
 def jump_link(job: Job) -> str:

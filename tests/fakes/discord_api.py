@@ -11,7 +11,10 @@ seen, and Discord's awkward rules that bite real bots are enforced: the 3 s wind
 for the first interaction response, 15 min interaction tokens, one response per
 interaction, per-file upload limits, "Unknown Message" for deleted or ephemeral
 messages edited with the bot token, nonce dedupe of channel sends, channel
-permissions (``deny_permissions``) and users who refuse DMs (``refuse_dms``).
+permissions (``deny_permissions``) and users who refuse DMs (``refuse_dms``). Every request
+body is checked against Discord's own OpenAPI description and the limits it leaves out
+(``tests/fakes/discord_bodies.py``): a body that breaks them gets Discord's 400 / 50035
+"Invalid Form Body" with its nested ``errors``, also kept in ``RecordedRequest.form_errors``.
 Faults are injected with ``fail_next`` and ``hold`` (an answer withheld after its
 effect was applied, as when the bot dies mid-request). ``FakeDiscord(rate_limits=True)``
 also enforces Discord-like rate limits (``RATE_LIMIT_RULES``) with Discord's headers and
@@ -54,6 +57,7 @@ from aiohttp import WSMsgType, web
 
 # A response the fake withholds until the test calls release(): the same hold the fake EvoLink uses.
 from bot.evolink.fake import FakeHold as Hold
+from tests.fakes.discord_bodies import body_errors
 
 __all__ = [
     "API_PREFIX",
@@ -124,8 +128,6 @@ FLAG_LOADING = 128
 # Per-file upload limits by guild boost tier (discord/guild.py _PREMIUM_GUILD_LIMITS).
 _TIER_FILE_LIMITS = {0: 10 * MiB, 1: 10 * MiB, 2: 50 * MiB, 3: 100 * MiB}
 
-_MAX_CONTENT = 2000
-_MAX_EMBEDS = 10
 _MAX_FILES = 10
 
 # Channel permissions deny_permissions() can take away from the bot.
@@ -246,6 +248,8 @@ class RecordedRequest:
     status: int = 0  # the status the fake answered with
     injected: bool = False  # answered by fail_next()
     rate_limited: bool = False  # answered 429 by the fake's own rate limiter (rate_limits=True)
+    # Discord's "errors" tree when the body broke its OpenAPI schema or a limit (answered 400 / 50035).
+    form_errors: dict | None = None
 
 
 def payload_text(data: dict) -> str:
@@ -387,13 +391,14 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.
     )
 
 
+def _invalid_form_body(errors: dict) -> _Reject:
+    """Discord's answer to a body that breaks its rules; ``errors`` is its nested tree, e.g.
+    ``{"embeds": {"0": {"description": {"_errors": [{"code": ..., "message": ...}]}}}}``."""
+    return _Reject(400, 50035, "Invalid Form Body", errors=errors)
+
+
 def _form_error(field_name: str, message: str) -> _Reject:
-    return _Reject(
-        400,
-        50035,
-        "Invalid Form Body",
-        errors={field_name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": message}]}},
-    )
+    return _invalid_form_body({field_name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": message}]}})
 
 
 _UNKNOWN_MESSAGE = (404, 10008, "Unknown Message")
@@ -689,6 +694,8 @@ class FakeDiscord:
         lines = [f"last {min(last, len(self.requests))} of {len(self.requests)} requests:"]
         for r in self.requests[-last:]:
             note = " (injected)" if r.injected else " (rate limited)" if r.rate_limited else ""
+            if r.form_errors:
+                note = f" (invalid form body: {json.dumps(r.form_errors)[:300]})"
             lines.append(f"  {r.method} {r.path} -> {r.status}{note}")
         lines.append(f"messages ({len(self.messages)}):")
         for m in list(self.messages.values())[-last:]:
@@ -971,6 +978,7 @@ class FakeDiscord:
         else:
             hold = self._take_hold(rec)
             try:
+                self._check_body(request, rec)
                 response = await handler(request)
             except _Reject as reject:
                 response = reject.response
@@ -1036,6 +1044,16 @@ class FakeDiscord:
         if not buckets:
             return None
         return self._rate_limiter.admit(buckets, self.rate_limit_rules, rec.time)
+
+    @staticmethod
+    def _check_body(request: web.Request, rec: RecordedRequest) -> None:
+        """Discord checks a body before anything else: against its OpenAPI schema and its limits
+        (tests/fakes/discord_bodies.py). A multipart body without payload_json carries only files."""
+        body = rec.json if rec.json is not None or request.content_type != "multipart/form-data" else {}
+        errors = body_errors(rec.route, rec.path, body)
+        if errors:
+            rec.form_errors = errors
+            raise _invalid_form_body(errors)
 
     def _take_fail_rule(self, rec: RecordedRequest) -> _FailRule | None:
         for rule in self._fail_rules:
@@ -1639,10 +1657,7 @@ async def _read_multipart(request: web.Request) -> tuple[Any, list[RecordedFile]
 
 
 def _validate_content(data: dict, files: list[RecordedFile], *, creating: bool) -> None:
-    if len(data.get("content") or "") > _MAX_CONTENT:
-        raise _form_error("content", f"Must be {_MAX_CONTENT} or fewer in length.")
-    if len(data.get("embeds") or []) > _MAX_EMBEDS:
-        raise _form_error("embeds", f"Must be {_MAX_EMBEDS} or fewer in length.")
+    # Lengths and counts were checked with the body (_check_body); what is left is emptiness.
     if creating and not (data.get("content") or data.get("embeds") or data.get("components") or files or data.get("poll")):
         raise _Reject(400, 50006, "Cannot send an empty message")
 
