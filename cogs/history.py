@@ -18,13 +18,13 @@ from bot.media.refetch import LinkedFile, Refetched, job_sources, refetch_files
 from bot.ui.account import job_line
 from bot.ui.buttons import result_view
 from bot.ui.checks import in_guild
+from bot.ui.pages import LinkLine, pack_lines
 from bot.ui.render import result_embed, timestamp
 
 log = logging.getLogger(__name__)
 
 DEFAULT_JOB_COUNT = 10
 MAX_JOB_COUNT = 25
-EMBED_DESCRIPTION_CHARS = 4096
 # Discord's integer options stop at 2**53 - 1 (its OpenAPI spec's Int53Type): a sync that declares
 # more is refused whole, and then no command is registered at all.
 MAX_JOB_ID = 2**53 - 1
@@ -32,23 +32,6 @@ MAX_JOB_ID = 2**53 - 1
 
 def jump_link(job: Job) -> str:
     return f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{job.message_id}"
-
-
-def pack_lines(lines: list[str], limit: int = EMBED_DESCRIPTION_CHARS) -> list[str]:
-    """Lines grouped into as few texts of at most `limit` characters as they fit in."""
-    pages: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        line = line[:limit]
-        if current and size + 1 + len(line) > limit:
-            pages.append("\n".join(current))
-            current, size = [], 0
-        size += len(line) + (1 if current else 0)
-        current.append(line)
-    if current:
-        pages.append("\n".join(current))
-    return pages
 
 
 class History(commands.Cog):
@@ -160,13 +143,18 @@ def _reasons(fetched: Refetched, _: Translate) -> str:
     return "\n".join(f"- {reason.render(_.locale)}" for reason in fetched.reasons)
 
 
-def _link_line(linked: LinkedFile, limit: int, _: Translate) -> str:
+def _link_line(linked: LinkedFile, limit: int, _: Translate) -> LinkLine:
+    """A file over the upload limit, by its link; the embed shortens its name (or, if the link
+    itself leaves no room, says it is too long) to stay within Discord's limits."""
     file = linked.file
     size = megabytes(file.size) if file.size is not None else _("history.size_unknown")
     expiry = (_("history.link_expires", when=timestamp(linked.expires_at))
               if linked.expires_at is not None else "")
-    return _("history.show_linked", name=discord.utils.escape_markdown(file.filename), size=size,
-             limit=megabytes(limit), url=file.url, expiry=expiry)
+    return LinkLine(
+        with_link=lambda name: _("history.show_linked", name=name, size=size, limit=megabytes(limit),
+                                 url=file.url, expiry=expiry),
+        without_link=lambda name: _("history.show_link_too_long", name=name, size=size, limit=megabytes(limit)),
+        why=discord.utils.escape_markdown(file.filename))
 
 
 async def _answer_privately(interaction: discord.Interaction, text: str) -> None:
