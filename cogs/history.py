@@ -129,7 +129,40 @@ class History(commands.Cog):
         if job.removed_by is not None:
             # Its requester or a moderator deleted the result with its Delete button: on purpose.
             raise UserFacingError("history.show_removed", id=job.id, user=f"<@{job.removed_by}>")
+        _check_may_show_here(interaction, job)
         return job
+
+
+def _check_may_show_here(interaction: discord.Interaction, job: Job) -> None:
+    """A job's prompt and files go only where its channel's content may go: back into that channel;
+    elsewhere only for a caller who can view that channel, and never out of an age-restricted
+    channel into one that is not. A thread counts as its parent channel. Worked out from the
+    gateway's cache (the guild's roles, the channel's permission overwrites), the way Discord does;
+    a channel the bot no longer knows keeps its jobs to itself."""
+    if interaction.channel_id == job.channel_id:
+        return
+    guild = interaction.guild
+    origin = _channel_itself(guild.get_channel_or_thread(job.channel_id) if guild else None)
+    if origin is None:
+        raise UserFacingError("history.show_origin_unknown", id=job.id)
+    # Before the age check: a caller who cannot see the channel learns nothing about it.
+    caller = interaction.user
+    if not isinstance(caller, discord.Member) or not origin.permissions_for(caller).view_channel:
+        raise UserFacingError("history.show_channel_hidden", id=job.id)
+    if _age_restricted(origin) and not _age_restricted(_channel_itself(interaction.channel)):
+        raise UserFacingError("history.show_age_restricted", id=job.id)
+
+
+def _channel_itself(channel: object) -> discord.abc.GuildChannel | None:
+    """The channel whose permissions and age restriction apply: a thread's parent."""
+    if isinstance(channel, discord.Thread):
+        return channel.parent
+    return channel if isinstance(channel, discord.abc.GuildChannel) else None
+
+
+def _age_restricted(channel: discord.abc.GuildChannel | None) -> bool:
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw and is_nsfw())
 
 
 def _guild(interaction: discord.Interaction) -> int:

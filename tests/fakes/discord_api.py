@@ -71,6 +71,7 @@ __all__ = [
     "FakeDiscord",
     "FakeGuild",
     "FakeMessage",
+    "FakeOverwrite",
     "FakeRole",
     "GLOBAL_BUCKET",
     "Hold",
@@ -185,13 +186,34 @@ def user_payload(user_id: int, *, username: str | None = None, bot: bool = False
 
 
 @dataclass
+class FakeOverwrite:
+    """A channel's permission overwrite (discord/abc.py _Overwrites): for a role (type 0; the
+    @everyone role's id is the guild's) or a member (type 1)."""
+
+    id: int
+    type: int = 0
+    allow: int = 0
+    deny: int = 0
+
+
+# Thread channel types (announcement, public and private threads): sent as threads, with a parent.
+_THREAD_TYPES = (10, 11, 12)
+
+
+@dataclass
 class FakeChannel:
     id: int
     name: str = "general"
-    type: int = 0  # 0 = guild text
+    type: int = 0  # 0 = guild text; 11 = a public thread (give it a parent_id)
     position: int = 0
     topic: str | None = None
-    nsfw: bool = False
+    nsfw: bool = False  # age-restricted (a thread follows its parent's)
+    permission_overwrites: list[FakeOverwrite] = field(default_factory=list)
+    parent_id: int | None = None  # a thread's channel, or a channel's category
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in _THREAD_TYPES
 
 
 @dataclass
@@ -779,6 +801,34 @@ class FakeDiscord:
     def allow_permissions(self, channel_id: int, *permissions: str) -> None:
         """Give back permissions taken by ``deny_permissions``."""
         self._denied.get(channel_id, set()).difference_update(_permission_names(permissions))
+
+    async def add_channel(self, guild_id: int, channel: FakeChannel) -> None:
+        """A channel (or thread) created in a guild: a connected bot is told, as by Discord
+        (CHANNEL_CREATE or THREAD_CREATE), and later GUILD_CREATEs carry it."""
+        self.guilds[guild_id].channels.append(channel)
+        self._channel_guild[channel.id] = guild_id
+        if any(session.identified for session in self._sessions):
+            payload = _guild_channel_payload(guild_id, channel)
+            if channel.is_thread:
+                await self.dispatch("THREAD_CREATE", {**payload, "newly_created": True})
+            else:
+                await self.dispatch("CHANNEL_CREATE", payload)
+
+    async def remove_channel(self, channel_id: int) -> None:
+        """A channel deleted: a connected bot is told (CHANNEL_DELETE); its messages stay recorded."""
+        guild_id = self._channel_guild.pop(channel_id)
+        assert guild_id is not None, "DM channels are not deleted"
+        guild = self.guilds[guild_id]
+        channel = next(c for c in guild.channels if c.id == channel_id)
+        guild.channels.remove(channel)
+        if any(session.identified for session in self._sessions):
+            await self.dispatch("CHANNEL_DELETE", _guild_channel_payload(guild_id, channel))
+
+    async def add_role(self, guild_id: int, role: FakeRole) -> None:
+        """A role created in a guild: a connected bot is told (GUILD_ROLE_CREATE)."""
+        self.guilds[guild_id].roles.append(role)
+        if any(session.identified for session in self._sessions):
+            await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": _role_payload(role)})
 
     def refuse_dms(self, user_id: int) -> None:
         """The user blocks DMs from the bot: sends to their DM channel get 403 50007 (the
@@ -1489,13 +1539,8 @@ class FakeDiscord:
 
     def guild_create_payload(self, guild: FakeGuild) -> dict:
         """GUILD_CREATE data; discord/guild.py Guild._from_data reads these keys."""
-        roles = [{"id": str(guild.id), "name": "@everyone", "permissions": str(guild.everyone_permissions), "position": 0}]
-        roles += [
-            {"id": str(r.id), "name": r.name, "permissions": str(r.permissions), "position": r.position}
-            for r in guild.roles
-        ]
-        for role in roles:
-            role.update(color=0, colors={"primary_color": 0}, hoist=False, managed=False, mentionable=False, flags=0)
+        everyone = FakeRole(guild.id, "@everyone", permissions=guild.everyone_permissions, position=0)
+        roles = [_role_payload(role) for role in [everyone, *guild.roles]]
         return {
             "id": str(guild.id),
             "name": guild.name,
@@ -1520,8 +1565,8 @@ class FakeDiscord:
             "roles": roles,
             "emojis": [],
             "stickers": [],
-            "channels": [_guild_channel_payload(guild.id, c) for c in guild.channels],
-            "threads": [],
+            "channels": [_guild_channel_payload(guild.id, c) for c in guild.channels if not c.is_thread],
+            "threads": [_guild_channel_payload(guild.id, c) for c in guild.channels if c.is_thread],
             "members": [
                 # The bot's own member, so guild.me and its permissions work.
                 {
@@ -1694,6 +1739,24 @@ def _is_loopback(host: str) -> bool:
 
 
 def _guild_channel_payload(guild_id: int, channel: FakeChannel) -> dict:
+    parent_id = str(channel.parent_id) if channel.parent_id is not None else None
+    if channel.is_thread:
+        # discord/threads.py Thread._from_data reads these keys; threads have no overwrites of their own.
+        return {
+            "id": str(channel.id),
+            "type": channel.type,
+            "guild_id": str(guild_id),
+            "parent_id": parent_id,
+            "owner_id": str(DEFAULT_OWNER_ID),
+            "name": channel.name,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                "archive_timestamp": _snowflake_iso(channel.id)},
+        }
     return {
         "id": str(channel.id),
         "type": channel.type,
@@ -1704,10 +1767,19 @@ def _guild_channel_payload(guild_id: int, channel: FakeChannel) -> dict:
         "nsfw": channel.nsfw,
         "flags": 0,
         "rate_limit_per_user": 0,
-        "parent_id": None,
+        "parent_id": parent_id,
         "last_message_id": None,
-        "permission_overwrites": [],
+        "permission_overwrites": [
+            {"id": str(o.id), "type": o.type, "allow": str(o.allow), "deny": str(o.deny)}
+            for o in channel.permission_overwrites
+        ],
     }
+
+
+def _role_payload(role: FakeRole) -> dict:
+    return {"id": str(role.id), "name": role.name, "permissions": str(role.permissions), "position": role.position,
+            "color": 0, "colors": {"primary_color": 0}, "hoist": False, "managed": False, "mentionable": False,
+            "flags": 0}
 
 
 def _interaction_user(payload: dict) -> dict:

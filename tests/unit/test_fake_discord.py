@@ -20,6 +20,8 @@ from tests.fakes.discord_api import (
     FakeChannel,
     FakeDiscord,
     FakeGuild,
+    FakeOverwrite,
+    FakeRole,
     component_payload,
     modal_submit_payload,
     slash_command_payload,
@@ -771,3 +773,37 @@ def test_the_spec_is_looser_than_discord_where_the_fake_checks_by_itself():
         bodies.MODAL_COMPONENTS
     assert "minLength" not in schemas["ApplicationCommandUpdateRequest"]["properties"]["description"]
     assert "maximum" not in schemas["ApplicationCommandNumberOption"]["properties"]["max_value"]
+
+
+async def test_roles_overwrites_threads_and_age_restriction_reach_the_bots_cache(fake, bot):
+    view = discord.Permissions(view_channel=True).value
+    staff_role, staff_channel, thread, lounge = 1240000000000000010, 1240000000000000011, 1240000000000000012, \
+        1240000000000000013
+    await fake.add_role(GUILD_ID, FakeRole(staff_role, "Staff", permissions=0, position=2))
+    await fake.add_channel(GUILD_ID, FakeChannel(staff_channel, name="staff", permission_overwrites=[
+        FakeOverwrite(GUILD_ID, type=0, deny=view), FakeOverwrite(staff_role, type=0, allow=view)]))
+    await fake.add_channel(GUILD_ID, FakeChannel(thread, name="plans", type=11, parent_id=staff_channel))
+    await fake.add_channel(GUILD_ID, FakeChannel(lounge, name="lounge", nsfw=True))
+    guild = bot.get_guild(GUILD_ID)
+    await fake.wait_for(lambda _: guild.get_channel(lounge) is not None)
+    seen: dict[int, tuple] = {}
+
+    @bot.tree.command(name="look", description="What the caller may view")
+    async def look(interaction: discord.Interaction) -> None:
+        staff = interaction.guild.get_channel(staff_channel)
+        plans = interaction.guild.get_thread(thread)
+        seen[interaction.user.id] = (staff.permissions_for(interaction.user).view_channel, plans.parent == staff,
+                                     interaction.guild.get_channel(lounge).is_nsfw(), staff.is_nsfw())
+        await interaction.response.send_message("ok", ephemeral=True)
+
+    for user_id, roles in ((USER_ID, []), (USER_ID + 1, [staff_role])):
+        iid = await fake.send_interaction(slash_command_payload(fake, name="look", user_id=user_id, roles=roles))
+        await fake.wait_for(lambda f, iid=iid: f.interaction_responses[iid].acknowledged, timeout=5)
+    assert seen == {USER_ID: (False, True, True, False), USER_ID + 1: (True, True, True, False)}
+
+    # A deleted channel leaves the cache; later GUILD_CREATEs carry what is left.
+    await fake.remove_channel(lounge)
+    await fake.wait_for(lambda _: guild.get_channel(lounge) is None)
+    payload = fake.guild_create_payload(fake.guilds[GUILD_ID])
+    assert [t["id"] for t in payload["threads"]] == [str(thread)]
+    assert str(lounge) not in {c["id"] for c in payload["channels"]}
