@@ -18,36 +18,20 @@ from bot.media.refetch import Fetchers, LinkedFile, Refetched, job_sources, refe
 from bot.ui.account import job_line
 from bot.ui.buttons import result_view
 from bot.ui.checks import in_guild
+from bot.ui.pages import LinkLine, pack_lines
 from bot.ui.render import result_embed, timestamp
 
 log = logging.getLogger(__name__)
 
 DEFAULT_JOB_COUNT = 10
 MAX_JOB_COUNT = 25
-EMBED_DESCRIPTION_CHARS = 4096
-# Discord's integer options reach 2**53; SQLite's integers stop at 2**63 - 1.
-MAX_JOB_ID = 2**53
+# Discord's integer options stop at 2**53 - 1 (its OpenAPI spec's Int53Type): a sync that declares
+# more is refused whole, and then no command is registered at all.
+MAX_JOB_ID = 2**53 - 1
 
 
 def jump_link(job: Job) -> str:
     return f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{job.message_id}"
-
-
-def pack_lines(lines: list[str], limit: int = EMBED_DESCRIPTION_CHARS) -> list[str]:
-    """Lines grouped into as few texts of at most `limit` characters as they fit in."""
-    pages: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        line = line[:limit]
-        if current and size + 1 + len(line) > limit:
-            pages.append("\n".join(current))
-            current, size = [], 0
-        size += len(line) + (1 if current else 0)
-        current.append(line)
-    if current:
-        pages.append("\n".join(current))
-    return pages
 
 
 class History(commands.Cog):
@@ -146,7 +130,40 @@ class History(commands.Cog):
         if job.removed_by is not None:
             # Its requester or a moderator deleted the result with its Delete button: on purpose.
             raise UserFacingError("history.show_removed", id=job.id, user=f"<@{job.removed_by}>")
+        _check_may_show_here(interaction, job)
         return job
+
+
+def _check_may_show_here(interaction: discord.Interaction, job: Job) -> None:
+    """A job's prompt and files go only where its channel's content may go: back into that channel;
+    elsewhere only for a caller who can view that channel, and never out of an age-restricted
+    channel into one that is not. A thread counts as its parent channel. Worked out from the
+    gateway's cache (the guild's roles, the channel's permission overwrites), the way Discord does;
+    a channel the bot no longer knows keeps its jobs to itself."""
+    if interaction.channel_id == job.channel_id:
+        return
+    guild = interaction.guild
+    origin = _channel_itself(guild.get_channel_or_thread(job.channel_id) if guild else None)
+    if origin is None:
+        raise UserFacingError("history.show_origin_unknown", id=job.id)
+    # Before the age check: a caller who cannot see the channel learns nothing about it.
+    caller = interaction.user
+    if not isinstance(caller, discord.Member) or not origin.permissions_for(caller).view_channel:
+        raise UserFacingError("history.show_channel_hidden", id=job.id)
+    if _age_restricted(origin) and not _age_restricted(_channel_itself(interaction.channel)):
+        raise UserFacingError("history.show_age_restricted", id=job.id)
+
+
+def _channel_itself(channel: object) -> discord.abc.GuildChannel | None:
+    """The channel whose permissions and age restriction apply: a thread's parent."""
+    if isinstance(channel, discord.Thread):
+        return channel.parent
+    return channel if isinstance(channel, discord.abc.GuildChannel) else None
+
+
+def _age_restricted(channel: discord.abc.GuildChannel | None) -> bool:
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw and is_nsfw())
 
 
 def _guild(interaction: discord.Interaction) -> int:
@@ -160,13 +177,18 @@ def _reasons(fetched: Refetched, _: Translate) -> str:
     return "\n".join(f"- {reason.render(_.locale)}" for reason in fetched.reasons)
 
 
-def _link_line(linked: LinkedFile, limit: int, _: Translate) -> str:
+def _link_line(linked: LinkedFile, limit: int, _: Translate) -> LinkLine:
+    """A file over the upload limit, by its link; the embed shortens its name (or, if the link
+    itself leaves no room, says it is too long) to stay within Discord's limits."""
     file = linked.file
     size = megabytes(file.size) if file.size is not None else _("history.size_unknown")
     expiry = (_("history.link_expires", when=timestamp(linked.expires_at))
               if linked.expires_at is not None else "")
-    return _("history.show_linked", name=discord.utils.escape_markdown(file.filename), size=size,
-             limit=megabytes(limit), url=file.url, expiry=expiry)
+    return LinkLine(
+        with_link=lambda name: _("history.show_linked", name=name, size=size, limit=megabytes(limit),
+                                 url=file.url, expiry=expiry),
+        without_link=lambda name: _("history.show_link_too_long", name=name, size=size, limit=megabytes(limit)),
+        why=discord.utils.escape_markdown(file.filename))
 
 
 async def _answer_privately(interaction: discord.Interaction, text: str) -> None:

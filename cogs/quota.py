@@ -21,6 +21,7 @@ from bot.requests import InvalidRequest, parse_credit_amount
 from bot.ui.account import describe_allowance
 from bot.ui.checks import NotModerator, has_manage_server, moderator_only
 from bot.ui.moderation_log import echo_to_log_channel
+from bot.ui.pages import MESSAGE_CONTENT_CHARS, pack_lines, wrap_list
 from bot.ui.render import timestamp
 from bot.units import format_credits
 
@@ -228,15 +229,18 @@ class Quota(commands.GroupCog, group_name="quota",
         locale = supported_locale(interaction.locale)
         if member is not None:
             balance = await services.ledger.balance(guild_id, member.id, _roles_of(member))
-            text = render_member_quota(member.id, balance, locale)
+            pages = [render_member_quota(member.id, balance, locale)]
         else:
             async with services.db.transaction() as tx:
                 settings = await services.quotas.guild_settings(tx, guild_id)
                 roles = await services.quotas.role_allowances(tx, guild_id)
                 overrides = await services.quotas.member_overrides(tx, guild_id)
             _, spent, held, resets = await services.ledger.guild_usage(guild_id)
-            text = render_guild_quota(settings, roles, overrides, spent, held, resets, locale)
-        await interaction.response.send_message(text, ephemeral=True)
+            pages = render_guild_quota(settings, roles, overrides, spent, held, resets, locale)
+        # A server with many role or personal allowances fills several messages.
+        await interaction.response.send_message(pages[0], ephemeral=True)
+        for page in pages[1:]:
+            await interaction.followup.send(page, ephemeral=True)
 
 
 def render_member_quota(user_id: int, balance: Balance, locale: str = ENGLISH) -> str:
@@ -260,8 +264,10 @@ def render_member_quota(user_id: int, balance: Balance, locale: str = ENGLISH) -
     return "\n".join(lines)
 
 
-def render_guild_quota(settings: GuildQuotaSettings, roles: dict[int, int],
-                       overrides: list, spent: int, held: int, resets, locale: str = ENGLISH) -> str:
+def render_guild_quota(settings: GuildQuotaSettings, roles: dict[int, int], overrides: list, spent: int,
+                       held: int, resets, locale: str = ENGLISH) -> list[str]:
+    """The server's settings as private messages within Discord's 2,000 characters each: one for
+    most servers; long lists of allowances or blocked members run over several lines and pages."""
     _ = Translate(locale)
     period = per_period(settings.period).render(_.locale)
     separator = _("quota.list_separator")
@@ -271,24 +277,28 @@ def render_guild_quota(settings: GuildQuotaSettings, roles: dict[int, int],
     else:
         budget = _("quota.guild_no_budget", spent=format_credits(spent),
                    period=this_period(settings.period).render(_.locale), resets=timestamp(resets))
-    role_list = separator.join(f"<@&{role}> {format_credits(amount)}"
-                               for role, amount in sorted(roles.items()))
+    role_list = [f"<@&{role}> {format_credits(amount)}" for role, amount in sorted(roles.items())]
     personal = [f"<@{user}> {format_credits(quota.allowance)}" for user, quota in overrides
                 if quota.allowance is not None]
     blocked = [f"<@{user}>" for user, quota in overrides if quota.blocked]
+
+    def listed(key: str, placeholder: str, items: list[str], empty: str) -> list[str]:
+        return wrap_list(lambda joined: _(key, **{placeholder: joined}), items or [_(empty)], separator,
+                         MESSAGE_CONTENT_CHARS)
+
     lines = [
         _("quota.guild_default", amount=credit_amount(settings.default_allowance).render(_.locale),
           period=period, max=settings.max_concurrent_jobs),
         budget,
-        _("quota.guild_roles", roles=role_list or _("quota.none")),
-        _("quota.guild_personal", members=separator.join(personal) or _("quota.none")),
-        _("quota.guild_blocked", members=separator.join(blocked) or _("quota.nobody")),
+        *listed("quota.guild_roles", "roles", role_list, "quota.none"),
+        *listed("quota.guild_personal", "members", personal, "quota.none"),
+        *listed("quota.guild_blocked", "members", blocked, "quota.nobody"),
         _("quota.guild_moderator_role", role=f"<@&{settings.moderator_role_id}>" if settings.moderator_role_id
           else _("quota.manage_server_only")),
         _("quota.guild_log_channel", channel=f"<#{settings.log_channel_id}>" if settings.log_channel_id
           else _("quota.none")),
     ]
-    return "\n".join(lines)
+    return pack_lines(lines, MESSAGE_CONTENT_CHARS)
 
 
 def _guild(interaction: discord.Interaction) -> int:

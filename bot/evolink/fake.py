@@ -123,6 +123,7 @@ class FakeTask:
     prompt_extend: bool = True
     callback_url: str | None = None  # called when the task ends
     failure: tuple[str, str] | None = None  # (code, message): the task ends failed
+    result_query: str = ""  # added to each result link, e.g. "?sig=...": see result_link_query
     # Progress is share ** exponent over the processing phase: 1 rises linearly, above 1 starts
     # slow and speeds up, below 1 starts fast and slows down.
     progress_exponent: float = 1.0
@@ -167,7 +168,7 @@ class FakeTask:
         }
         if status == "completed":
             wire["results"] = [
-                f"{base_url}/results/{self.id}/{i}" for i in range(self.result_count)
+                f"{base_url}/results/{self.id}/{i}{self.result_query}" for i in range(self.result_count)
             ]
         elif status == "failed" and self.failure is not None:
             code, message = self.failure
@@ -285,6 +286,9 @@ class FakeEvoLink:
         self.refuse_default_user_agents = True
         # A real video file to serve as every video result; None serves PLACEHOLDER_MP4.
         self.video_result: Path | None = None
+        # A query string added to the result links of tasks created from now on (the results are
+        # served whatever it says): EvoLink's CDN links are signed, and can be long.
+        self.result_link_query = ""
 
         self.base_url = ""  # set by start()
         self.requests: list[RecordedRequest] = []
@@ -664,6 +668,7 @@ class FakeEvoLink:
         task.id = f"task-unified-{created}-{suffix}"
         task.created = created
         task.started_at = self.clock.monotonic()
+        task.result_query = self.result_link_query
         if self.duration_spread:
             task.duration *= self._random.uniform(1 - self.duration_spread, 1 + self.duration_spread)
         if self.progress_curve_spread:

@@ -47,6 +47,10 @@ class JobFailed(Exception):
         self.failure = failure
 
 
+# An unknown EvoLink error code is shown (and stored on the job) at most this long: real ones are
+# short words like "content_policy_violation".
+ERROR_CODE_CHARS = 64
+
 # EvoLink's task error codes whose meaning we can put in plain words.
 _TASK_ERRORS = frozenset({
     "content_policy_violation", "invalid_parameters", "image_processing_error", "image_dimension_mismatch",
@@ -56,16 +60,17 @@ _TASK_ERRORS = frozenset({
 
 
 def describe_task_error(error: TaskError | None) -> JobFailure:
-    """A failed task's error -> words. Unknown codes still say what EvoLink said."""
+    """A failed task's error -> words. Unknown codes still say what EvoLink said, shortened: its
+    code and message have no length limit, and a Discord embed has one."""
     if error is None:
         return JobFailure.of("unknown_error", "failures.no_reason")
     if error.code in _TASK_ERRORS:
         return JobFailure.of(error.code, f"failures.task.{error.code}")
-    code = error.code or "unknown_error"
+    code = _shorten(error.code or "", ERROR_CODE_CHARS)
     if error.message:
-        return JobFailure.of(code, "failures.task_unknown_detail", code=error.code,
+        return JobFailure.of(code or "unknown_error", "failures.task_unknown_detail", code=code,
                              detail=_shorten(error.message))
-    return JobFailure.of(code, "failures.task_unknown", code=error.code)
+    return JobFailure.of(code or "unknown_error", "failures.task_unknown", code=code)
 
 
 def describe_api_error(error: EvoLinkError) -> JobFailure:

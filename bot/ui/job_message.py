@@ -320,13 +320,13 @@ class JobMessage:
 
     async def _fit_for_upload(
         self, job: Job, results: list[ResultFile], limit: int, links_expire_at: datetime
-    ) -> tuple[list[ResultFile], list[str]]:
+    ) -> tuple[list[ResultFile], list[render.LinkLine]]:
         """Split the results into files to attach (made to fit `limit`, and the request under
-        25 MiB) and lines linking those that cannot be attached."""
+        25 MiB) and lines linking those that cannot be attached (the embed fits them to its room)."""
         _ = Translate(self._locale)
         per_file = min(limit, MAX_REQUEST_BYTES // max(1, len(results)))
         attachable: list[ResultFile] = []
-        links: list[str] = []
+        links: list[render.LinkLine] = []
         for result in results:
             if result.size <= per_file:
                 attachable.append(result)
@@ -340,8 +340,7 @@ class JobMessage:
                 except (VideoFitError, DownloadError) as exc:
                     why = _("job.over_upload_limit", noun=_noun(result, _), size=megabytes(result.size),
                             limit=megabytes(per_file), reason=_fit_failure(exc, self._locale))
-            links.append(render.render_link_instead_of_file(result.source_url, links_expire_at, why,
-                                                            self._locale))
+            links.append(render.link_instead_of_file(result.source_url, links_expire_at, why, self._locale))
         return attachable, links
 
     async def _shrink(self, job: Job, result: ResultFile, max_bytes: int) -> ResultFile:

@@ -18,6 +18,14 @@ from bot.i18n import Message, Translate
 from bot.jobs.failures import JobFailure
 from bot.jobs.runner import JobProgress, Phase
 from bot.jobs.store import Job, JobKind
+from bot.ui.pages import (
+    EMBED_DESCRIPTION_CHARS,
+    EMBED_TOTAL_CHARS,
+    LinkLine,
+    cut,
+    embed_chars,
+    fit_link_lines,
+)
 
 BAR_WIDTH = 20
 TITLE_CHARS = 100  # Discord allows 256; a title is a glance, the full prompt is in Details
@@ -128,34 +136,44 @@ def _status_line(progress: JobProgress, _: Translate) -> str:
     return _(f"job.status_{phase.value}")
 
 
-def result_embed(job: Job, *, charged: int, locale: str | None = None, links: list[str] | None = None,
+def result_embed(job: Job, *, charged: int, locale: str | None = None, links: list[LinkLine] | None = None,
                  finished_at: int | None = None) -> discord.Embed:
-    """The finished job, shown above its files (Discord lays several images out as a gallery).
-    `finished_at` (Unix ms) stands in for the job's own while it is still being delivered."""
+    """The finished job, shown above its files (Discord lays several images out as a gallery), with
+    a line for each file that could only be linked, shortened so the embed stays within Discord's
+    limits. `finished_at` (Unix ms) stands in for the job's own while it is still being delivered."""
     _ = Translate(locale or job.locale)
-    lines = [_("job.status_done")]
-    lines.extend(links or ())
-    embed = _job_embed(job, _, "\n".join(lines), COLOUR_DONE)
+    status = _("job.status_done")
+    embed = _job_embed(job, _, status, COLOUR_DONE)
     _common_fields(embed, job, _, _("job.credits_charged", credits=format_credits(charged)))
     finished_at = job.finished_at or finished_at
     if job.submitted_at and finished_at:
         took = max(0, round((finished_at - job.submitted_at) / 1000))
         embed.add_field(name=_("job.field_took"), value=_("job.seconds", seconds=took))
+    if links:
+        room = min(EMBED_DESCRIPTION_CHARS, EMBED_TOTAL_CHARS - embed_chars(embed) + len(status)) - len(status) - 1
+        embed.description = "\n".join([status, *fit_link_lines(links, room)])
     return embed
 
 
 def failure_embed(job: Job, failure: JobFailure, refunded: int | None) -> discord.Embed:
     _ = Translate(job.locale)
-    embed = _job_embed(job, _, _("job.status_failed", reason=failure.localized(_.locale)), COLOUR_FAILED)
+    # Failure texts quote EvoLink, whose words have no length limit: keep the embed within Discord's.
+    reason = cut(failure.localized(_.locale), EMBED_DESCRIPTION_CHARS - len(_("job.status_failed", reason="")))
+    embed = _job_embed(job, _, _("job.status_failed", reason=reason), COLOUR_FAILED)
     credits_line = (_("job.credits_refunded", credits=format_credits(refunded)) if refunded
                     else _("job.credits_none"))
     _common_fields(embed, job, _, credits_line)
     return embed
 
 
-def render_link_instead_of_file(url: str, expires_at: datetime, why: str, locale: str | None = None) -> str:
-    """For a result that cannot be attached: the EvoLink link while it lives, and the reason."""
-    return Translate(locale)("job.link_instead", why=why, expires=timestamp(expires_at), url=url)
+def link_instead_of_file(url: str, expires_at: datetime, why: str, locale: str | None = None) -> LinkLine:
+    """For a result that cannot be attached: the EvoLink link while it lives, and the reason (or,
+    if there is no room for the link, that it is too long to show)."""
+    _ = Translate(locale)
+    return LinkLine(with_link=lambda reason: _("job.link_instead", why=reason, expires=timestamp(expires_at),
+                                               url=url),
+                    without_link=lambda reason: _("job.link_too_long", why=reason),
+                    why=why)
 
 
 def render_missing_permission(channel_id: int, needed: str, locale: str | None = None) -> str:

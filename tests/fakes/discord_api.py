@@ -11,7 +11,10 @@ seen, and Discord's awkward rules that bite real bots are enforced: the 3 s wind
 for the first interaction response, 15 min interaction tokens, one response per
 interaction, per-file upload limits, "Unknown Message" for deleted or ephemeral
 messages edited with the bot token, nonce dedupe of channel sends, channel
-permissions (``deny_permissions``) and users who refuse DMs (``refuse_dms``).
+permissions (``deny_permissions``) and users who refuse DMs (``refuse_dms``). Every request
+body is checked against Discord's own OpenAPI description and the limits it leaves out
+(``tests/fakes/discord_bodies.py``): a body that breaks them gets Discord's 400 / 50035
+"Invalid Form Body" with its nested ``errors``, also kept in ``RecordedRequest.form_errors``.
 Faults are injected with ``fail_next`` and ``hold`` (an answer withheld after its
 effect was applied, as when the bot dies mid-request). ``FakeDiscord(rate_limits=True)``
 also enforces Discord-like rate limits (``RATE_LIMIT_RULES``) with Discord's headers and
@@ -54,6 +57,7 @@ from aiohttp import WSMsgType, web
 
 # A response the fake withholds until the test calls release(): the same hold the fake EvoLink uses.
 from bot.evolink.fake import FakeHold as Hold
+from tests.fakes.discord_bodies import body_errors
 
 __all__ = [
     "API_PREFIX",
@@ -67,6 +71,7 @@ __all__ = [
     "FakeDiscord",
     "FakeGuild",
     "FakeMessage",
+    "FakeOverwrite",
     "FakeRole",
     "GLOBAL_BUCKET",
     "Hold",
@@ -124,8 +129,6 @@ FLAG_LOADING = 128
 # Per-file upload limits by guild boost tier (discord/guild.py _PREMIUM_GUILD_LIMITS).
 _TIER_FILE_LIMITS = {0: 10 * MiB, 1: 10 * MiB, 2: 50 * MiB, 3: 100 * MiB}
 
-_MAX_CONTENT = 2000
-_MAX_EMBEDS = 10
 _MAX_FILES = 10
 
 # Channel permissions deny_permissions() can take away from the bot.
@@ -183,13 +186,34 @@ def user_payload(user_id: int, *, username: str | None = None, bot: bool = False
 
 
 @dataclass
+class FakeOverwrite:
+    """A channel's permission overwrite (discord/abc.py _Overwrites): for a role (type 0; the
+    @everyone role's id is the guild's) or a member (type 1)."""
+
+    id: int
+    type: int = 0
+    allow: int = 0
+    deny: int = 0
+
+
+# Thread channel types (announcement, public and private threads): sent as threads, with a parent.
+_THREAD_TYPES = (10, 11, 12)
+
+
+@dataclass
 class FakeChannel:
     id: int
     name: str = "general"
-    type: int = 0  # 0 = guild text
+    type: int = 0  # 0 = guild text; 11 = a public thread (give it a parent_id)
     position: int = 0
     topic: str | None = None
-    nsfw: bool = False
+    nsfw: bool = False  # age-restricted (a thread follows its parent's)
+    permission_overwrites: list[FakeOverwrite] = field(default_factory=list)
+    parent_id: int | None = None  # a thread's channel, or a channel's category
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in _THREAD_TYPES
 
 
 @dataclass
@@ -246,6 +270,8 @@ class RecordedRequest:
     status: int = 0  # the status the fake answered with
     injected: bool = False  # answered by fail_next()
     rate_limited: bool = False  # answered 429 by the fake's own rate limiter (rate_limits=True)
+    # Discord's "errors" tree when the body broke its OpenAPI schema or a limit (answered 400 / 50035).
+    form_errors: dict | None = None
 
 
 def payload_text(data: dict) -> str:
@@ -387,13 +413,14 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.
     )
 
 
+def _invalid_form_body(errors: dict) -> _Reject:
+    """Discord's answer to a body that breaks its rules; ``errors`` is its nested tree, e.g.
+    ``{"embeds": {"0": {"description": {"_errors": [{"code": ..., "message": ...}]}}}}``."""
+    return _Reject(400, 50035, "Invalid Form Body", errors=errors)
+
+
 def _form_error(field_name: str, message: str) -> _Reject:
-    return _Reject(
-        400,
-        50035,
-        "Invalid Form Body",
-        errors={field_name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": message}]}},
-    )
+    return _invalid_form_body({field_name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": message}]}})
 
 
 _UNKNOWN_MESSAGE = (404, 10008, "Unknown Message")
@@ -689,6 +716,8 @@ class FakeDiscord:
         lines = [f"last {min(last, len(self.requests))} of {len(self.requests)} requests:"]
         for r in self.requests[-last:]:
             note = " (injected)" if r.injected else " (rate limited)" if r.rate_limited else ""
+            if r.form_errors:
+                note = f" (invalid form body: {json.dumps(r.form_errors)[:300]})"
             lines.append(f"  {r.method} {r.path} -> {r.status}{note}")
         lines.append(f"messages ({len(self.messages)}):")
         for m in list(self.messages.values())[-last:]:
@@ -772,6 +801,34 @@ class FakeDiscord:
     def allow_permissions(self, channel_id: int, *permissions: str) -> None:
         """Give back permissions taken by ``deny_permissions``."""
         self._denied.get(channel_id, set()).difference_update(_permission_names(permissions))
+
+    async def add_channel(self, guild_id: int, channel: FakeChannel) -> None:
+        """A channel (or thread) created in a guild: a connected bot is told, as by Discord
+        (CHANNEL_CREATE or THREAD_CREATE), and later GUILD_CREATEs carry it."""
+        self.guilds[guild_id].channels.append(channel)
+        self._channel_guild[channel.id] = guild_id
+        if any(session.identified for session in self._sessions):
+            payload = _guild_channel_payload(guild_id, channel)
+            if channel.is_thread:
+                await self.dispatch("THREAD_CREATE", {**payload, "newly_created": True})
+            else:
+                await self.dispatch("CHANNEL_CREATE", payload)
+
+    async def remove_channel(self, channel_id: int) -> None:
+        """A channel deleted: a connected bot is told (CHANNEL_DELETE); its messages stay recorded."""
+        guild_id = self._channel_guild.pop(channel_id)
+        assert guild_id is not None, "DM channels are not deleted"
+        guild = self.guilds[guild_id]
+        channel = next(c for c in guild.channels if c.id == channel_id)
+        guild.channels.remove(channel)
+        if any(session.identified for session in self._sessions):
+            await self.dispatch("CHANNEL_DELETE", _guild_channel_payload(guild_id, channel))
+
+    async def add_role(self, guild_id: int, role: FakeRole) -> None:
+        """A role created in a guild: a connected bot is told (GUILD_ROLE_CREATE)."""
+        self.guilds[guild_id].roles.append(role)
+        if any(session.identified for session in self._sessions):
+            await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": _role_payload(role)})
 
     def refuse_dms(self, user_id: int) -> None:
         """The user blocks DMs from the bot: sends to their DM channel get 403 50007 (the
@@ -971,6 +1028,7 @@ class FakeDiscord:
         else:
             hold = self._take_hold(rec)
             try:
+                self._check_body(request, rec)
                 response = await handler(request)
             except _Reject as reject:
                 response = reject.response
@@ -1036,6 +1094,16 @@ class FakeDiscord:
         if not buckets:
             return None
         return self._rate_limiter.admit(buckets, self.rate_limit_rules, rec.time)
+
+    @staticmethod
+    def _check_body(request: web.Request, rec: RecordedRequest) -> None:
+        """Discord checks a body before anything else: against its OpenAPI schema and its limits
+        (tests/fakes/discord_bodies.py). A multipart body without payload_json carries only files."""
+        body = rec.json if rec.json is not None or request.content_type != "multipart/form-data" else {}
+        errors = body_errors(rec.route, rec.path, body)
+        if errors:
+            rec.form_errors = errors
+            raise _invalid_form_body(errors)
 
     def _take_fail_rule(self, rec: RecordedRequest) -> _FailRule | None:
         for rule in self._fail_rules:
@@ -1471,13 +1539,8 @@ class FakeDiscord:
 
     def guild_create_payload(self, guild: FakeGuild) -> dict:
         """GUILD_CREATE data; discord/guild.py Guild._from_data reads these keys."""
-        roles = [{"id": str(guild.id), "name": "@everyone", "permissions": str(guild.everyone_permissions), "position": 0}]
-        roles += [
-            {"id": str(r.id), "name": r.name, "permissions": str(r.permissions), "position": r.position}
-            for r in guild.roles
-        ]
-        for role in roles:
-            role.update(color=0, colors={"primary_color": 0}, hoist=False, managed=False, mentionable=False, flags=0)
+        everyone = FakeRole(guild.id, "@everyone", permissions=guild.everyone_permissions, position=0)
+        roles = [_role_payload(role) for role in [everyone, *guild.roles]]
         return {
             "id": str(guild.id),
             "name": guild.name,
@@ -1502,8 +1565,8 @@ class FakeDiscord:
             "roles": roles,
             "emojis": [],
             "stickers": [],
-            "channels": [_guild_channel_payload(guild.id, c) for c in guild.channels],
-            "threads": [],
+            "channels": [_guild_channel_payload(guild.id, c) for c in guild.channels if not c.is_thread],
+            "threads": [_guild_channel_payload(guild.id, c) for c in guild.channels if c.is_thread],
             "members": [
                 # The bot's own member, so guild.me and its permissions work.
                 {
@@ -1639,10 +1702,7 @@ async def _read_multipart(request: web.Request) -> tuple[Any, list[RecordedFile]
 
 
 def _validate_content(data: dict, files: list[RecordedFile], *, creating: bool) -> None:
-    if len(data.get("content") or "") > _MAX_CONTENT:
-        raise _form_error("content", f"Must be {_MAX_CONTENT} or fewer in length.")
-    if len(data.get("embeds") or []) > _MAX_EMBEDS:
-        raise _form_error("embeds", f"Must be {_MAX_EMBEDS} or fewer in length.")
+    # Lengths and counts were checked with the body (_check_body); what is left is emptiness.
     if creating and not (data.get("content") or data.get("embeds") or data.get("components") or files or data.get("poll")):
         raise _Reject(400, 50006, "Cannot send an empty message")
 
@@ -1679,6 +1739,24 @@ def _is_loopback(host: str) -> bool:
 
 
 def _guild_channel_payload(guild_id: int, channel: FakeChannel) -> dict:
+    parent_id = str(channel.parent_id) if channel.parent_id is not None else None
+    if channel.is_thread:
+        # discord/threads.py Thread._from_data reads these keys; threads have no overwrites of their own.
+        return {
+            "id": str(channel.id),
+            "type": channel.type,
+            "guild_id": str(guild_id),
+            "parent_id": parent_id,
+            "owner_id": str(DEFAULT_OWNER_ID),
+            "name": channel.name,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                "archive_timestamp": _snowflake_iso(channel.id)},
+        }
     return {
         "id": str(channel.id),
         "type": channel.type,
@@ -1689,10 +1767,19 @@ def _guild_channel_payload(guild_id: int, channel: FakeChannel) -> dict:
         "nsfw": channel.nsfw,
         "flags": 0,
         "rate_limit_per_user": 0,
-        "parent_id": None,
+        "parent_id": parent_id,
         "last_message_id": None,
-        "permission_overwrites": [],
+        "permission_overwrites": [
+            {"id": str(o.id), "type": o.type, "allow": str(o.allow), "deny": str(o.deny)}
+            for o in channel.permission_overwrites
+        ],
     }
+
+
+def _role_payload(role: FakeRole) -> dict:
+    return {"id": str(role.id), "name": role.name, "permissions": str(role.permissions), "position": role.position,
+            "color": 0, "colors": {"primary_color": 0}, "hoist": False, "managed": False, "mentionable": False,
+            "flags": 0}
 
 
 def _interaction_user(payload: dict) -> dict:

@@ -6,8 +6,8 @@ import asyncio
 import re
 from datetime import timedelta
 
+from bot.ui.pages import pack_lines
 from bot.units import to_millis
-from cogs.history import pack_lines
 from tests.fakes.discord_api import slash_command_payload
 from tests.integration.conftest import (
     CHANNEL_ID,

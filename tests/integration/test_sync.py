@@ -38,6 +38,18 @@ async def test_sync_registers_every_command_in_one_guild(harness):
     assert [c["value"] for c in animate["quality"]["choices"]] == ["480p", "720p", "1080p"]
 
 
+async def test_every_command_passes_discords_spec_and_limits(harness):
+    """The fake checks the sync against Discord's OpenAPI spec and limits; a sync is all or
+    nothing, so one bad option (once /show's job, declared up to 2**53) would register no command."""
+    await sync_commands(harness.settings, GUILD_ID)
+
+    [put] = harness.discord.requests_to("PUT", rf"/guilds/{GUILD_ID}/commands$")
+    assert (put.status, put.form_errors) == (200, None)
+    show = {(c["name"], c["type"]): c for c in harness.discord.commands[GUILD_ID]}["show", 1]
+    [job] = show["options"]
+    assert (job["min_value"], job["max_value"]) == (1, 2**53 - 1)
+
+
 async def test_sync_sends_the_chinese_names_and_descriptions_of_everything(harness):
     await sync_commands(harness.settings, GUILD_ID)
     chinese = command_strings(CHINESE)

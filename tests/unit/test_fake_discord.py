@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import io
+import json
 import logging
 
 import aiohttp
@@ -13,14 +14,19 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
+from tests.fakes import discord_bodies as bodies
 from tests.fakes.discord_api import (
+    API_PREFIX,
     FakeChannel,
     FakeDiscord,
     FakeGuild,
+    FakeOverwrite,
+    FakeRole,
     component_payload,
     modal_submit_payload,
     slash_command_payload,
 )
+from tests.fakes.discord_bodies import OPERATIONS, load_spec
 
 GUILD_ID = 1240000000000000001
 CHANNEL_ID = 1240000000000000002
@@ -446,3 +452,358 @@ async def test_dm_with_files_and_a_user_who_refuses_dms(fake, bot):
     await other.send("hi")
     assert [m.content for m in fake.dm_messages(USER_ID + 1)] == ["hi"]
     await bot.get_partial_messageable(CHANNEL_ID).send("guild")
+
+
+# --------------------------------------------------------------------------- Discord's body rules
+
+
+async def _send(fake, method: str, path: str, body, *, multipart: bool = False) -> tuple[int, dict | None]:
+    """One raw request with the bot token, as JSON or as multipart (payload_json plus a file)."""
+    async with aiohttp.ClientSession(headers={"Authorization": "Bot fake-token"}) as http:
+        if multipart:
+            form = aiohttp.FormData()
+            form.add_field("payload_json", json.dumps(body), content_type="application/json")
+            form.add_field("files[0]", PNG, filename="a.png", content_type="image/png")
+            request = http.request(method, fake.api_base + path, data=form)
+        else:
+            request = http.request(method, fake.api_base + path, json=body)
+        async with request as resp:
+            return resp.status, (await resp.json() if resp.status != 204 else None)
+
+
+def _codes_at(answer: dict, *path: str | int) -> list[str]:
+    """The error codes of an Invalid Form Body answer at one place of its errors tree."""
+    assert answer["code"] == 50035 and answer["message"] == "Invalid Form Body", answer
+    node = answer["errors"]
+    for key in path:
+        node = node[str(key)]
+    return [error["code"] for error in node["_errors"]]
+
+
+def _button(n: int = 0, **fields) -> dict:
+    return {"type": 2, "style": 1, "label": "Reroll", "custom_id": f"job:{n}:reroll", **fields}
+
+
+def _row(*components: dict) -> dict:
+    return {"type": 1, "components": list(components)}
+
+
+def _select(**fields) -> dict:
+    option = {"label": "one", "value": "1"}
+    return {"type": 3, "custom_id": "pick", "options": [option], **fields}
+
+
+def _option(**fields) -> dict:
+    return {"label": "one", "value": "1", **fields}
+
+
+# (name, a body at Discord's limit, the same just over it, where the error is, Discord's code).
+# Each is sent to POST /channels/{id}/messages: the first must be accepted, the second refused.
+MESSAGE_LIMITS = [
+    ("content 2,000", {"content": "x" * 2000}, {"content": "x" * 2001}, ("content",), "BASE_TYPE_MAX_LENGTH"),
+    ("embed title 256", {"embeds": [{"title": "x" * 256}]}, {"embeds": [{"title": "x" * 257}]},
+     ("embeds", 0, "title"), "BASE_TYPE_MAX_LENGTH"),
+    ("embed description 4,096", {"embeds": [{"description": "x" * 4096}]},
+     {"embeds": [{"description": "x" * 4097}]}, ("embeds", 0, "description"), "BASE_TYPE_MAX_LENGTH"),
+    ("field name 256", {"embeds": [{"fields": [{"name": "x" * 256, "value": "v"}]}]},
+     {"embeds": [{"fields": [{"name": "x" * 257, "value": "v"}]}]}, ("embeds", 0, "fields", 0, "name"),
+     "BASE_TYPE_MAX_LENGTH"),
+    ("field value 1,024", {"embeds": [{"fields": [{"name": "n", "value": "x" * 1024}]}]},
+     {"embeds": [{"fields": [{"name": "n", "value": "x" * 1025}]}]}, ("embeds", 0, "fields", 0, "value"),
+     "BASE_TYPE_MAX_LENGTH"),
+    ("footer 2,048", {"embeds": [{"footer": {"text": "x" * 2048}}]}, {"embeds": [{"footer": {"text": "x" * 2049}}]},
+     ("embeds", 0, "footer", "text"), "BASE_TYPE_MAX_LENGTH"),
+    ("author name 256", {"embeds": [{"author": {"name": "x" * 256}}]}, {"embeds": [{"author": {"name": "x" * 257}}]},
+     ("embeds", 0, "author", "name"), "BASE_TYPE_MAX_LENGTH"),
+    ("25 fields", {"embeds": [{"fields": [{"name": "n", "value": "v"}] * 25}]},
+     {"embeds": [{"fields": [{"name": "n", "value": "v"}] * 26}]}, ("embeds", 0, "fields"), "BASE_TYPE_MAX_LENGTH"),
+    ("10 embeds", {"embeds": [{"title": "t"}] * 10}, {"embeds": [{"title": "t"}] * 11}, ("embeds",),
+     "BASE_TYPE_MAX_LENGTH"),
+    ("6,000 characters across the embeds", {"embeds": [{"description": "x" * 3000}, {"description": "x" * 3000}]},
+     {"embeds": [{"description": "x" * 3000}, {"description": "x" * 2990, "footer": {"text": "x" * 11}}]},
+     ("embeds",), "BASE_TYPE_MAX_LENGTH"),
+    ("custom_id 100", {"components": [_row(_button(custom_id="x" * 100))]},
+     {"components": [_row(_button(custom_id="x" * 101))]}, ("components", 0, "components", 0, "custom_id"),
+     "BASE_TYPE_BAD_LENGTH"),
+    ("button label 80", {"components": [_row(_button(label="x" * 80))]},
+     {"components": [_row(_button(label="x" * 81))]}, ("components", 0, "components", 0, "label"),
+     "BASE_TYPE_MAX_LENGTH"),
+    ("5 action rows", {"components": [_row(_button(n)) for n in range(5)]},
+     {"components": [_row(_button(n)) for n in range(6)]}, ("components",), "BASE_TYPE_MAX_LENGTH"),
+    ("5 buttons per row", {"components": [_row(*[_button(n) for n in range(5)])]},
+     {"components": [_row(*[_button(n) for n in range(6)])]}, ("components", 0, "components"),
+     "BASE_TYPE_BAD_LENGTH"),
+    ("25 select options", {"components": [_row(_select(options=[_option(value=str(n)) for n in range(25)]))]},
+     {"components": [_row(_select(options=[_option(value=str(n)) for n in range(26)]))]},
+     ("components", 0, "components", 0, "options"), "BASE_TYPE_BAD_LENGTH"),
+    ("select option label 100", {"components": [_row(_select(options=[_option(label="x" * 100)]))]},
+     {"components": [_row(_select(options=[_option(label="x" * 101)]))]},
+     ("components", 0, "components", 0, "options", 0, "label"), "BASE_TYPE_BAD_LENGTH"),
+    ("select option value 100", {"components": [_row(_select(options=[_option(value="x" * 100)]))]},
+     {"components": [_row(_select(options=[_option(value="x" * 101)]))]},
+     ("components", 0, "components", 0, "options", 0, "value"), "BASE_TYPE_BAD_LENGTH"),
+    ("select option description 100", {"components": [_row(_select(options=[_option(description="x" * 100)]))]},
+     {"components": [_row(_select(options=[_option(description="x" * 101)]))]},
+     ("components", 0, "components", 0, "options", 0, "description"), "BASE_TYPE_MAX_LENGTH"),
+    ("select placeholder 150", {"components": [_row(_select(placeholder="x" * 150))]},
+     {"components": [_row(_select(placeholder="x" * 151))]}, ("components", 0, "components", 0, "placeholder"),
+     "BASE_TYPE_MAX_LENGTH"),
+    ("nonce 25", {"content": "x", "nonce": "n" * 25}, {"content": "x", "nonce": "n" * 26}, ("nonce",),
+     "BASE_TYPE_MAX_LENGTH"),
+]
+
+
+@pytest.mark.parametrize(("at_limit", "over", "where", "code"), [case[1:] for case in MESSAGE_LIMITS],
+                         ids=[case[0] for case in MESSAGE_LIMITS])
+async def test_a_message_over_a_discord_limit_is_refused_as_invalid_form_body(fake, at_limit, over, where, code):
+    route = f"/channels/{CHANNEL_ID}/messages"
+    status, answer = await _send(fake, "POST", route, at_limit)
+    assert status == 200, answer
+    status, answer = await _send(fake, "POST", route, over)
+    assert status == 400 and code in _codes_at(answer, *where)
+    assert fake.requests[-1].form_errors == answer["errors"]
+    assert len(fake.messages_in(CHANNEL_ID)) == 1  # the refused one changed nothing
+
+
+async def test_invalid_form_body_answers_in_discords_nested_format(fake, bot):
+    sent = await bot.get_partial_messageable(CHANNEL_ID).send("hello")
+    route = f"/channels/{CHANNEL_ID}/messages/{sent.id}"
+    # An edit, sent as multipart like discord.py's uploads: payload_json is what is checked.
+    status, answer = await _send(fake, "PATCH", route, {"embeds": [{"description": "x" * 4097}]}, multipart=True)
+    assert status == 400
+    assert answer == {"code": 50035, "message": "Invalid Form Body", "errors": {"embeds": {"0": {"description": {
+        "_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 4096 or fewer in length."}]}}}}}
+    assert fake.messages[sent.id].content == "hello" and fake.messages[sent.id].attachments == []
+    # discord.py raises it as an HTTPException carrying the same code.
+    with pytest.raises(discord.HTTPException) as excinfo:
+        await bot.get_partial_messageable(CHANNEL_ID).send("x" * 2001)
+    assert excinfo.value.status == 400 and excinfo.value.code == 50035
+    assert "Must be 2000 or fewer in length" in excinfo.value.text
+
+
+async def test_interaction_callbacks_are_checked_modals_and_autocomplete_included(fake, bot):
+    @bot.tree.command(name="wait", description="Answers nothing: the test answers for it")
+    async def wait(interaction: discord.Interaction) -> None:
+        pass
+
+    iid = await fake.send_interaction(slash_command_payload(fake, name="wait", channel_id=CHANNEL_ID))
+    token = fake.interaction_responses[iid].token
+    route = f"/interactions/{iid}/{token}/callback"
+
+    def modal(title: str = "Remix", *, components: list[dict] | None = None) -> dict:
+        text_input = {"type": 4, "custom_id": "prompt", "style": 1, "label": "Prompt"}
+        return {"type": 9, "data": {"custom_id": "remix:1", "title": title,
+                                    "components": components or [_row(text_input)]}}
+
+    text_input = {"type": 4, "custom_id": "prompt", "style": 1}
+    refused = [
+        (modal("x" * 46), ("data", "title"), "BASE_TYPE_BAD_LENGTH"),
+        (modal(components=[_row({**text_input, "label": "x" * 46})]),
+         ("data", "components", 0, "components", 0, "label"), "BASE_TYPE_BAD_LENGTH"),
+        (modal(components=[{"type": 18, "label": "x" * 46, "component": text_input}]),
+         ("data", "components", 0, "label"), "BASE_TYPE_BAD_LENGTH"),
+        (modal(components=[_row({**text_input, "custom_id": "x" * 101, "label": "L"})]),
+         ("data", "components", 0, "components", 0, "custom_id"), "BASE_TYPE_BAD_LENGTH"),
+        (modal(components=[_row({**text_input, "custom_id": f"i{n}", "label": "L"}) for n in range(6)]),
+         ("data", "components"), "BASE_TYPE_MAX_LENGTH"),
+        ({"type": 8, "data": {"choices": [{"name": "n", "value": "v"}] * 26}}, ("data", "choices"),
+         "BASE_TYPE_MAX_LENGTH"),
+        ({"type": 8, "data": {"choices": [{"name": "x" * 101, "value": "v"}]}}, ("data", "choices", 0, "name"),
+         "BASE_TYPE_BAD_LENGTH"),
+        ({"type": 8, "data": {"choices": [{"name": "n", "value": "x" * 101}]}}, ("data", "choices", 0, "value"),
+         "BASE_TYPE_MAX_LENGTH"),
+        ({"type": 4, "data": {"content": "x" * 2001}}, ("data", "content"), "BASE_TYPE_MAX_LENGTH"),
+        ({"type": 4, "data": {"embeds": [{"description": "x" * 3001}, {"description": "x" * 3000}]}},
+         ("data", "embeds"), "BASE_TYPE_MAX_LENGTH"),
+        ({"type": 4, "data": {"components": [_row(_button(custom_id="x" * 101))]}},
+         ("data", "components", 0, "components", 0, "custom_id"), "BASE_TYPE_BAD_LENGTH"),
+        ({"type": 99}, ("type",), "BASE_TYPE_CHOICES"),
+    ]
+    for body, where, code in refused:
+        status, answer = await _send(fake, "POST", route, body)
+        assert status == 400 and code in _codes_at(answer, *where), (body, answer)
+    assert not fake.interaction_responses[iid].acknowledged  # a refused body has no effect
+
+    full = [{"type": 18, "label": "x" * 45, "component": {**text_input, "custom_id": f"i{n}"}} for n in range(5)]
+    status, answer = await _send(fake, "POST", route, modal("x" * 45, components=full))
+    assert status == 204, answer
+    assert fake.interaction_responses[iid].callback_type == 9
+
+
+async def test_application_commands_are_checked_against_discords_limits(fake):
+    route = f"/applications/{fake.application_id}/commands"
+
+    def command(**fields) -> dict:
+        return {"name": "show", "description": "Show a job", "type": 1, **fields}
+
+    def option(**fields) -> dict:
+        return {"type": 3, "name": "size", "description": "The size", **fields}
+
+    refused = [
+        (command(name="x" * 33), (0, "name"), "BASE_TYPE_BAD_LENGTH"),
+        (command(name=""), (0, "name"), "BASE_TYPE_BAD_LENGTH"),
+        (command(name="Show"), (0, "name"), "APPLICATION_COMMAND_INVALID_NAME"),
+        (command(name="show me"), (0, "name"), "APPLICATION_COMMAND_INVALID_NAME"),
+        (command(description=""), (0, "description"), "BASE_TYPE_BAD_LENGTH"),
+        (command(description="x" * 101), (0, "description"), "BASE_TYPE_MAX_LENGTH"),
+        (command(options=[option(name=f"o{n}") for n in range(26)]), (0, "options"), "BASE_TYPE_MAX_LENGTH"),
+        (command(options=[option(name="Size")]), (0, "options", 0, "name"), "APPLICATION_COMMAND_INVALID_NAME"),
+        (command(options=[option(description="x" * 101)]), (0, "options", 0, "description"),
+         "BASE_TYPE_BAD_LENGTH"),
+        (command(options=[option(choices=[{"name": f"c{n}", "value": str(n)} for n in range(26)])]),
+         (0, "options", 0, "choices"), "BASE_TYPE_MAX_LENGTH"),
+        (command(options=[option(choices=[{"name": "x" * 101, "value": "v"}])]),
+         (0, "options", 0, "choices", 0, "name"), "BASE_TYPE_BAD_LENGTH"),
+        (command(options=[option(choices=[{"name": "n", "value": "x" * 101}])]),
+         (0, "options", 0, "choices", 0, "value"), "BASE_TYPE_MAX_LENGTH"),
+        (command(options=[option(type=4, name="job", max_value=2**53)]), (0, "options", 0, "max_value"),
+         "NUMBER_TYPE_MAX"),
+        (command(options=[option(type=4, name="job", min_value=-(2**53))]), (0, "options", 0, "min_value"),
+         "NUMBER_TYPE_MIN"),
+        (command(options=[option(type=10, name="amount", max_value=2.0**53)]), (0, "options", 0, "max_value"),
+         "NUMBER_TYPE_MAX"),
+        (command(options=[option(type=4, name="n", choices=[{"name": "big", "value": 2**53}])]),
+         (0, "options", 0, "choices", 0, "value"), "NUMBER_TYPE_MAX"),
+        (command(options=[{"type": 1, "name": "sub", "description": "A sub-command",
+                           "options": [option(name="Bad")]}]),
+         (0, "options", 0, "options", 0, "name"), "APPLICATION_COMMAND_INVALID_NAME"),
+        (command(options=[option(name=f"o{n}", description="x" * 100,
+                                 choices=[{"name": "x" * 100, "value": "x" * 100}] * 25) for n in range(2)]),
+         (0,), "APPLICATION_COMMAND_TOO_LARGE"),
+    ]
+    for body, where, code in refused:
+        status, answer = await _send(fake, "PUT", route, [body])
+        assert status == 400 and code in _codes_at(answer, *where), (body, answer)
+    assert fake.commands == {}
+
+    at_limits = [
+        command(name="x" * 32, description="x" * 100, options=[
+            option(type=4, name="job", min_value=-(2**53 - 1), max_value=2**53 - 1),
+            option(type=10, name="amount", min_value=-(2.0**53 - 1), max_value=2.0**53 - 1),
+            option(choices=[{"name": "x" * 100, "value": "x" * 100}]),
+        ]),
+        # Context menus may use capitals and spaces, and have no description.
+        {"name": "Animate image", "type": 3},
+    ]
+    status, answer = await _send(fake, "PUT", route, at_limits)
+    assert status == 200, answer
+    assert [c["name"] for c in fake.commands[None]] == ["x" * 32, "Animate image"]
+
+
+async def test_discords_known_leniencies_are_accepted_only_where_they_occur(fake, bot):
+    # discord.py sends these ids as integers; Discord accepts them (discord_spec/README.md).
+    dm = await bot.create_dm(discord.Object(USER_ID))  # {"recipient_id": <int>}
+    assert fake.requests_to("POST", "^/users/@me/channels$")[0].json == {"recipient_id": USER_ID}
+    sent = await dm.send(file=discord.File(io.BytesIO(PNG), filename="a.png"),  # {"attachments": [{"id": 0}]}
+                         allowed_mentions=discord.AllowedMentions(users=[discord.Object(USER_ID)]))
+    assert fake.messages[sent.id].attachments[0].data == PNG
+
+    # Elsewhere a snowflake is a string, as the spec says.
+    route = f"/channels/{CHANNEL_ID}/messages"
+    status, answer = await _send(fake, "POST", route, {"content": "x", "sticker_ids": [123]})
+    assert status == 400 and _codes_at(answer, "sticker_ids", 0) == ["NUMBER_TYPE_COERCE"]
+    status, answer = await _send(fake, "POST", route, {"content": "x", "attachments": [{"id": -1}]})
+    assert status == 400 and "attachments" in answer["errors"]
+    status, answer = await _send(fake, "POST", "/users/@me/channels", {"recipient_id": "not-a-snowflake"})
+    assert status == 400 and _codes_at(answer, "recipient_id") == ["NUMBER_TYPE_COERCE"]
+
+
+def test_every_route_with_a_body_has_its_openapi_operation():
+    app = aiohttp.web.Application()
+    FakeDiscord()._add_routes(app)
+    served = {f"{route.method} {route.resource.canonical.removeprefix(API_PREFIX)}"
+              for route in app.router.routes() if route.method in ("POST", "PUT", "PATCH")}
+    assert served and served <= set(OPERATIONS), served - set(OPERATIONS)
+    spec = load_spec()
+    for path, method in OPERATIONS.values():
+        assert "requestBody" in spec["paths"][path][method], (path, method)
+
+
+# Discord's limits that its OpenAPI description states, so that the fake's schema check enforces
+# them: if a new copy of the spec stopped saying so, the constant would have to be checked by hand.
+SPEC_STATED = [
+    (bodies.EMBEDS_PER_MESSAGE, "IncomingWebhookRequestPartial", "properties/embeds/maxItems"),
+    (bodies.EMBED_TITLE_CHARS, "RichEmbed", "properties/title/maxLength"),
+    (bodies.EMBED_DESCRIPTION_CHARS, "RichEmbed", "properties/description/maxLength"),
+    (bodies.EMBED_FIELDS, "RichEmbed", "properties/fields/maxItems"),
+    (bodies.EMBED_FIELD_NAME_CHARS, "RichEmbedField", "properties/name/maxLength"),
+    (bodies.EMBED_FIELD_VALUE_CHARS, "RichEmbedField", "properties/value/maxLength"),
+    (bodies.EMBED_FOOTER_CHARS, "RichEmbedFooter", "properties/text/maxLength"),
+    (bodies.EMBED_AUTHOR_NAME_CHARS, "RichEmbedAuthor", "properties/name/maxLength"),
+    (bodies.CUSTOM_ID_CHARS, "ButtonComponentForMessageRequest", "properties/custom_id/maxLength"),
+    (bodies.CUSTOM_ID_CHARS, "StringSelectComponentForMessageRequest", "properties/custom_id/maxLength"),
+    (bodies.CUSTOM_ID_CHARS, "ModalInteractionCallbackRequestData", "properties/custom_id/maxLength"),
+    (bodies.CUSTOM_ID_CHARS, "TextInputComponentForModalRequest", "properties/custom_id/maxLength"),
+    (bodies.BUTTON_LABEL_CHARS, "ButtonComponentForMessageRequest", "properties/label/maxLength"),
+    (bodies.COMPONENTS_PER_ROW, "ActionRowComponentForMessageRequest", "properties/components/maxItems"),
+    (bodies.SELECT_OPTIONS, "StringSelectComponentForMessageRequest", "properties/options/maxItems"),
+    (bodies.SELECT_OPTION_CHARS, "StringSelectOptionForRequest", "properties/label/maxLength"),
+    (bodies.SELECT_OPTION_CHARS, "StringSelectOptionForRequest", "properties/value/maxLength"),
+    (bodies.SELECT_OPTION_CHARS, "StringSelectOptionForRequest", "properties/description/maxLength"),
+    (bodies.SELECT_PLACEHOLDER_CHARS, "StringSelectComponentForMessageRequest", "properties/placeholder/maxLength"),
+    (bodies.MODAL_TITLE_CHARS, "ModalInteractionCallbackRequestData", "properties/title/maxLength"),
+    (bodies.MODAL_LABEL_CHARS, "TextInputComponentForModalRequest", "properties/label/maxLength"),
+    (bodies.MODAL_LABEL_CHARS, "LabelComponentForModalRequest", "properties/label/maxLength"),
+    (bodies.NONCE_CHARS, "MessageCreateRequest", "properties/nonce/oneOf/1/maxLength"),
+    (bodies.COMMAND_NAME_CHARS, "ApplicationCommandUpdateRequest", "properties/name/maxLength"),
+    (bodies.COMMAND_DESCRIPTION_CHARS, "ApplicationCommandUpdateRequest", "properties/description/maxLength"),
+    (bodies.COMMAND_OPTIONS, "ApplicationCommandUpdateRequest", "properties/options/maxItems"),
+    (bodies.COMMAND_CHOICES, "ApplicationCommandStringOption", "properties/choices/maxItems"),
+    (bodies.CHOICE_NAME_CHARS, "ApplicationCommandOptionStringChoice", "properties/name/maxLength"),
+    (bodies.MAX_SAFE_INTEGER, "Int53Type", "maximum"),
+    (-bodies.MAX_SAFE_INTEGER, "Int53Type", "minimum"),
+]
+
+
+@pytest.mark.parametrize(("limit", "schema", "pointer"), SPEC_STATED,
+                         ids=[f"{schema}/{pointer}" for _, schema, pointer in SPEC_STATED])
+def test_the_spec_states_the_limits_the_fake_leaves_to_it(limit, schema, pointer):
+    node = load_spec()["components"]["schemas"][schema]
+    for key in pointer.split("/"):
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    assert node == limit
+
+
+def test_the_spec_is_looser_than_discord_where_the_fake_checks_by_itself():
+    schemas = load_spec()["components"]["schemas"]
+    assert schemas["MessageCreateRequest"]["properties"]["content"]["maxLength"] > bodies.MESSAGE_CONTENT_CHARS
+    assert schemas["ApplicationCommandOptionStringChoice"]["properties"]["value"]["maxLength"] > \
+        bodies.CHOICE_VALUE_CHARS
+    assert schemas["ModalInteractionCallbackRequestData"]["properties"]["components"]["maxItems"] > \
+        bodies.MODAL_COMPONENTS
+    assert "minLength" not in schemas["ApplicationCommandUpdateRequest"]["properties"]["description"]
+    assert "maximum" not in schemas["ApplicationCommandNumberOption"]["properties"]["max_value"]
+
+
+async def test_roles_overwrites_threads_and_age_restriction_reach_the_bots_cache(fake, bot):
+    view = discord.Permissions(view_channel=True).value
+    staff_role, staff_channel, thread, lounge = 1240000000000000010, 1240000000000000011, 1240000000000000012, \
+        1240000000000000013
+    await fake.add_role(GUILD_ID, FakeRole(staff_role, "Staff", permissions=0, position=2))
+    await fake.add_channel(GUILD_ID, FakeChannel(staff_channel, name="staff", permission_overwrites=[
+        FakeOverwrite(GUILD_ID, type=0, deny=view), FakeOverwrite(staff_role, type=0, allow=view)]))
+    await fake.add_channel(GUILD_ID, FakeChannel(thread, name="plans", type=11, parent_id=staff_channel))
+    await fake.add_channel(GUILD_ID, FakeChannel(lounge, name="lounge", nsfw=True))
+    guild = bot.get_guild(GUILD_ID)
+    await fake.wait_for(lambda _: guild.get_channel(lounge) is not None)
+    seen: dict[int, tuple] = {}
+
+    @bot.tree.command(name="look", description="What the caller may view")
+    async def look(interaction: discord.Interaction) -> None:
+        staff = interaction.guild.get_channel(staff_channel)
+        plans = interaction.guild.get_thread(thread)
+        seen[interaction.user.id] = (staff.permissions_for(interaction.user).view_channel, plans.parent == staff,
+                                     interaction.guild.get_channel(lounge).is_nsfw(), staff.is_nsfw())
+        await interaction.response.send_message("ok", ephemeral=True)
+
+    for user_id, roles in ((USER_ID, []), (USER_ID + 1, [staff_role])):
+        iid = await fake.send_interaction(slash_command_payload(fake, name="look", user_id=user_id, roles=roles))
+        await fake.wait_for(lambda f, iid=iid: f.interaction_responses[iid].acknowledged, timeout=5)
+    assert seen == {USER_ID: (False, True, True, False), USER_ID + 1: (True, True, True, False)}
+
+    # A deleted channel leaves the cache; later GUILD_CREATEs carry what is left.
+    await fake.remove_channel(lounge)
+    await fake.wait_for(lambda _: guild.get_channel(lounge) is None)
+    payload = fake.guild_create_payload(fake.guilds[GUILD_ID])
+    assert [t["id"] for t in payload["threads"]] == [str(thread)]
+    assert str(lounge) not in {c["id"] for c in payload["channels"]}

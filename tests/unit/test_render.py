@@ -108,3 +108,32 @@ def test_the_embed_and_buttons_follow_the_requesters_language():
 def test_a_video_result_has_no_animate_button():
     ids = [item.item.custom_id for item in result_view(job(JobKind.VIDEO)).children]
     assert ids == ["wan:job:42:reroll", "wan:job:42:remix", "wan:job:42:details", "wan:job:42:delete"]
+
+
+def test_link_lines_keep_their_links_whole_shorten_the_reasons_and_fit_the_embed():
+    url = "https://files.evolink.ai/r/" + "s" * 900
+    why = "Discord refused the image (9.9 MB) as too large. " * 3
+    links = [render.link_instead_of_file(f"{url}{i}", READY, why) for i in range(4)]
+    embed = render.result_embed(job(), charged=8000, links=links)
+    assert len(embed.description) <= 4096
+    lines = embed.description.split("\n")
+    assert lines[0] == "**✅ Done**" and len(lines) == 5
+    for i, line in enumerate(lines[1:]):
+        assert line.endswith(f"<{url}{i}>") and "…" in line
+
+    # A link longer than the room left is not cut: the line says it is too long instead.
+    huge = render.link_instead_of_file("https://files.evolink.ai/r/" + "s" * 5000, READY, "Too large.")
+    embed = render.result_embed(job(), charged=2000, links=[huge])
+    assert embed.description == "**✅ Done**\nToo large. Its download link is too long to show here."
+
+
+def test_lists_wrap_over_lines_and_lines_pack_into_pages_within_a_limit():
+    from bot.ui.pages import pack_lines, wrap_list
+
+    items = [f"<@&{1_230_000_000_000_001_000 + i}> {i}" for i in range(60)]
+    lines = wrap_list(lambda joined: f"**Role allowances**: {joined}", items, ", ", 200)
+    assert lines[0].startswith("**Role allowances**: <@&") and all(len(line) <= 200 for line in lines)
+    assert ", ".join(lines).removeprefix("**Role allowances**: ") == ", ".join(items)
+    assert wrap_list(lambda joined: f"**Blocked**: {joined}", ["nobody"], ", ", 200) == ["**Blocked**: nobody"]
+    pages = pack_lines(["a" * 150] * 5, 400)
+    assert [page.count("\n") for page in pages] == [1, 1, 0]
