@@ -268,6 +268,7 @@ class WanBot(commands.AutoShardedBot):
         if services is not None:
             await services.runner.close()
             await services.web.stop()
+            services.blocked_terms.close()  # the pattern worker processes
         await super().close()
         if services is not None:
             await services.session.close()

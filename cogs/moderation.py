@@ -26,11 +26,6 @@ class Moderation(commands.GroupCog, group_name="moderation", group_description="
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await moderator_only(interaction)
 
-    async def cog_unload(self) -> None:
-        # The bot unloads every cog when it closes, so the pattern workers stop with it. (A
-        # reloaded cog loses nothing: the next check starts them again.)
-        self.bot.services.blocked_terms.close()
-
     @blocked_terms.command(name="add", description="Refuse prompts that contain a word or match a pattern")
     @app_commands.describe(term="The word or phrase (case, accents and hidden characters are ignored)",
                            regex="Treat it as a regular expression (default: no)")

@@ -104,28 +104,18 @@ async def test_the_animate_image_menu_converts_an_avif_in_the_channel(harness):
     assert sent.getpixel((50, 50)) == pytest.approx(RED, abs=16)
 
 
-async def test_a_file_that_is_no_picture_is_refused_with_the_formats_and_nothing_charged(harness):
+async def test_a_file_that_is_no_picture_is_refused_privately_with_the_formats_and_nothing_charged(harness):
     fake_photo = harness.discord.make_attachment("holiday.heic", b"ftypheic, or so it claims" * 40)
-    await harness.command("animate", image=fake_photo, prompt="waves")
-    await harness.discord.wait_for(lambda fake: _showing(fake, "holiday.heic"))
-    [reply] = _showing(harness.discord, "holiday.heic")
-    assert f"attachment holiday.heic: this is not a readable image, or the file is damaged\n{ACCEPTED}" \
-        in reply.text
+    interaction = await harness.command("animate", image=fake_photo, prompt="waves")
+    # Known only after the public "thinking…": the placeholder goes, the refusal is private.
+    reply = await harness.private_refusal_after_deferral(interaction)
+    assert f"attachment holiday.heic: this is not a readable image, or the file is damaged\n{ACCEPTED}" in reply
+    shown = _showing(harness.discord, "holiday.heic", include_deleted=True)
+    assert shown and all(message.ephemeral for message in shown), "the refusal was public"
     assert harness.evolink_creates() == [] and harness.evolink.uploads == {}
     assert await harness.bot.services.db.fetchall("SELECT * FROM ledger") == []
     balance = await harness.balance()
     assert (balance.spent, balance.held) == (0, 0)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13 item 6: refusals after the public 'thinking…' deferral become private in "
-    "cogs/animate.py / bot/jobs/inputs.py (the lead's part); until then this one is public"))
-async def test_a_file_that_is_no_picture_is_refused_privately(harness):
-    fake_photo = harness.discord.make_attachment("holiday.heic", b"ftypheic, or so it claims" * 40)
-    await harness.command("animate", image=fake_photo, prompt="waves")
-    await harness.discord.wait_for(lambda fake: _showing(fake, "holiday.heic"))
-    shown = _showing(harness.discord, "holiday.heic", include_deleted=True)
-    assert shown and all(message.ephemeral for message in shown), "the refusal was public"
 
 
 def _showing(fake, words: str, *, include_deleted: bool = False) -> list:
