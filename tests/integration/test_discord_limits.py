@@ -91,20 +91,21 @@ async def test_a_huge_error_code_from_evolink_still_gives_a_failure_embed_and_th
     assert re.fullmatch(r"\*\*❌ Failed\*\*: EvoLink could not finish this job \(E{63}…: the model fell over\)\.",
                         text), text
     balance = await harness.settled_balance()
-    assert (balance.spent, balance.remaining) == (0, 20_000)
+    assert (balance.spent, balance.remaining) == (0, 40_000)
     assert refused_bodies(harness) == []
     job = await harness.bot.services.store.get(1)
     assert len(job.error_code) <= 64
 
 
 async def test_quota_show_with_many_allowances_answers_with_all_of_them_within_discords_limits(harness):
-    # Set through the real commands, as moderators would: 60 role and 60 personal allowances.
+    # Set through the real commands, as moderators would: 60 role and 60 personal allowances (all
+    # within the operator's default ceiling of 200 a day).
     roles = [1_230_000_000_000_001_000 + i for i in range(60)]
     members = [1_230_000_000_000_002_000 + i for i in range(60)]
     for i, role_id in enumerate(roles):
         await mod_command(harness, role("role", role_id, f"role{i}"), number("amount", 100 + i), sub="set-role")
     for i, user_id in enumerate(members):
-        await mod_command(harness, member("member", user_id), number("amount", 200 + i), sub="set-user")
+        await mod_command(harness, member("member", user_id), number("amount", 120 + i), sub="set-user")
 
     interaction = await harness.slash("quota", sub="show", user_id=MOD_ID, permissions=MANAGE_SERVER)
     await harness.wait_for_original(interaction, lambda m: bool(m.text))
@@ -114,11 +115,11 @@ async def test_quota_show_with_many_allowances_answers_with_all_of_them_within_d
 
     assert all(page.ephemeral and 0 < len(page.content) <= 2000 for page in pages)
     shown = "\n".join(page.content for page in pages)
-    assert shown.startswith("**Default allowance**: 20 credits per member per day")
+    assert shown.startswith("**Default allowance**: 40 credits per member per day")
     for i, role_id in enumerate(roles):
         assert f"<@&{role_id}> {100 + i}" in shown
     for i, user_id in enumerate(members):
-        assert f"<@{user_id}> {200 + i}" in shown
+        assert f"<@{user_id}> {120 + i}" in shown
     assert "**Blocked**: nobody" in shown and "**Log channel**: none" in shown
     assert refused_bodies(harness) == []
 
