@@ -270,6 +270,11 @@ class CreditLedger:
             )
         return settings.period, [(row["user_id"], row["spent"], row["jobs"]) for row in rows]
 
+    async def held_for(self, job_id: int) -> int | None:
+        """What a job's open reservation holds; None once it is closed (or if it never held)."""
+        row = await self._db.fetchone("SELECT amount FROM credit_holds WHERE job_id = ?", (job_id,))
+        return row["amount"] if row else None
+
     async def charges(self, job_ids: Iterable[int]) -> dict[int, int]:
         """What each of these jobs was charged (settled jobs only)."""
         return await self._closed_amounts("settle", job_ids)

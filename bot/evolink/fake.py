@@ -289,6 +289,9 @@ class FakeEvoLink:
         # A query string added to the result links of tasks created from now on (the results are
         # served whatever it says): EvoLink's CDN links are signed, and can be long.
         self.result_link_query = ""
+        # Images a task returns beyond the `n` it was asked for (EvoLink charges for what it
+        # produces; the bot must never charge a member for more than they asked).
+        self.extra_image_results = 0
 
         self.base_url = ""  # set by start()
         self.requests: list[RecordedRequest] = []
@@ -611,7 +614,7 @@ class FakeEvoLink:
                 duration=self.image_seconds,
                 estimated_time=self.image_estimate,
                 credits_reserved=IMAGE_CREDITS * n,
-                result_count=n,
+                result_count=n + self.extra_image_results,
                 size=(width, height),
                 prompt_extend=prompt_extend,
                 callback_url=callback_url,

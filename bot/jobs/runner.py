@@ -232,6 +232,12 @@ class JobRunner:
         running_limits = {guild_id: await self._ledger.running_limit(guild_id)
                           for guild_id in {job.guild_id for job in jobs if job.state is JobState.QUEUED}}
         for job in jobs:
+            if job.state is JobState.QUEUED and job.message_id is None and job.interaction_id is not None:
+                # Written and its credits held, but its command was never acknowledged (the process
+                # died first, or before it could write the refund): nobody saw it start, so it
+                # must never run and be charged. Nothing to tell: there is no message to edit.
+                await self._commit(self._mark_failed_and_refund(job.id, failures.NOT_ACKNOWLEDGED))
+                continue
             reporter = reporter_for(job)
             if job.state is JobState.QUEUED:
                 self._line_up(job, reporter, running_limits[job.guild_id])
@@ -621,8 +627,12 @@ class JobRunner:
             await self._store.mark_delivering(job.id)
         await self._report(job.id, reporter.show_progress(
             JobProgress(job, Phase.UPLOADING, started_at, 100)))
-        # A job refunded earlier (an operator's redelivery) is not charged again.
+        # A job refunded earlier (an operator's redelivery) is not charged again, and no job is
+        # charged more than it holds (prices may have risen since it was reserved).
         charged = 0 if job.state is JobState.FAILED else rules.charge(job.request, results)
+        held = await self._ledger.held_for(job.id)
+        if held is not None:
+            charged = min(charged, held)
         try:
             # Idempotent: it edits the job's message (or re-sends under the same nonce), so a
             # delivery repeated after a crash still shows the results once.

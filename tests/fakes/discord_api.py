@@ -381,6 +381,15 @@ class _HoldRule:
 
 
 @dataclass
+class _DropRule:
+    """Close the connection instead of answering, before or after applying the request."""
+
+    method: str
+    pattern: re.Pattern[str]
+    after_applying: bool
+
+
+@dataclass
 class _GatewaySession:
     ws: web.WebSocketResponse
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -635,6 +644,8 @@ class FakeDiscord:
         self._by_token: dict[str, InteractionRecord] = {}
         self._fail_rules: list[_FailRule] = []
         self._hold_rules: list[_HoldRule] = []
+        self._drop_rules: list[_DropRule] = []
+        self._redirects: dict[int, str] = {}  # attachment id -> where its URL redirects to
         self._holds: list[Hold] = []  # every hold handed out, released on close()
         self._rate_limiter = _RateLimiter()
         self._denied: dict[int, set[str]] = {}  # channel id -> permissions the bot lacks there
@@ -788,6 +799,12 @@ class FakeDiscord:
         self._holds.append(hold)
         return hold
 
+    def drop_next(self, method: str, path_regex: str, *, after_applying: bool = False) -> None:
+        """Close the connection of the next matching request without any answer: a network
+        error for the client. With ``after_applying`` the request takes effect first (Discord got
+        it, the client never heard back); otherwise it has none. Matches like ``fail_next``."""
+        self._drop_rules.append(_DropRule(method.upper(), re.compile(path_regex), after_applying))
+
     def deny_permissions(self, channel_id: int, *permissions: str) -> None:
         """Take permissions in a channel from the bot, for its bot-token channel routes.
 
@@ -859,14 +876,27 @@ class FakeDiscord:
         self._blobs[attachment.id] = attachment
         return self._attachment_payload(0, attachment)
 
+    def host_media(self, filename: str, data: bytes, content_type: str | None = None) -> str:
+        """A file on this fake's media proxy (what Discord caches of a link preview's picture):
+        the URL to put in an embed's ``proxy_url``."""
+        return self.make_attachment(filename, data, content_type)["proxy_url"]
+
+    def redirect_media(self, url: str, location: str) -> None:
+        """The media URL (an attachment's or ``host_media``'s) answers 302 to ``location`` from now on."""
+        attachment_id = int(url.split("/attachments/", 1)[1].split("/")[1])
+        self._redirects[attachment_id] = location
+
     def post_member_message(
-        self, channel_id: int, user_id: int, content: str = "", files: dict[str, bytes] | None = None
+        self, channel_id: int, user_id: int, content: str = "", files: dict[str, bytes] | None = None,
+        embeds: list[dict] | None = None,
     ) -> FakeMessage:
         """A message a member posted (no gateway event: the bot has no message intent), e.g. a
-        picture that a message context menu is then used on."""
+        picture that a message context menu is then used on. ``embeds`` are link previews as
+        Discord builds them (``url`` the remote site's address, ``proxy_url`` its cached copy)."""
         message = self._new_message(channel_id)
         message.author_id = user_id
         message.content = content
+        message.embeds = list(embeds or [])
         for filename, data in (files or {}).items():
             attachment = RecordedFile(filename, _guess_type(filename), bytes(data), id=new_snowflake())
             self._blobs[attachment.id] = attachment
@@ -1020,6 +1050,9 @@ class FakeDiscord:
             rec.status, rec.rate_limited = 429, True
             self.rate_limited.append(RateLimitHit(rec.route, limit.kind, rec.time))
             return _rate_limited_response(limit, time.monotonic())
+        drop = self._take_drop_rule(rec)
+        if drop is not None and not drop.after_applying:
+            return self._drop_connection(request, rec)
         rule = self._take_fail_rule(rec)
         hold: Hold | None = None
         if rule is not None:
@@ -1035,6 +1068,8 @@ class FakeDiscord:
             except web.HTTPException as exc:
                 # Unknown route or method: answer like Discord, and keep the record so tests notice.
                 response = _json(exc.status, {"code": 0, "message": f"{exc.status}: {exc.reason}"})
+        if drop is not None:
+            return self._drop_connection(request, rec)
         rec.status = response.status
         if limit is not None:
             # A fail_next answer counted in the buckets too (Discord saw the request) and keeps any
@@ -1114,6 +1149,21 @@ class FakeDiscord:
                 return rule
         return None
 
+    def _take_drop_rule(self, rec: RecordedRequest) -> _DropRule | None:
+        for rule in self._drop_rules:
+            if _rule_matches(rule.method, rule.pattern, False, rec):
+                self._drop_rules.remove(rule)
+                return rule
+        return None
+
+    @staticmethod
+    def _drop_connection(request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
+        rec.injected = True
+        rec.status = 0  # no answer at all
+        if request.transport is not None:
+            request.transport.close()
+        raise ConnectionResetError("dropped by the fake")
+
     def _take_hold(self, rec: RecordedRequest) -> Hold | None:
         for rule in self._hold_rules:
             if _rule_matches(rule.method, rule.pattern, rule.only_uploads, rec):
@@ -1184,7 +1234,10 @@ class FakeDiscord:
         return _json(200, {"url": self.ws_url})
 
     async def _get_attachment(self, request: web.Request) -> web.Response:
-        blob = self._blobs.get(int(request.match_info["attachment_id"]))
+        attachment_id = int(request.match_info["attachment_id"])
+        if attachment_id in self._redirects:
+            return web.Response(status=302, headers={"Location": self._redirects[attachment_id]})
+        blob = self._blobs.get(attachment_id)
         if blob is None:
             return web.Response(status=404, text="Not Found")
         return web.Response(body=blob.data, content_type=blob.content_type or "application/octet-stream")

@@ -24,6 +24,7 @@ from tests.fakes.discord_api import (
     FakeDiscord,
     FakeGuild,
     FakeRole,
+    modal_submit_payload,
     slash_command_payload,
     user_payload,
 )
@@ -127,7 +128,7 @@ class Harness:
         attachments = {key: value for key, value in options.items() if isinstance(value, dict)}
         payload = slash_command_payload(
             self.discord, name=name, guild_id=guild_id,
-            channel_id=CHANNEL_ID if guild_id else None, user_id=user_id,
+            channel_id={GUILD_ID: CHANNEL_ID, OTHER_GUILD_ID: OTHER_CHANNEL_ID}.get(guild_id), user_id=user_id,
             options=[{"name": key, "type": 11, "value": value["id"]} if key in attachments else
                      {"name": key, "type": types[type(value)], "value": value}
                      for key, value in options.items()],
@@ -166,6 +167,30 @@ class Harness:
     async def post_as_member(self, content: str = "", files: dict[str, bytes] | None = None,
                              user_id: int = USER_ID) -> int:
         return self.discord.post_member_message(CHANNEL_ID, user_id, content, files).id
+
+    def menu_payload(self, name: str, message, user_id: int = USER_ID) -> dict:
+        """A message menu (e.g. "Animate image") used on `message`: Discord resolves the target
+        message into the payload, so the bot sees its attachments without any message intent."""
+        menu = slash_command_payload(self.discord, name=name, guild_id=GUILD_ID, channel_id=CHANNEL_ID,
+                                     user_id=user_id)
+        menu["data"].pop("options", None)
+        menu["data"].update(type=3, target_id=str(message.id),
+                            resolved={"messages": {str(message.id): self.discord.message_payload(message)}})
+        return menu
+
+    async def animate_with_menu(self, message, prompt: str, user_id: int = USER_ID) -> int:
+        """Use "Animate image" on `message`, then send its form with `prompt` and the form's
+        preselected duration and quality; returns the form submission's interaction id."""
+        opened = await self.command_payload(self.menu_payload("Animate image", message, user_id))
+        await self.discord.wait_for(lambda fake: self.record(opened).callback_type == 9)
+        modal = self.record(opened).callback_data
+        [prompt_id, *_] = [label["component"]["custom_id"] for label in modal["components"]]
+        submit = modal_submit_payload(
+            self.discord, custom_id=modal["custom_id"], guild_id=GUILD_ID, channel_id=CHANNEL_ID,
+            user_id=user_id, components=[
+                {"type": 18, "component": {"type": 4, "custom_id": prompt_id, "value": prompt}},
+            ])
+        return await self.discord.send_interaction(submit)
 
     def record(self, interaction_id: int):
         return self.discord.interaction_responses[interaction_id]

@@ -15,7 +15,6 @@ from tests.fakes.discord_api import (
     DISCORD_EPOCH_MS,
     modal_submit_payload,
     payload_text,
-    slash_command_payload,
 )
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID, USER_ID, start_harness
 from tests.media_samples import ffmpeg_for_tests, make_video, png
@@ -179,7 +178,7 @@ async def test_the_animate_image_menu_asks_in_a_modal_and_delivers(harness):
     posted = harness.discord.messages[
         (await _post_picture(harness, "sunset.jpg", png(1024, 768)))
     ]
-    opened = await harness.command_payload(_menu_on(harness, posted))
+    opened = await harness.command_payload(harness.menu_payload("Animate image", posted))
     await harness.discord.wait_for(lambda fake: harness.record(opened).callback_type == 9)
     modal = harness.record(opened).callback_data
     [prompt_id, duration_id, quality_id] = [label["component"]["custom_id"] for label in modal["components"]]
@@ -203,20 +202,9 @@ async def test_the_animate_image_menu_asks_in_a_modal_and_delivers(harness):
 async def test_the_menu_on_a_message_without_a_picture_says_so(harness):
     message_id = await _post_text(harness, "just words")
     message = harness.discord.messages[message_id]
-    interaction = await harness.command_payload(_menu_on(harness, message))
+    interaction = await harness.command_payload(harness.menu_payload("Animate image", message))
     reply = await harness.wait_for_original(interaction, lambda m: bool(m.text))
     assert reply.ephemeral and "no picture to animate" in reply.text
-
-
-def _menu_on(harness, message) -> dict:
-    """The "Animate image" message menu used on `message`: Discord resolves the target message
-    into the payload, so the bot sees its attachments without any message intent."""
-    menu = slash_command_payload(harness.discord, name="Animate image", guild_id=GUILD_ID,
-                                 channel_id=CHANNEL_ID, user_id=USER_ID)
-    menu["data"].pop("options", None)
-    menu["data"].update(type=3, target_id=str(message.id),
-                        resolved={"messages": {str(message.id): harness.discord.message_payload(message)}})
-    return menu
 
 
 async def _post_picture(harness, name: str, data: bytes) -> int:

@@ -9,8 +9,8 @@ import io
 import pytest
 from PIL import Image, ImageStat
 
-from tests.fakes.discord_api import modal_submit_payload, payload_text, slash_command_payload
-from tests.integration.conftest import CHANNEL_ID, GUILD_ID, USER_ID, start_harness
+from tests.fakes.discord_api import payload_text
+from tests.integration.conftest import start_harness
 from tests.media_samples import avif, deep_grey, ffmpeg_for_tests, heic, photo, tiff
 
 RED = (255, 0, 0)
@@ -81,21 +81,7 @@ async def test_a_16_bit_scan_is_sent_with_its_full_contrast(harness):
 async def test_the_animate_image_menu_converts_an_avif_in_the_channel(harness):
     posted_id = await harness.post_as_member(content="look", files={"sunset.avif": avif(photo(1024, 768))})
     posted = harness.discord.messages[posted_id]
-    menu = slash_command_payload(harness.discord, name="Animate image", guild_id=GUILD_ID,
-                                 channel_id=CHANNEL_ID, user_id=USER_ID)
-    menu["data"].pop("options", None)
-    menu["data"].update(type=3, target_id=str(posted.id),
-                        resolved={"messages": {str(posted.id): harness.discord.message_payload(posted)}})
-    opened = await harness.command_payload(menu)
-    await harness.discord.wait_for(lambda fake: harness.record(opened).callback_type == 9)
-    modal = harness.record(opened).callback_data
-    [prompt_id, *_] = [label["component"]["custom_id"] for label in modal["components"]]
-    submit = modal_submit_payload(
-        harness.discord, custom_id=modal["custom_id"], guild_id=GUILD_ID, channel_id=CHANNEL_ID,
-        user_id=USER_ID, components=[
-            {"type": 18, "component": {"type": 4, "custom_id": prompt_id, "value": "the sun sets"}},
-        ])
-    submitted = await harness.discord.send_interaction(submit)
+    submitted = await harness.animate_with_menu(posted, "the sun sets")
 
     final = await harness.wait_for_original(submitted, lambda m: bool(m.attachments), timeout=30)
     assert "your AVIF was converted to JPEG" in progress_text(final)

@@ -284,8 +284,9 @@ async def test_the_server_ceiling_stops_one_guild_a_day_and_no_other(db, clock, 
     await reserve(db, ledger, store, 20, user=ALICE)
     with pytest.raises(ServerCeilingReached) as refused:
         await reserve(db, ledger, store, 15, user=BOB)  # 20 held + 15 > 30 for the guild today
-    assert str(refused.value) == ("This server has spent 30 credits today, the most the bot's operator lets one "
-                                  "server spend per day. Generation resumes when it resets.")
+    assert str(refused.value) == ("This server has reached 30 credits today (spent, or held by jobs under way), "
+                                  "the most the bot's operator lets one server spend per day. Generation resumes "
+                                  "when it resets.")
     assert refused.value.resets_at == datetime(2026, 11, 22, tzinfo=UTC)
     await reserve(db, ledger, store, 15, user=BOB, guild=OTHER_GUILD)
     with pytest.raises(NeverFits) as refused:
