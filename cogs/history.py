@@ -18,6 +18,7 @@ from bot.media.refetch import Fetchers, LinkedFile, Refetched, job_sources, refe
 from bot.ui.account import job_line
 from bot.ui.buttons import result_view
 from bot.ui.checks import in_guild
+from bot.ui.errors import answer_privately_after_public_deferral
 from bot.ui.pages import LinkLine, pack_lines
 from bot.ui.render import result_embed, timestamp
 
@@ -89,8 +90,8 @@ class History(commands.Cog):
         async with refetch_files(sources, fetchers=fetchers, job_id=found.id,
                                  max_file_bytes=interaction.filesize_limit) as fetched:
             if not fetched.found:
-                await _answer_privately(interaction, _("history.show_files_gone", id=found.id,
-                                                       reasons=_reasons(fetched, _)))
+                await answer_privately_after_public_deferral(
+                    interaction, _("history.show_files_gone", id=found.id, reasons=_reasons(fetched, _)))
                 return
             links = [_link_line(linked, interaction.filesize_limit, _) for linked in fetched.linked]
             embed = result_embed(found, charged=charged, locale=_.locale, links=links)
@@ -101,8 +102,8 @@ class History(commands.Cog):
             except discord.HTTPException as exc:
                 log.warning("Job %d: /show could not post it (HTTP %s, code %s)",
                             found.id, exc.status, exc.code)
-                await _answer_privately(interaction, _("history.show_post_failed", id=found.id,
-                                                       status=exc.status))
+                await answer_privately_after_public_deferral(
+                    interaction, _("history.show_post_failed", id=found.id, status=exc.status))
                 return
         log.info("Job %d: shown again by user %d from the %s", found.id, interaction.user.id,
                  fetched.origin.value if fetched.origin else "?")
@@ -189,16 +190,6 @@ def _link_line(linked: LinkedFile, limit: int, _: Translate) -> LinkLine:
                                  url=file.url, expiry=expiry),
         without_link=lambda name: _("history.show_link_too_long", name=name, size=size, limit=megabytes(limit)),
         why=discord.utils.escape_markdown(file.filename))
-
-
-async def _answer_privately(interaction: discord.Interaction, text: str) -> None:
-    """After a public deferral: remove the public 'thinking' message, then answer privately
-    (a followup would otherwise replace the public placeholder, and show to everyone)."""
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException as exc:
-        log.info("Could not delete the /show placeholder (HTTP %s, code %s)", exc.status, exc.code)
-    await interaction.followup.send(text, ephemeral=True)
 
 
 async def setup(bot: WanBot) -> None:

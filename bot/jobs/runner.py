@@ -491,7 +491,15 @@ class JobRunner:
         await self._store.mark_submitting(job.id, callback_token=token)
         await self._report(job.id, reporter.show_progress(
             JobProgress(job, Phase.SUBMITTING, from_millis(job.created_at))))
-        task = await self._create(job, rules, token)
+        if self._callbacks is not None and token is not None:
+            # Listening before the create is sent: EvoLink may call back before it answers.
+            self._callbacks.event_for(token)
+        try:
+            task = await self._create(job, rules, token)
+        except BaseException:
+            if self._callbacks is not None and token is not None:
+                self._callbacks.forget(token)
+            raise
         await self._store.mark_running(job.id, task_id=task.id, estimated_seconds=task.estimated_time)
         log.info("Job %d: accepted as %s (estimate %ss)", job.id, task.id, task.estimated_time)
         return task

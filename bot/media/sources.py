@@ -3,9 +3,9 @@
 A picture a member points the bot at (an upload, a link preview, a result's attachment) is a URL
 a stranger influences. Fetching any URL would make the bot a scanner of whatever it can reach, so
 a picture is fetched only from the configured Discord media origins (`cdn.discordapp.com`,
-`media.discordapp.net`; a link preview's `proxy_url` is Discord's cached copy there), redirects are
-followed only to those origins, and a host name is only connected to at a public address (a
-resolver that drops private, loopback and link-local answers). An origin configured as an IP
+`media.discordapp.net`, `images-ext-*.discordapp.net`: a link preview's `proxy_url` is Discord's
+cached copy there), redirects are followed only to those origins, and a host name is only
+connected to at a public address (a resolver that drops private, loopback and link-local answers). An origin configured as an IP
 literal is the operator's explicit choice (a test server), used as it is.
 """
 
@@ -26,7 +26,10 @@ from bot import USER_AGENT
 from bot.media.downloads import DownloadError, stream_to_file
 from bot.media.limits import MediaLimits
 
-DISCORD_MEDIA_BASE_URLS = ("https://cdn.discordapp.com", "https://media.discordapp.net")
+# Attachments live on the CDN (and its media proxy); a link preview's cached copy on the media
+# proxy or on the external-image proxies.
+DISCORD_MEDIA_BASE_URLS = ("https://cdn.discordapp.com", "https://media.discordapp.net",
+                           "https://images-ext-1.discordapp.net", "https://images-ext-2.discordapp.net")
 MAX_REDIRECTS = 3
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

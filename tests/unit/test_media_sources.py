@@ -23,7 +23,8 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)
 def test_only_the_configured_origins_are_allowed():
     origins = MediaOrigins(DISCORD_MEDIA_BASE_URLS)
     assert origins.allows("https://cdn.discordapp.com/attachments/1/2/cat.png?ex=1&is=2&hm=3")
-    assert origins.allows("https://media.discordapp.net/external/abc/https/example.org/x.png")
+    assert origins.allows("https://media.discordapp.net/attachments/1/2/cat.png?width=400")
+    assert origins.allows("https://images-ext-1.discordapp.net/external/abc/https/example.org/x.png")
     assert origins.allows("https://CDN.discordapp.com:443/attachments/1/2/a.png")
     for url in ("http://cdn.discordapp.com/attachments/1/2/cat.png",   # not https
                 "https://cdn.discordapp.com:8443/attachments/1/2/cat.png",  # another port
