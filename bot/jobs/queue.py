@@ -14,6 +14,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# For a job whose member's running limit does not matter (one already running, or a unit test).
+NO_RUNNING_LIMIT = 1_000_000
+
 
 @dataclass(frozen=True)
 class QueuedJob:
@@ -22,7 +25,7 @@ class QueuedJob:
     user_id: int
     # How many of this member's jobs may run at once in this guild (its moderators' setting); the
     # line skips past a member who has that many running, and comes back when one ends.
-    running_limit: int = 1_000
+    running_limit: int = NO_RUNNING_LIMIT
 
 
 class FairQueue:

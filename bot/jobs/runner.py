@@ -92,7 +92,7 @@ ReporterFactory = Callable[[Job], JobReporter]
 class Submission:
     job_id: int
     reserved: int  # milli-credits held for the job
-    running_limit: int = 1_000  # how many of the member's jobs may run at once in the guild
+    running_limit: int  # how many of the member's jobs may run at once in the guild
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ class JobRunner:
         if self._paused is not None:
             raise SubmissionsPaused(self._paused)
 
-    def enqueue(self, job: Job, reporter: JobReporter, *, running_limit: int = 1_000) -> None:
+    def enqueue(self, job: Job, reporter: JobReporter, *, running_limit: int) -> None:
         """Put a submitted job in line; it starts when a slot is free, its member has fewer than
         `running_limit` jobs running, and its turn comes."""
         self._line_up(job, reporter, running_limit)
