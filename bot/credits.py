@@ -362,12 +362,18 @@ class CreditLedger:
         # ceilings were checked against it (prices may have changed since, or EvoLink may have
         # produced more than was asked for).
         amount = hold["amount"] if charge is None else min(charge, hold["amount"])
+        now = self._clock.now()
         await tx.execute(
             "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount, reason, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (hold["guild_id"], hold["user_id"], job_id, kind, amount, reason,
-             to_millis(self._clock.now())),
+            (hold["guild_id"], hold["user_id"], job_id, kind, amount, reason, to_millis(now)),
         )
+        if kind == "settle":
+            await tx.execute(
+                "INSERT INTO daily_spend (day, guild_id, amount) VALUES (?, ?, ?) "
+                "ON CONFLICT (day, guild_id) DO UPDATE SET amount = amount + excluded.amount",
+                (to_millis(Period.DAY.bounds(now)[0]), hold["guild_id"], amount),
+            )
         return amount
 
     async def _consumed(self, tx: Transaction, start: datetime, end: datetime,
@@ -377,9 +383,10 @@ class CreditLedger:
 
     async def _spent(self, tx: Transaction, start: datetime, end: datetime,
                      guild_id: int | None = None) -> int:
+        """Settled in [start, end), two UTC midnights: from the per-day totals, not the ledger rows."""
         row = await tx.fetchone(
-            "SELECT COALESCE(SUM(amount), 0) AS spent FROM ledger WHERE kind = 'settle' "
-            "AND created_at >= ? AND created_at < ? AND (? IS NULL OR guild_id = ?)",
+            "SELECT COALESCE(SUM(amount), 0) AS spent FROM daily_spend "
+            "WHERE day >= ? AND day < ? AND (? IS NULL OR guild_id = ?)",
             (to_millis(start), to_millis(end), guild_id, guild_id),
         )
         assert row is not None

@@ -9,6 +9,7 @@ import pytest
 
 from bot.clock import ScaledClock
 from bot.credits import CreditLedger, InsufficientCredits, format_credits, to_milli
+from bot.db import Database
 from bot.jobs.store import JobKind, JobStore
 from bot.periods import Period
 from bot.quotas import QuotaDefaults, QuotaStore
@@ -137,3 +138,36 @@ async def test_two_connections_cannot_overspend_either(db, store, clock, tmp_pat
         assert (await ledgers[1].balance(GUILD, USER)).held == to_milli(20)
     finally:
         await second_db.close()
+
+
+async def test_budgets_count_what_was_settled_before_the_daily_totals_existed(tmp_path, clock):
+    """Migration 0007 fills the per-day totals from the ledger already there, so an upgraded
+    bot's budgets still count today's spending."""
+    from importlib import resources
+
+    from yoyo import get_backend, read_migrations
+
+    path = tmp_path / "old.db"
+    backend = get_backend(f"sqlite:///{path}")
+    with resources.as_file(resources.files("bot") / "migrations") as folder:
+        migrations = read_migrations(str(folder))
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(migrations.filter(lambda m: m.id < "0007")))
+    today = int(datetime(2026, 11, 21, 9, 0, tzinfo=UTC).timestamp() * 1000)
+    yesterday = today - 86_400_000
+    rows = [(GUILD, today, 3000), (GUILD, today, 1500), (OTHER_GUILD, today, 2000), (GUILD, yesterday, 9000)]
+    for guild, at, amount in rows:
+        backend.connection.execute(
+            "INSERT INTO ledger (guild_id, user_id, kind, amount, created_at) VALUES (?, ?, 'settle', ?, ?)",
+            (guild, USER, amount, at))
+    backend.connection.commit()
+    backend.connection.close()
+
+    db = await Database.open(path)
+    try:
+        ledger = make_ledger(db, clock)
+        charged_today, _ = await ledger.bot_totals_today()
+        _, guild_spent, _, _ = await ledger.guild_usage(GUILD)
+        assert (charged_today, guild_spent) == (6500, 4500)
+    finally:
+        await db.close()
