@@ -216,6 +216,7 @@ async def _six_parallel_animates(harness) -> None:
     [started] = [i for i, r in zip(interactions, replies, strict=True) if not r.followup_message_ids]
     await harness.wait_for_original(started, lambda m: bool(m.attachments), timeout=30)
     assert len(harness.evolink_creates()) == 1
+    await harness.settled_balance()  # the settle is written just after the delivery
     assert [kind for kind, _ in await _ledger(harness)] == ["reserve", "settle"]
 
 
