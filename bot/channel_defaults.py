@@ -20,11 +20,15 @@ from bot.clock import Clock
 from bot.db import Database, Row, Transaction
 from bot.requests import (
     DEFAULT_SIZE,
+    ImageRequest,
     InvalidRequest,
+    VideoOptions,
     parse_duration,
     parse_image_count,
+    parse_image_request,
     parse_quality,
     parse_size,
+    parse_video_options,
 )
 from bot.units import from_millis, to_millis
 
@@ -56,6 +60,27 @@ class ChannelDefaults:
     @property
     def options_set(self) -> tuple[str, ...]:
         return tuple(option for option in OPTIONS if self.is_set(option))
+
+    def image_request(self, prompt: str | None, size: str | None = None, n: int | None = None,
+                      prompt_extend: bool | None = None) -> ImageRequest:
+        """/imagine's options: the member's own where given, else this channel's, else the
+        built-in ones; checked (InvalidRequest names the option, the value and the rule)."""
+        return parse_image_request(
+            prompt,
+            size if size and size.strip() else self.size,
+            self.n if n is None else n,
+            self.prompt_extend if prompt_extend is None else prompt_extend,
+        )
+
+    def video_options(self, prompt: str | None, duration: int | str | None = None, quality: str | None = None,
+                      prompt_extend: bool | None = None) -> VideoOptions:
+        """/animate's options (and its form's), the same way."""
+        return parse_video_options(
+            prompt,
+            self.duration if duration is None else duration,
+            quality if quality and quality.strip() else self.quality,
+            self.prompt_extend if prompt_extend is None else prompt_extend,
+        )
 
     def or_built_in(self) -> ChannelDefaults:
         """Every option filled: this channel's value where set, else the built-in one."""

@@ -169,7 +169,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
 
     async def _retry_delivery(self, before: Job, _: Translate) -> str:
         bot = self.bot
-        reporter = _RedeliveryReporter(bot.reporter_for_stored_job(before))
+        reporter = _RedeliveryReporter(bot.services.messages.for_stored_job(before))
         try:
             await bot.services.runner.retry_delivery(before.id, reporter)
         except JobBusy:
@@ -210,7 +210,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
         services = self.bot.services
         try:
             refunded = await services.runner.refund_stuck(job.id, OPERATOR_REFUND,
-                                                          self.bot.reporter_for_stored_job)
+                                                          self.bot.services.messages.for_stored_job)
         except JobAlreadyFinished:
             now = await services.store.get(job.id)
             if now.state is JobState.DONE:

@@ -11,18 +11,13 @@ from discord.ext import commands
 from bot.app import WanBot
 from bot.channel_defaults import ChannelDefaults
 from bot.errors import UserFacingError
-from bot.i18n import Translate, for_interaction, supported_locale
-from bot.jobs.inputs import ImageSource, prepare_video_input
-from bot.jobs.store import JobKind
-from bot.requests import (
-    VIDEO_PROMPT_MAX_CHARS,
-    VideoOptions,
-    VideoRequest,
-    parse_video_options,
-)
-from bot.ui.checks import in_guild, member_role_ids
+from bot.i18n import Translate, for_interaction
+from bot.jobs.inputs import ImageSource
+from bot.launch import NeedsPicture
+from bot.requests import VIDEO_PROMPT_MAX_CHARS, VideoOptions
+from bot.ui.checks import in_guild
 from bot.ui.choices import DURATION_CHOICES, QUALITY_CHOICES, duration_options, quality_options
-from bot.ui.errors import defer_publicly, describe_error, reply_with_error
+from bot.ui.errors import describe_error, reply_with_error
 
 log = logging.getLogger(__name__)
 
@@ -85,65 +80,22 @@ class Animate(commands.Cog):
         quality: str | None = None,
         prompt_extend: bool | None = None,
     ) -> None:
-        assert interaction.guild_id is not None and interaction.channel_id is not None
         # An option the member left out takes the channel's default (/defaults), else the built-in one.
-        defaults = await self.bot.services.channel_defaults.get(interaction.guild_id, interaction.channel_id)
-        options = parse_video_options(
-            prompt,
-            defaults.duration if duration is None else duration,
-            quality if quality and quality.strip() else defaults.quality,
-            defaults.prompt_extend if prompt_extend is None else prompt_extend,
-        )
+        defaults = await self.bot.launcher.channel_defaults(interaction)
+        options = defaults.video_options(prompt, duration, quality, prompt_extend)
         await self.start_video(interaction, ImageSource(image.url, image.filename, image.size), options)
 
     async def animate_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         source = first_image(message)
         if source is None:
             raise NoImageInMessage()
-        assert interaction.guild_id is not None and interaction.channel_id is not None
-        defaults = await self.bot.services.channel_defaults.get(interaction.guild_id, interaction.channel_id)
+        defaults = await self.bot.launcher.channel_defaults(interaction)
         modal = AnimateModal(self, source, defaults, for_interaction(interaction))
         await interaction.response.send_modal(modal)
 
-    async def start_video(
-        self, interaction: discord.Interaction, source: ImageSource, options: VideoOptions,
-        *, parent_job_id: int | None = None,
-    ) -> None:
-        """The /animate flow, shared by the command, the menu's modal and the buttons of a
-        finished job (which pass the job the video starts from as `parent_job_id`)."""
-        services = self.bot.services
-        assert interaction.guild_id is not None and interaction.channel_id is not None
-        # Refuse privately (blocked prompt, blocked member, not enough credits...) before anything
-        # public happens; the real, atomic reservation comes once the picture is known to be usable.
-        services.runner.check_accepting()
-        await services.blocked_terms.check(interaction.guild_id, options.prompt)
-        roles = member_role_ids(interaction)
-        estimate = services.settings.prices.video_estimate(options.duration, options.quality)
-        await services.ledger.check_allowed(interaction.guild_id, interaction.user.id, roles, estimate)
-
-        # From here a refusal is private too: it replaces the public placeholder (bot/ui/errors.py).
-        deferral = await defer_publicly(interaction)
-        locale = supported_locale(interaction.locale)
-        # One picture of a member's at a time: six parallel /animate from someone who can afford
-        # one video download and decode one picture; the others find the credits reserved.
-        async with services.media.preparing_picture(interaction.user.id):
-            await services.ledger.check_allowed(interaction.guild_id, interaction.user.id, roles, estimate)
-            prepared = await prepare_video_input(
-                source, media=services.discord_media, evolink=services.evolink, guild_id=interaction.guild_id,
-                max_download_bytes=services.settings.max_input_image_bytes, locale=locale)
-            request = VideoRequest(
-                prompt=options.prompt, duration=options.duration, quality=options.quality,
-                prompt_extend=options.prompt_extend, image_url=prepared.image_url,
-                image_width=prepared.width, image_height=prepared.height,
-                input_notes=prepared.notes,
-            )
-            submission = await services.runner.submit(
-                kind=JobKind.VIDEO, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
-                user_id=interaction.user.id, interaction_id=interaction.id, request=request,
-                role_ids=roles, locale=locale, parent_job_id=parent_job_id,
-            )
-        async with self.bot.cancelled_unless_started(submission):
-            await self.bot.follow_job_in_reply(interaction, submission, deferral)
+    async def start_video(self, interaction: discord.Interaction, source: ImageSource,
+                          options: VideoOptions) -> None:
+        await self.bot.launcher.start(interaction, NeedsPicture(options, source))
 
 
 class AnimateModal(discord.ui.Modal, title="Animate image"):
@@ -167,12 +119,10 @@ class AnimateModal(discord.ui.Modal, title="Animate image"):
         self.add_item(discord.ui.Label(text=_("animate.quality_label"), component=self.quality))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        defaults = self.defaults
-        options = parse_video_options(
+        options = self.defaults.video_options(
             self.prompt.value,
-            self.duration.values[0] if self.duration.values else defaults.duration,
-            self.quality.values[0] if self.quality.values else defaults.quality,
-            defaults.prompt_extend,
+            self.duration.values[0] if self.duration.values else None,
+            self.quality.values[0] if self.quality.values else None,
         )
         await self.cog.start_video(interaction, self.source, options)
 

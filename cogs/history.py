@@ -9,12 +9,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
+from bot.delivery.refetch import Fetchers, LinkedFile, Refetched, job_sources, refetch_files
 from bot.errors import UserFacingError
 from bot.i18n import CommandPath, Message, Translate, command_name, for_interaction
 from bot.jobs.failures import stored_failure
 from bot.jobs.store import Job, JobState
 from bot.media import megabytes
-from bot.media.refetch import Fetchers, LinkedFile, Refetched, job_sources, refetch_files
 from bot.ui.account import job_line
 from bot.ui.buttons import result_view
 from bot.ui.checks import in_guild

@@ -10,7 +10,8 @@ from discord.ext import commands
 
 from bot.app import WanBot
 from bot.jobs.store import JobKind
-from bot.requests import PROMPT_MAX_CHARS, parse_image_request
+from bot.launch import Ready
+from bot.requests import PROMPT_MAX_CHARS
 from bot.ui.checks import in_guild
 from bot.ui.choices import size_choices
 
@@ -37,19 +38,11 @@ class Imagine(commands.Cog):
         n: app_commands.Range[int, 1, 4] | None = None,
         prompt_extend: bool | None = None,
     ) -> None:
-        services = self.bot.services
-        assert interaction.guild_id is not None and interaction.channel_id is not None
-        # Checked and charged before answering, so a refusal can be a private reply: every step
-        # is local (no network), well inside Discord's 3 seconds. An option the member left out
-        # takes the channel's default (/defaults), else the built-in one.
-        defaults = await services.channel_defaults.get(interaction.guild_id, interaction.channel_id)
-        request = parse_image_request(
-            prompt,
-            size if size and size.strip() else defaults.size,
-            defaults.n if n is None else n,
-            defaults.prompt_extend if prompt_extend is None else prompt_extend,
-        )
-        await self.bot.start_job_in_reply(interaction, kind=JobKind.IMAGE, request=request)
+        # An option the member left out takes the channel's default (/defaults), else the
+        # built-in one. Checked and charged before answering, so a refusal is a private reply.
+        defaults = await self.bot.launcher.channel_defaults(interaction)
+        request = defaults.image_request(prompt, size, n, prompt_extend)
+        await self.bot.launcher.start(interaction, Ready(JobKind.IMAGE, request))
 
     imagine.autocomplete("size")(size_choices)
 

@@ -3,7 +3,8 @@
 Each is a `DynamicItem` whose custom_id carries the job id and the action
 (`wan:job:42:reroll`): discord.py routes a click by matching the id against the template, so a
 button keeps working after any restart, on any shard, with nothing held in memory per message.
-The actions themselves live in bot/ui/result_actions.py.
+A click is dispatched as the `result_button` event; the results cog (cogs/results.py) listens to
+it and runs the action (bot/ui/result_actions.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ BUTTON_EMOJI: dict[Action, str] = {
 _BUTTON_STYLES = {Action.REROLL: discord.ButtonStyle.primary, Action.DELETE: discord.ButtonStyle.danger}
 
 
+# A click becomes this event: `on_result_button(interaction, job_id, action)` in a listener.
+RESULT_BUTTON_EVENT = "result_button"
+
+
 def custom_id(job_id: int, action: Action) -> str:
     return f"wan:job:{job_id}:{action.value}"
 
@@ -54,9 +59,9 @@ class ResultButton(
         return cls(int(match["job_id"]), Action(match["action"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        from bot.ui.result_actions import run_action  # the actions import the bot's services
-
-        await run_action(interaction, self.job_id, self.action)
+        # Handed over as an event, which the results cog listens to (`on_result_button`), the way
+        # RoboDanny's timers dispatch theirs: the button knows nothing of what its action needs.
+        interaction.client.dispatch(RESULT_BUTTON_EVENT, interaction, self.job_id, self.action)
 
 
 def result_view(job: Job, locale: str | None = None) -> discord.ui.View:

@@ -1,4 +1,4 @@
-"""Echo moderator changes to the guild's log channel, when one is set."""
+"""Post to the guilds' log channels, when one is set: moderator changes, and pauses of the bot."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import discord
 
 from bot.i18n import Message
+from bot.quotas import QuotaStore
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +32,16 @@ async def echo_to_log_channel(bot: discord.Client, interaction: discord.Interact
     except discord.HTTPException as exc:
         log.warning("Could not post to the log channel %d of guild %d (HTTP %s, code %s)",
                     channel_id, guild_id, exc.status, exc.code)
+
+
+async def post_to_every_log_channel(client: discord.Client, quotas: QuotaStore, notice: Message) -> None:
+    """Post `notice` in every log channel moderators have set, in each server's language (once the
+    guild is cached), e.g. that generations paused or resumed. Best effort, like the echo."""
+    for guild_id, channel_id in await quotas.log_channels():
+        guild = client.get_guild(guild_id)
+        try:
+            await client.get_partial_messageable(channel_id).send(
+                notice.render(guild.preferred_locale if guild else None))
+        except discord.HTTPException as exc:
+            log.warning("Could not post to the log channel %d of guild %d (HTTP %s, code %s)",
+                        channel_id, guild_id, exc.status, exc.code)

@@ -1,5 +1,6 @@
 """A job's message in Discord: throttled progress edits, the result upload, and the fallbacks
-when the interaction token can no longer be used or the channel refuses the bot.
+when the interaction token can no longer be used or the channel refuses the bot. (What the
+message shows is bot/ui/render.py; fitting the files to the upload limit is fitting.py.)
 
 Edits go through the interaction token while it lives (15 minutes), then through the bot token on
 the same message (channel and message ids are kept), and, if that message is gone, as a new
@@ -20,16 +21,14 @@ from datetime import datetime, timedelta
 import discord
 
 from bot.clock import Clock
+from bot.delivery.fitting import UploadFitter
+from bot.delivery.limits import DEFAULT_UPLOAD_LIMIT, NONCE_CHARS
 from bot.i18n import Message, Translate, text
 from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import ResultFile
-from bot.jobs.runner import JobProgress
-from bot.jobs.store import Job, JobKind, JobStore
-from bot.media import megabytes
-from bot.media.downloads import DownloadError
-from bot.media.images import shrink_to_fit
+from bot.jobs.runner import JobProgress, JobRunner
+from bot.jobs.store import Job, JobStore
 from bot.media.limits import MediaLimits
-from bot.media.video import VideoFitError, fit_video
 from bot.ui import render
 from bot.ui.buttons import result_view
 from bot.units import to_millis
@@ -50,10 +49,6 @@ MISSING_PERMISSIONS = 50013
 REQUEST_TOO_LARGE = 40005
 # After an edit Discord made us wait for (a rate limit), the next waits twice as long, up to this.
 MAX_EDIT_INTERVAL = 30.0
-# Discord's per-file limit in a server without boosts (and the safe guess when unknown).
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-# Discord refuses a request whose files add up to more than about 25 MiB.
-MAX_REQUEST_BYTES = 24 * 1024 * 1024
 
 FilesFactory = Callable[[], list[discord.File]]
 
@@ -84,12 +79,10 @@ class JobMessage:
         clock: Clock,
         reserved: int,
         interaction: discord.Interaction | None = None,
-        ffmpeg: str | None = None,
-        media: MediaLimits | None = None,
+        fitter: UploadFitter | None = None,
     ) -> None:
         self._interaction = interaction  # None for a job resumed after a restart
-        # Shrinking an image and re-encoding a video take a processing slot, shared by the guilds.
-        self._media = media or MediaLimits.unbounded()
+        self._fitter = fitter or UploadFitter(ffmpeg=None, media=MediaLimits.unbounded())
         self._client = client
         self._store = store
         self._clock = clock
@@ -101,7 +94,6 @@ class JobMessage:
         # Known from the deferral's answer, so the bot token can edit it even if the
         # interaction token is already too old to use.
         self._message_id = job.message_id
-        self._ffmpeg = ffmpeg
         self._token_usable = interaction is not None
         self._locale = job.locale
         self._shown: tuple | None = None  # Display.key() of what the message shows
@@ -141,12 +133,13 @@ class JobMessage:
         # dict.fromkeys drops a repeat: when the limit already is Discord's base limit, trying it
         # again would only send the same files to the same refusal.
         for attempt_limit in dict.fromkeys((limit, min(limit, DEFAULT_UPLOAD_LIMIT), 0)):
-            attachable, links = await self._fit_for_upload(job, results, attempt_limit, links_expire_at)
+            fitted = await self._fitter.fit(job, results, attempt_limit, links_expire_at, self._locale)
             display = Display(
-                render.result_embed(job, charged=charged, links=links,
+                render.result_embed(job, charged=charged, links=fitted.links,
                                     finished_at=to_millis(self._clock.now())),
                 result_view(job),
             )
+            attachable = fitted.attachable
             files = _files_factory(job, attachable) if attachable else None
             try:
                 message = await self._final_edit(display, files)
@@ -318,45 +311,6 @@ class JobMessage:
         guild = self._client.get_guild(self._guild_id)
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
-    async def _fit_for_upload(
-        self, job: Job, results: list[ResultFile], limit: int, links_expire_at: datetime
-    ) -> tuple[list[ResultFile], list[render.LinkLine]]:
-        """Split the results into files to attach (made to fit `limit`, and the request under
-        25 MiB) and lines linking those that cannot be attached (the embed fits them to its room)."""
-        _ = Translate(self._locale)
-        per_file = min(limit, MAX_REQUEST_BYTES // max(1, len(results)))
-        attachable: list[ResultFile] = []
-        links: list[render.LinkLine] = []
-        for result in results:
-            if result.size <= per_file:
-                attachable.append(result)
-                continue
-            if per_file <= 0:
-                why = _("job.refused_too_large", noun=_noun(result, _), size=megabytes(result.size))
-            else:
-                try:
-                    attachable.append(await self._shrink(job, result, per_file))
-                    continue
-                except (VideoFitError, DownloadError) as exc:
-                    why = _("job.over_upload_limit", noun=_noun(result, _), size=megabytes(result.size),
-                            limit=megabytes(per_file), reason=_fit_failure(exc, self._locale))
-            links.append(render.link_instead_of_file(result.source_url, links_expire_at, why, self._locale))
-        return attachable, links
-
-    async def _shrink(self, job: Job, result: ResultFile, max_bytes: int) -> ResultFile:
-        if result.kind is JobKind.IMAGE:
-            async with self._media.processing.slot(self._guild_id):
-                image = await asyncio.to_thread(shrink_to_fit, result.path, max_bytes)
-            return replace(result, path=image.path, size=image.size, extension=image.extension,
-                           width=image.width, height=image.height)
-        if self._ffmpeg is None:
-            raise VideoFitError(Message("video.ffmpeg_missing"))
-        async with self._media.processing.slot(self._guild_id):
-            video = await fit_video(self._ffmpeg, result.path, max_bytes, work_dir=result.path.parent,
-                                    duration_hint=job.request.get("duration"))
-        log.info("Job %d: video re-encoded from %d to %d bytes", self._job_id, result.size, video.size)
-        return replace(result, path=video.path, size=video.size)
-
 
 def _files_factory(job: Job, results: list[ResultFile]) -> FilesFactory:
     names = [f"wan-{job.id}-{index + 1}.{result.extension}" for index, result in enumerate(results)]
@@ -370,7 +324,7 @@ def _files_factory(job: Job, results: list[ResultFile]) -> FilesFactory:
 
 
 def _nonce(job_id: int, purpose: str) -> str:
-    return f"wan{job_id}{purpose}"[:25]  # Discord's nonces are at most 25 characters
+    return f"wan{job_id}{purpose}"[:NONCE_CHARS]
 
 
 def _is_too_large(error: discord.HTTPException) -> bool:
@@ -378,15 +332,31 @@ def _is_too_large(error: discord.HTTPException) -> bool:
     return error.status == 413 or error.code == REQUEST_TOO_LARGE
 
 
-def _noun(result: ResultFile, _: Translate) -> str:
-    return _("job.noun_video" if result.kind is JobKind.VIDEO else "job.noun_image")
-
-
-def _fit_failure(error: VideoFitError | DownloadError, locale: str) -> str:
-    # A download error's text is technical (and English); the fitting reasons are translated.
-    return error.localized(locale) if isinstance(error, VideoFitError) else str(error)
-
-
 def _attachment_record(attachment: discord.Attachment) -> dict[str, object]:
     return {"url": attachment.url, "filename": attachment.filename,
             "content_type": attachment.content_type, "size": attachment.size}
+
+
+class JobMessages:
+    """Makes the message of each job: the runner's JobReporter, for a job just started from an
+    interaction (its reply) or for a job known only from its row (resumed, or an operator's)."""
+
+    def __init__(self, client: discord.Client, *, store: JobStore, clock: Clock, runner: JobRunner,
+                 ffmpeg: str | None, media: MediaLimits) -> None:
+        self._client = client
+        self._store = store
+        self._clock = clock
+        self._runner = runner
+        self._fitter = UploadFitter(ffmpeg=ffmpeg, media=media)
+
+    def in_reply(self, job: Job, interaction: discord.Interaction, reserved: int) -> JobMessage:
+        """The deferred reply to `interaction` (its id already stored on the job), edited with the
+        interaction's token while it lives, then with the bot token."""
+        return JobMessage(self._client, job, store=self._store, clock=self._clock, reserved=reserved,
+                          interaction=interaction, fitter=self._fitter)
+
+    def for_stored_job(self, job: Job) -> JobMessage:
+        """A job known only from its row: no interaction, so every edit uses the bot token on the
+        stored channel and message."""
+        return JobMessage(self._client, job, store=self._store, clock=self._clock,
+                          reserved=self._runner.estimate(job), fitter=self._fitter)

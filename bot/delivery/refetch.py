@@ -29,6 +29,7 @@ import aiohttp
 import discord
 
 from bot import USER_AGENT
+from bot.delivery.limits import MAX_REQUEST_BYTES
 from bot.i18n import Message
 from bot.jobs.store import Job, JobKind
 from bot.media.downloads import DownloadError, download_to_file
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 
 # EvoLink keeps a job's result files this long (see /work/shared/docs/evolink-api.md).
 EVOLINK_LINK_LIFETIME = timedelta(hours=24)
-# Discord refuses a request whose files add up to more than about 25 MiB.
-MAX_REQUEST_BYTES = 24 * 1024 * 1024
 DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=15, sock_read=60)
 # Only asks whether a link still answers; the body is never read.
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=15, connect=10)
