@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.evolink.fake import FakeEvoLink
-from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild
 
 BOT_TOKEN = "MTIz.bench-bot-token.xyz"
 EVOLINK_KEY = "sk-bench-evolink-key"

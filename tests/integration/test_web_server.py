@@ -22,7 +22,7 @@ from bot.app import WanBot
 from bot.callbacks import CALLBACK_PATH, CallbackHub, new_callback_token
 from bot.db import Database
 from bot.web import LINGER_SECONDS, MAX_CALLBACK_BYTES, WebServer
-from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild
 from tests.integration.conftest import BOT_TOKEN, EVOLINK_KEY, Harness, start_harness
 
 REPO = Path(__file__).resolve().parents[2]
