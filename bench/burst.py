@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.world import GUILD_ID, World
-from tests.fakes.discord_api import slash_command_payload
+from tests.fakes.discord import slash_command_payload
 
 FIRST_USER_ID = 9_000_000
 

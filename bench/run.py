@@ -10,7 +10,8 @@ from pathlib import Path
 from bench.burst import FIRST_USER_ID, Fired, animate_payload, fire_burst, first_frame, wait_until_all_end
 from bench.figures import BigVideo, RunFigures, collect
 from bench.process import BotProcess
-from bench.world import Scenario, World, free_port
+from bench.world import Scenario, World
+from tests.fakes.ports import free_port
 
 BOT_MODULE = "bot"
 BASELINE_MODULE = "bench.naive_bot"

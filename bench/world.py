@@ -4,12 +4,11 @@ the benchmark's process, and the settings that point a bot process at them."""
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.evolink.fake import FakeEvoLink
-from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild
 
 BOT_TOKEN = "MTIz.bench-bot-token.xyz"
 EVOLINK_KEY = "sk-bench-evolink-key"
@@ -36,12 +35,6 @@ class Scenario:
     @property
     def jobs(self) -> int:
         return self.images + self.videos
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class World:

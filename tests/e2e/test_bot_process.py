@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild, slash_command_payload
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, slash_command_payload
 
 REPO = Path(__file__).resolve().parents[2]
 BOT_TOKEN = "MTIz.process-test-bot-token.xyz"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bot.evolink.fake import FakeEvoLink
-from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 
 REPO = Path(__file__).resolve().parents[2]
 EVOLINK_KEY = "evo-check-key-123"

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from bot.evolink.fake import FakeEvoLink
-from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild, slash_command_payload
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, slash_command_payload
 
 REPO = Path(__file__).resolve().parents[2]
 BOT_TOKEN = "MTIz.restart-test-bot-token.xyz"

@@ -19,7 +19,7 @@ from bot.app import WanBot, use_discord_api
 from bot.clock import ScaledClock
 from bot.config import Settings, load_settings
 from bot.evolink.fake import FakeEvoLink
-from tests.fakes.discord_api import (
+from tests.fakes.discord import (
     FakeChannel,
     FakeDiscord,
     FakeGuild,

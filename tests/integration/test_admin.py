@@ -9,7 +9,7 @@ import re
 from bot.jobs.failures import OPERATOR_REFUND
 from bot.jobs.store import JobState
 from bot.units import format_credits
-from tests.fakes.discord_api import DEFAULT_OWNER_ID
+from tests.fakes.discord import DEFAULT_OWNER_ID
 from tests.integration.conftest import (
     CHANNEL_ID,
     GUILD_ID,

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bot.media.video import looks_like_mp4
-from tests.fakes.discord_api import (
+from tests.fakes.discord import (
     DISCORD_EPOCH_MS,
     modal_submit_payload,
     payload_text,

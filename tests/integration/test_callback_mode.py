@@ -6,19 +6,13 @@ over HTTPS; the bot's own web server receives it.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
+from tests.fakes.ports import free_port
 from tests.integration.conftest import Harness, start_harness
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _task_reads(harness: Harness) -> list:
@@ -27,7 +21,7 @@ def _task_reads(harness: Harness) -> list:
 
 @pytest.fixture
 async def calling_back(tmp_path) -> AsyncIterator[Harness]:
-    port = _free_port()
+    port = free_port()
     async for running in start_harness(tmp_path, http_port=port, public_base_url=f"http://127.0.0.1:{port}"):
         yield running
 
@@ -35,7 +29,7 @@ async def calling_back(tmp_path) -> AsyncIterator[Harness]:
 @pytest.fixture
 async def callbacks_lost(tmp_path) -> AsyncIterator[Harness]:
     # EvoLink is told to call a port where nothing listens: every callback attempt fails.
-    async for running in start_harness(tmp_path, public_base_url=f"http://127.0.0.1:{_free_port()}"):
+    async for running in start_harness(tmp_path, public_base_url=f"http://127.0.0.1:{free_port()}"):
         yield running
 
 

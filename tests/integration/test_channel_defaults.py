@@ -10,7 +10,7 @@ import re
 import pytest
 from PIL import Image
 
-from tests.fakes.discord_api import slash_command_payload
+from tests.fakes.discord import slash_command_payload
 from tests.integration.conftest import (
     CHANNEL_ID,
     GUILD_ID,

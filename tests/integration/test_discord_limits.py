@@ -1,12 +1,12 @@
 """What the bot sends stays within Discord's limits where the text is not its own: EvoLink's long
 links and error codes, and a server's long list of quota settings. The fake Discord refuses any
-body over a limit (tests/fakes/discord_bodies.py), so a message that would break one fails here."""
+body over a limit (tests/fakes/discord/bodies.py), so a message that would break one fails here."""
 
 from __future__ import annotations
 
 import re
 
-from tests.fakes.discord_api import slash_command_payload
+from tests.fakes.discord import slash_command_payload
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID, MANAGE_SERVER, USER_ID, member, number, role
 from tests.integration.test_history import settled
 

@@ -6,7 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from tests.fakes.discord_api import payload_text, slash_command_payload
+from tests.fakes.discord import payload_text, slash_command_payload
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID
 
 LOCALES = Path(__file__).parents[2] / "bot" / "locales"

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot.ui.pages import pack_lines
 from bot.units import to_millis
-from tests.fakes.discord_api import slash_command_payload
+from tests.fakes.discord import slash_command_payload
 from tests.integration.conftest import (
     CHANNEL_ID,
     GUILD_ID,

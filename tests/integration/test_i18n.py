@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.fakes.discord_api import slash_command_payload
+from tests.fakes.discord import slash_command_payload
 from tests.integration.conftest import (
     CHANNEL_ID,
     GUILD_ID,

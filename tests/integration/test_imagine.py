@@ -7,7 +7,7 @@ import re
 
 from PIL import Image
 
-from tests.fakes.discord_api import payload_text
+from tests.fakes.discord import payload_text
 from tests.integration.conftest import EVOLINK_KEY, USER_ID, fields, start_harness
 
 PROGRESS = re.compile(r"Generating\*\* · (\d+)%\n`[▰▱]{20}`")

@@ -8,7 +8,7 @@ import io
 import re
 
 from bot.units import format_credits
-from tests.fakes.discord_api import DEFAULT_OWNER_ID
+from tests.fakes.discord import DEFAULT_OWNER_ID
 from tests.integration.conftest import (
     ARTISTS_ROLE,
     GUILD_ID,

@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image, ImageStat
 
-from tests.fakes.discord_api import payload_text
+from tests.fakes.discord import payload_text
 from tests.integration.conftest import start_harness
 from tests.media_samples import avif, deep_grey, ffmpeg_for_tests, heic, photo, tiff
 

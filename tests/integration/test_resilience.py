@@ -11,7 +11,7 @@ import re
 from decimal import Decimal
 
 from bot.jobs.runner import PAUSE_PROBE_SECONDS
-from tests.fakes.discord_api import payload_text
+from tests.fakes.discord import payload_text
 from tests.integration.conftest import (
     CHANNEL_ID,
     LOG_CHANNEL_ID,

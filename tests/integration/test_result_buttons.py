@@ -3,7 +3,7 @@ re-created: each click is a component interaction whose message carries the comp
 
 from __future__ import annotations
 
-from tests.fakes.discord_api import component_payload, modal_submit_payload
+from tests.fakes.discord import component_payload, modal_submit_payload
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID, USER_ID, start_harness
 from tests.media_samples import png
 

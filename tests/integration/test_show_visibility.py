@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import discord
 
-from tests.fakes.discord_api import FakeChannel, FakeOverwrite, FakeRole, slash_command_payload
+from tests.fakes.discord import FakeChannel, FakeOverwrite, FakeRole, slash_command_payload
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID
 from tests.integration.test_history import settled
 

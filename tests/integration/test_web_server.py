@@ -22,7 +22,8 @@ from bot.app import WanBot
 from bot.callbacks import CALLBACK_PATH, CallbackHub, new_callback_token
 from bot.db import Database
 from bot.web import LINGER_SECONDS, MAX_CALLBACK_BYTES, WebServer
-from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeGuild
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild
+from tests.fakes.ports import free_port
 from tests.integration.conftest import BOT_TOKEN, EVOLINK_KEY, Harness, start_harness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,13 +49,6 @@ async def ready(harness: Harness) -> Harness:
     """The gateway session is up and every guild arrived: what 'connected' means for /healthz."""
     await asyncio.wait_for(harness.bot.wait_until_ready(), 30)
     return harness
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

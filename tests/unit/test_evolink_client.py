@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,6 +34,7 @@ from bot.evolink import (
     UnexpectedResponse,
 )
 from bot.evolink.fake import FakeEvoLink
+from tests.fakes.ports import free_port
 
 API_KEY = "sk-test-0123456789abcdef-SECRET"
 SPEED = 300.0  # a 30 s image task takes 0.1 s of real time
@@ -388,14 +388,8 @@ async def test_get_task_quotes_the_id(client: EvoLinkClient, fake: FakeEvoLink):
 # --- network failures ----------------------------------------------------------------------------
 
 
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_connection_refused(session: aiohttp.ClientSession):
-    client = EvoLinkClient(session, api_key=API_KEY, base_url=f"http://127.0.0.1:{unused_port()}")
+    client = EvoLinkClient(session, api_key=API_KEY, base_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(EvoLinkConnectionError) as info:
         await client.create_image_task(prompt="x", size="1280x1280", n=1, prompt_extend=True)
     assert info.value.request_sent is False

@@ -14,19 +14,19 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes import discord_bodies as bodies
-from tests.fakes.discord_api import (
+from tests.fakes.discord import (
     API_PREFIX,
     FakeChannel,
     FakeDiscord,
     FakeGuild,
     FakeOverwrite,
     FakeRole,
+    bodies,
     component_payload,
     modal_submit_payload,
     slash_command_payload,
 )
-from tests.fakes.discord_bodies import OPERATIONS, load_spec
+from tests.fakes.discord.bodies import OPERATIONS, load_spec
 
 GUILD_ID = 1240000000000000001
 CHANNEL_ID = 1240000000000000002
@@ -691,7 +691,7 @@ async def test_application_commands_are_checked_against_discords_limits(fake):
 
 
 async def test_discords_known_leniencies_are_accepted_only_where_they_occur(fake, bot):
-    # discord.py sends these ids as integers; Discord accepts them (discord_spec/README.md).
+    # discord.py sends these ids as integers; Discord accepts them (tests/fakes/discord/spec/README.md).
     dm = await bot.create_dm(discord.Object(USER_ID))  # {"recipient_id": <int>}
     assert fake.requests_to("POST", "^/users/@me/channels$")[0].json == {"recipient_id": USER_ID}
     sent = await dm.send(file=discord.File(io.BytesIO(PNG), filename="a.png"),  # {"attachments": [{"id": 0}]}

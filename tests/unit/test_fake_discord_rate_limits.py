@@ -12,7 +12,7 @@ import discord
 import pytest
 from discord.http import handle_message_parameters
 
-from tests.fakes.discord_api import (
+from tests.fakes.discord import (
     RATE_LIMIT_RULES,
     FakeChannel,
     FakeDiscord,

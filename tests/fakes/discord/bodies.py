@@ -1,5 +1,5 @@
 """Discord's rules for the request bodies the fake receives: the requestBody schemas of Discord's own
-OpenAPI description (vendored in ``discord_spec/``), and the limits that description leaves out.
+OpenAPI description (vendored in ``spec/``), and the limits that description leaves out.
 
 ``body_errors(route, path, body)`` answers with Discord's nested error format
 (``{"embeds": {"0": {"description": {"_errors": [{"code": ..., "message": ...}]}}}}``), which
@@ -26,7 +26,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).parent / "discord_spec" / "openapi.json"
+SPEC_PATH = Path(__file__).parent / "spec" / "openapi.json"
 _SPEC_URI = "urn:discord-api-spec:openapi.json"
 
 # The fake's routes (RecordedRequest.route) -> the operation of the spec that describes them.
@@ -174,7 +174,7 @@ def _rebase(schema: Any) -> Any:
 
 
 def _with_quirks(spec: dict) -> dict:
-    """The spec with Discord's known leniencies (discord_spec/README.md), each only where it
+    """The spec with Discord's known leniencies (spec/README.md), each only where it
     occurs: ids that discord.py sends as integers where the spec wants snowflake strings (an
     attachment's id, a DM's recipient_id, the users and roles of allowed_mentions)."""
     spec = copy.deepcopy(spec)

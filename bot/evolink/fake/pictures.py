@@ -1,0 +1,30 @@
+"""The pictures the fake EvoLink serves as image results: real PNGs of the requested size."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+from PIL import Image
+
+
+@lru_cache(maxsize=32)
+def render_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A real, non-blank PNG of exactly width x height: a 16x16 grid of colours forming a
+    two-axis gradient (the blue channel varies with `seed` so images of one task differ).
+
+    Built as a 16x16 palette image scaled up with nearest-neighbour: large flat areas in
+    palette mode encode in milliseconds even at 1440x1440. No alpha channel, so it is also a
+    valid video input image.
+    """
+    tile = Image.new("P", (16, 16))
+    tile.putdata(range(256))
+    palette: list[int] = []
+    for i in range(256):
+        x, y = i % 16, i // 16
+        palette += [x * 17, y * 17, (96 + seed * 53) % 256]
+    tile.putpalette(palette)
+    image = tile.resize((width, height), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
