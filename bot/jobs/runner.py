@@ -28,6 +28,7 @@ from bot.credits import CreditLedger
 from bot.db import Database
 from bot.evolink.client import EvoLinkClient
 from bot.evolink.errors import EvoLinkConnectionError, EvoLinkError, EvoLinkTimeout, ServerError
+from bot.evolink.limits import RESULT_DOWNLOAD_TIMEOUT, RESULT_LINK_LIFETIME
 from bot.evolink.models import Task, TaskStatus
 from bot.i18n import Message
 from bot.jobs import failures
@@ -45,7 +46,6 @@ from bot.units import from_millis
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=15, sock_read=60)
 # How often a paused runner asks EvoLink whether the account works again.
 PAUSE_PROBE_SECONDS = 60.0
 
@@ -115,8 +115,6 @@ class JobBusy(Exception):
     """An operator action on a job the runner is still working on."""
 
 
-# EvoLink keeps result links for 24 hours after the task is created.
-RESULT_LINK_LIFETIME = timedelta(hours=24)
 SLOW_API_NOTE = Message("runner.slow_api")
 OVERDUE_NOTE = Message("runner.overdue")
 
@@ -681,7 +679,7 @@ class JobRunner:
                 async with self._media.downloads.slot(job.guild_id):
                     await download_retrying(self._clock)(
                         download_to_file, self._session, url, path,
-                        max_bytes=self._settings.max_result_bytes, timeout=DOWNLOAD_TIMEOUT,
+                        max_bytes=self._settings.max_result_bytes, timeout=RESULT_DOWNLOAD_TIMEOUT,
                     )
             return await rules.check_result(path, url)
 
