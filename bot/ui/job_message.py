@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.i18n import Message, Translate, text
 from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import ResultFile
-from bot.jobs.runner import JobProgress
+from bot.jobs.progress import JobProgress
 from bot.jobs.store import Job, JobKind, JobStore
 from bot.media import megabytes
 from bot.media.downloads import DownloadError
