@@ -15,7 +15,8 @@ from bot.evolink.errors import EvoLinkError
 from bot.i18n import CommandName, CommandPath, Translate, for_interaction
 from bot.jobs.failures import OPERATOR_REFUND, JobFailed, JobFailure, stored_failure
 from bot.jobs.kinds import ResultFile
-from bot.jobs.runner import JobBusy, JobProgress, JobReporter
+from bot.jobs.progress import JobProgress, JobReporter
+from bot.jobs.runner import JobBusy
 from bot.jobs.store import Job, JobAlreadyFinished, JobState
 from bot.ui.checks import owner_only
 from bot.ui.render import describe_options, quoted_prompt, timestamp

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 MiB = 1024 * 1024
 
 # Files: the per-file limit in a server without boosts (and the safe guess when unknown; boosts
@@ -17,3 +19,6 @@ EMBED_TOTAL_CHARS = 6000  # title, description, field names and values, footer a
 EMBED_FIELD_VALUE_CHARS = 1024
 MODAL_TITLE_CHARS = 45
 NONCE_CHARS = 25
+
+# Attachment links are signed and stop working after about a day (their `ex` parameter says when).
+DISCORD_ATTACHMENT_LINK_LIFETIME = timedelta(hours=24)

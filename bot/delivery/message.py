@@ -26,7 +26,8 @@ from bot.delivery.limits import DEFAULT_UPLOAD_LIMIT, NONCE_CHARS
 from bot.i18n import Message, Translate, text
 from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import ResultFile
-from bot.jobs.runner import JobProgress, JobRunner
+from bot.jobs.progress import JobProgress
+from bot.jobs.runner import JobRunner
 from bot.jobs.store import Job, JobStore
 from bot.media.limits import MediaLimits
 from bot.ui import render

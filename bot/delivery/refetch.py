@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +30,7 @@ import discord
 
 from bot import USER_AGENT
 from bot.delivery.limits import MAX_REQUEST_BYTES
+from bot.evolink.limits import RESULT_DOWNLOAD_TIMEOUT, RESULT_LINK_LIFETIME
 from bot.i18n import Message
 from bot.jobs.store import Job, JobKind
 from bot.media.downloads import DownloadError, download_to_file
@@ -38,9 +39,6 @@ from bot.units import from_millis
 
 log = logging.getLogger(__name__)
 
-# EvoLink keeps a job's result files this long (see /work/shared/docs/evolink-api.md).
-EVOLINK_LINK_LIFETIME = timedelta(hours=24)
-DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=15, sock_read=60)
 # Only asks whether a link still answers; the body is never read.
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=15, connect=10)
 
@@ -152,7 +150,7 @@ def evolink_source(job: Job, now: datetime) -> Source | Unavailable:
     if not job.result_urls:
         return Unavailable(Origin.EVOLINK, None)
     finished = from_millis(job.finished_at or job.submitted_at or job.created_at)
-    expires_at = finished + EVOLINK_LINK_LIFETIME
+    expires_at = finished + RESULT_LINK_LIFETIME
     if expires_at <= now:
         when = f"<t:{int(expires_at.timestamp())}:R>"  # a Discord timestamp, in the reader's time zone
         return Unavailable(Origin.EVOLINK, Message("history.gone_evolink_expired", when=when))
@@ -179,9 +177,9 @@ class Fetchers:
         if origin is Origin.EVOLINK:
             async with self.discord_media.limits.downloads.slot(self.guild_id):
                 return await download_to_file(self.session, url, path, max_bytes=max_bytes,
-                                              timeout=DOWNLOAD_TIMEOUT)
+                                              timeout=RESULT_DOWNLOAD_TIMEOUT)
         return await self.discord_media.fetch(url, path, guild_id=self.guild_id, max_bytes=max_bytes,
-                                              timeout=DOWNLOAD_TIMEOUT)
+                                              timeout=RESULT_DOWNLOAD_TIMEOUT)
 
     async def still_served(self, origin: Origin, url: str) -> bool:
         if origin is Origin.EVOLINK:

@@ -13,6 +13,9 @@ from bot.errors import UserFacingError
 from bot.evolink.errors import EvoLinkError, InsufficientQuota, PermissionDenied, Unauthorized
 from bot.i18n import ENGLISH, Message
 
+# How often a paused runner asks EvoLink whether the account works again.
+PAUSE_PROBE_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class PauseReason:
@@ -90,4 +93,12 @@ class SubmissionsPaused(UserFacingError):
 
     def __init__(self, reason: PauseReason) -> None:
         super().__init__("pause.new_command", problem=reason.problem_message)
+        self.reason = reason
+
+
+class AccountRefused(Exception):
+    """EvoLink refused a create for the account's sake (401/402/403): the job goes back in line."""
+
+    def __init__(self, reason: PauseReason) -> None:
+        super().__init__(reason.code)
         self.reason = reason

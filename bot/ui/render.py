@@ -16,7 +16,7 @@ import discord
 from bot.credits import format_credits
 from bot.i18n import Message, Translate
 from bot.jobs.failures import JobFailure
-from bot.jobs.runner import JobProgress, Phase
+from bot.jobs.progress import JobProgress, Phase
 from bot.jobs.store import Job, JobKind
 from bot.ui.pages import (
     EMBED_DESCRIPTION_CHARS,

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 import discord
 
-from bot.delivery.limits import EMBED_DESCRIPTION_CHARS, EMBED_FIELD_VALUE_CHARS
+from bot.delivery.limits import (
+    DISCORD_ATTACHMENT_LINK_LIFETIME,
+    EMBED_DESCRIPTION_CHARS,
+    EMBED_FIELD_VALUE_CHARS,
+)
 from bot.errors import UserFacingError
+from bot.evolink.limits import UPLOADED_FILE_LIFETIME
 from bot.i18n import Translate, for_interaction, supported_locale
 from bot.jobs.inputs import ImageSource
 from bot.jobs.store import Job, JobKind, JobState
@@ -32,8 +36,8 @@ from bot.units import format_credits, from_millis
 log = logging.getLogger(__name__)
 
 # A video's first frame is a Discord attachment link (signed, about 24 hours) or an upload on
-# EvoLink's file host (72 hours): past the shorter, a reroll or remix could not fetch it.
-VIDEO_INPUT_LIFETIME = timedelta(hours=24)
+# EvoLink's file host (UPLOADED_FILE_LIFETIME): past the shorter, a reroll or remix could not fetch it.
+VIDEO_INPUT_LIFETIME = min(DISCORD_ATTACHMENT_LINK_LIFETIME, UPLOADED_FILE_LIFETIME)
 
 class JobGone(UserFacingError):
     def __init__(self, job_id: int) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import re
 from decimal import Decimal
 
-from bot.jobs.runner import PAUSE_PROBE_SECONDS
+from bot.jobs.pause import PAUSE_PROBE_SECONDS
 from tests.fakes.discord import payload_text
 from tests.integration.conftest import (
     CHANNEL_ID,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.i18n import Message, text
 from bot.jobs.failures import JobFailure
-from bot.jobs.runner import JobProgress, Phase
+from bot.jobs.progress import JobProgress, Phase
 from bot.jobs.store import Job, JobKind, JobState
 from bot.ui import render
 from bot.ui.buttons import result_view

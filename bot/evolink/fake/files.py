@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -14,10 +14,10 @@ from bot.evolink.fake.base import FakeEvoLinkBase
 from bot.evolink.fake.faults import FakeHold
 from bot.evolink.fake.models import FakeUpload
 from bot.evolink.fake.pictures import render_png
+from bot.evolink.limits import UPLOADED_FILE_LIFETIME
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 UPLOAD_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-UPLOAD_LIFETIME = timedelta(hours=72)
 
 # Not a playable video: just an MP4 `ftyp` box plus an empty `free` box, so the bytes look like
 # an MP4 to sniffers. ffmpeg is not guaranteed on development machines; replace with a real
@@ -68,7 +68,7 @@ class FileRoutes(FakeEvoLinkBase):
                     "mime_type": part.content_type,
                     "file_url": f"{self._public_base(request)}/uploads/{file_id}",
                     "upload_time": _iso(now),
-                    "expires_at": _iso(now + UPLOAD_LIFETIME),
+                    "expires_at": _iso(now + UPLOADED_FILE_LIFETIME),
                 },
             }
         )
