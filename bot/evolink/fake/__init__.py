@@ -30,7 +30,7 @@ Not simulated: a cancel route (none is documented), result expiry after 24 hours
 
 from bot.evolink.fake.callbacks import CALLBACK_RETRY_DELAYS, CALLBACK_TIMEOUT
 from bot.evolink.fake.faults import FakeHold
-from bot.evolink.fake.files import MAX_UPLOAD_BYTES, PLACEHOLDER_MP4, UPLOAD_LIFETIME, UPLOAD_TYPES
+from bot.evolink.fake.files import MAX_UPLOAD_BYTES, PLACEHOLDER_MP4, UPLOAD_TYPES
 from bot.evolink.fake.models import (
     FAIL_FRACTION,
     PENDING_FRACTION,
@@ -67,7 +67,6 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "PENDING_FRACTION",
     "QUALITY_FACTORS",
-    "UPLOAD_LIFETIME",
     "UPLOAD_TYPES",
     "VIDEO_CREDITS_PER_SECOND",
     "VIDEO_MODEL",
