@@ -11,7 +11,6 @@ from discord.ext import commands
 from bot.callbacks import CALLBACK_PATH
 from bot.clock import Clock
 from bot.config import Settings
-from bot.i18n import CatalogueTranslator
 from bot.jobs.kinds import ImageJobRules, JobKindRules, VideoJobRules
 from bot.jobs.pause import RESUMED_NOTICE, PauseReason
 from bot.jobs.store import JobKind
@@ -19,6 +18,7 @@ from bot.launch import Launcher
 from bot.services import Services, build_services
 from bot.ui.errors import ReplyingCommandTree
 from bot.ui.moderation_log import post_to_every_log_channel
+from bot.ui.translator import CatalogueTranslator
 
 log = logging.getLogger(__name__)
 

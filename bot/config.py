@@ -14,10 +14,12 @@ from pydantic import (
     AnyHttpUrl,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.media.sources import DISCORD_MEDIA_BASE_URLS
@@ -26,11 +28,19 @@ from bot.pricing import Prices
 DISCORD_API_DEFAULT = "https://discord.com/api/v10"
 
 
-def _no_trailing_slash(url: AnyHttpUrl) -> str:
-    return str(url).rstrip("/")
+_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
 
-BaseUrl = Annotated[AnyHttpUrl, AfterValidator(_no_trailing_slash)]
+def _http_url(value: str) -> str:
+    """A valid http(s) URL, kept as text without a trailing slash (paths are appended to it)."""
+    try:
+        return str(_HTTP_URL.validate_python(value)).rstrip("/")
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise PydanticCustomError(error["type"], error["msg"]) from None
+
+
+BaseUrl = Annotated[str, AfterValidator(_http_url)]
 # Credits are EvoLink credits; decimals so "1.5" stays exactly 1.5 (stored as milli-credits).
 Credits = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3)]
 

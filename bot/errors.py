@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import discord
+from typing import TYPE_CHECKING, Any
 
 from bot.i18n import ENGLISH, Message
+
+if TYPE_CHECKING:
+    import discord
 
 
 class UserFacingError(Exception):

@@ -10,8 +10,12 @@ reply, the requester's locale (stored with the job) for a job's public message. 
 translation falls back to English, so a half-translated catalogue never breaks a reply.
 
 Command metadata (names, descriptions, choices) is written in English in the code, and
-translated by `CatalogueTranslator` from the `[commands.<command>]` tables of the other catalogues,
-keyed by the English text itself, gettext style: the translator sees exactly what they translate.
+translated by `CatalogueTranslator` (bot/ui/translator.py) from the `[commands.<command>]` tables
+of the other catalogues, keyed by the English text itself, gettext style: the translator sees
+exactly what they translate.
+
+Nothing here imports discord: the core (credits, jobs, media...) builds its messages with it. A
+Discord locale is read by its `value` ("zh-CN"), like the plain string it stands for.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import tomllib
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import discord
-from discord import app_commands
+if TYPE_CHECKING:
+    import discord
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ def command_strings(locale: str) -> dict[str, str]:
 
 def supported_locale(locale: discord.Locale | str | None) -> str:
     """The catalogue for a Discord locale: Chinese for zh-CN (and zh-TW), else English."""
-    value = str(locale.value if isinstance(locale, discord.Locale) else locale or ENGLISH)
+    value = str(getattr(locale, "value", locale) or ENGLISH)
     value = _LOCALE_ALIASES.get(value, value)
     return value if value in SUPPORTED else ENGLISH
 
@@ -157,17 +161,3 @@ class Translate:
 
     def __call__(self, key: str, /, **fields: Any) -> str:
         return text(self.locale, key, **fields)
-
-
-class CatalogueTranslator(app_commands.Translator):
-    """Gives Discord the Chinese names and descriptions of every command when they are synced.
-
-    Returning None leaves a string untranslated (Discord then shows the English one).
-    """
-
-    async def translate(
-        self, string: app_commands.locale_str, locale: discord.Locale, context: app_commands.TranslationContext
-    ) -> str | None:
-        if locale is not discord.Locale.chinese:  # zh-CN; other locales show the English text
-            return None
-        return command_strings(CHINESE).get(string.message)

@@ -26,6 +26,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -36,9 +37,11 @@ from bot.jobs.inputs import ImageSource, prepare_video_input
 from bot.jobs.runner import Submission
 from bot.jobs.store import JobKind
 from bot.requests import ImageRequest, VideoOptions, VideoRequest
-from bot.services import Services
 from bot.ui.checks import member_role_ids
 from bot.ui.errors import defer_publicly, placeholder_taken
+
+if TYPE_CHECKING:
+    from bot.services import Services  # built above the launcher, which only uses them
 
 log = logging.getLogger(__name__)
 

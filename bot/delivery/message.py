@@ -248,11 +248,15 @@ class JobMessage:
         """Edit the job's message by the best route still open; returns the message as Discord
         shows it now, or None if no route was open (progress only). Raises only when the final
         result could not be shown anywhere."""
-        attachments = {"attachments": files()} if files else {}
-        shown = {"content": display.content, "embed": display.embed, "view": display.view}
-        if self._token_alive():
+        def attachments() -> list[discord.File]:
+            # Fresh files for each request (a failed one spends them); none: keep what is attached.
+            return files() if files else discord.utils.MISSING
+
+        interaction = self._interaction
+        if interaction is not None and self._token_alive():
             try:
-                message = await self._interaction.edit_original_response(**shown, **attachments)
+                message = await interaction.edit_original_response(
+                    content=display.content, embed=display.embed, view=display.view, attachments=attachments())
                 await self._remember_message(message.id)
                 self._shown = display.key()
                 return message
@@ -266,22 +270,22 @@ class JobMessage:
                     self._message_id = None
                 else:
                     raise
-            attachments = {"attachments": files()} if files else {}
         if self._message_id is not None:
             partial = self._client.get_partial_messageable(self._channel_id).get_partial_message(
                 self._message_id
             )
             try:
-                message = await partial.edit(**shown, **attachments)
+                edited = await partial.edit(content=display.content, embed=display.embed, view=display.view,
+                                            attachments=attachments())
                 self._shown = display.key()
-                return message
+                return edited
             except discord.NotFound:
                 log.info("Job %d: the job message was deleted", self._job_id)
                 self._message_id = None
         if not allow_new_message:
             return None
         channel = self._client.get_partial_messageable(self._channel_id)
-        message = await channel.send(
+        posted = await channel.send(
             text(self._locale, "job.new_message_for", mention=f"<@{self._requester_id}>"),
             embed=display.embed, view=display.view or discord.utils.MISSING,
             files=files() if files else discord.utils.MISSING,
@@ -290,9 +294,9 @@ class JobMessage:
             # a delivery repeated after a crash between sending and recording it posts once.
             nonce=_nonce(self._job_id, "new"),
         )
-        await self._remember_message(message.id)
+        await self._remember_message(posted.id)
         self._shown = display.key()
-        return message
+        return posted
 
     def _token_alive(self) -> bool:
         return self._interaction is not None and self._token_usable and (

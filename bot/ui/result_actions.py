@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -26,12 +27,14 @@ from bot.jobs.inputs import ImageSource
 from bot.jobs.store import Job, JobKind, JobState
 from bot.launch import Launcher, NeedsPicture, Ready
 from bot.requests import ImageRequest, VideoRequest, parse_image_request, parse_video_options
-from bot.services import Services
 from bot.ui import forms, render
 from bot.ui.buttons import Action
 from bot.ui.checks import has_manage_server, member_role_ids
 from bot.ui.errors import RESTARTING, describe_error, reply_with_error
 from bot.units import format_credits, from_millis
+
+if TYPE_CHECKING:
+    from bot.services import Services  # built above the launcher, which only uses them
 
 log = logging.getLogger(__name__)
 
