@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot import audit
+from bot.audit import AuditAction
 from bot.clock import Clock
 from bot.db import Database, Transaction
 from bot.errors import UserFacingError
@@ -239,14 +241,24 @@ class CreditLedger:
         was already closed."""
         return await self._close(tx, job_id, "refund", None, reason)
 
-    async def grant(self, tx: Transaction, *, guild_id: int, user_id: int, amount: int,
-                    reason: str, actor_id: int) -> None:
-        """Add to a member's allowance for the current period (negative amounts take away)."""
-        await tx.execute(
-            "INSERT INTO ledger (guild_id, user_id, kind, amount, reason, actor_id, created_at) "
-            "VALUES (?, ?, 'grant', ?, ?, ?, ?)",
-            (guild_id, user_id, amount, reason, actor_id, to_millis(self._clock.now())),
-        )
+    async def grant(self, *, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int,
+                    role_ids: Iterable[int] = ()) -> Balance:
+        """A moderator adds to a member's allowance for the current period (negative amounts take
+        away). Refused (InvalidRequest) when it would take the member's period past the
+        operator's ceiling; otherwise the ledger row and its audit row are written in one
+        transaction. Returns the member's balance afterwards."""
+        async with self._db.transaction() as tx:
+            before = await self.balance_in(tx, guild_id, user_id, role_ids)
+            self._quotas.check_grant(amount, before.allowance.amount + before.granted + amount, before.period)
+            now = self._clock.now()
+            await tx.execute(
+                "INSERT INTO ledger (guild_id, user_id, kind, amount, reason, actor_id, created_at) "
+                "VALUES (?, ?, 'grant', ?, ?, ?, ?)",
+                (guild_id, user_id, amount, reason, actor_id, to_millis(now)),
+            )
+            await audit.record(tx, at=now, guild_id=guild_id, actor_id=actor_id, action=AuditAction.GRANT,
+                               target_user_id=user_id, details={"amount": amount, "reason": reason})
+            return await self.balance_in(tx, guild_id, user_id, role_ids)
 
     async def guild_usage(self, guild_id: int) -> tuple[GuildQuotaSettings, int, int, datetime]:
         """The guild's settings, what it spent and holds this period, and when the period ends."""
