@@ -29,7 +29,7 @@ from bot.units import MILLI, format_credits, to_milli, to_millis
 
 __all__ = [
     "MILLI", "Balance", "BotBudgetExhausted", "CreditLedger", "GuildBudgetExhausted",
-    "InsufficientCredits", "MemberBlocked", "NeverFits", "ServerCeilingReached", "TooManyJobs",
+    "InsufficientCredits", "JobCost", "MemberBlocked", "NeverFits", "ServerCeilingReached", "TooManyJobs",
     "credit_amount", "format_credits", "per_period", "period_adjective", "this_period", "to_milli",
 ]
 
@@ -85,6 +85,15 @@ class Balance:
     @property
     def remaining(self) -> int:
         return max(0, self.total - self.spent - self.held)
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """What a finished job cost: `charged` once settled, `refunded` once given back; both None
+    while it holds its reservation."""
+
+    charged: int | None = None
+    refunded: int | None = None
 
 
 class InsufficientCredits(UserFacingError):
@@ -287,24 +296,38 @@ class CreditLedger:
         row = await self._db.fetchone("SELECT amount FROM credit_holds WHERE job_id = ?", (job_id,))
         return row["amount"] if row else None
 
+    async def job_costs(self, job_ids: Iterable[int]) -> dict[int, JobCost]:
+        """What each of these jobs cost, in one query: charged once settled, given back once
+        refunded; JobCost() (both None) while a job holds its reservation or never held one."""
+        ids = list(job_ids)
+        costs = dict.fromkeys(ids, JobCost())
+        if not ids:
+            return costs
+        placeholders = ", ".join("?" for _ in ids)
+        rows = await self._db.fetchall(
+            "SELECT job_id, kind, amount FROM ledger "
+            f"WHERE kind IN ('settle', 'refund') AND job_id IN ({placeholders})", ids,
+        )
+        # A job is closed once (settled or refunded), so it has at most one of these rows.
+        for row in rows:
+            costs[row["job_id"]] = (JobCost(charged=row["amount"]) if row["kind"] == "settle"
+                                    else JobCost(refunded=row["amount"]))
+        return costs
+
+    async def job_cost(self, job_id: int) -> JobCost:
+        """What one job cost (see job_costs)."""
+        return (await self.job_costs([job_id]))[job_id]
+
+    # Only bot/ui/result_actions.py `details` still reads these two; they go once it calls job_cost().
     async def charges(self, job_ids: Iterable[int]) -> dict[int, int]:
         """What each of these jobs was charged (settled jobs only)."""
-        return await self._closed_amounts("settle", job_ids)
+        costs = await self.job_costs(job_ids)
+        return {job_id: cost.charged for job_id, cost in costs.items() if cost.charged is not None}
 
     async def refunds(self, job_ids: Iterable[int]) -> dict[int, int]:
         """What each of these jobs gave back when it was refunded (refunded jobs only)."""
-        return await self._closed_amounts("refund", job_ids)
-
-    async def _closed_amounts(self, kind: str, job_ids: Iterable[int]) -> dict[int, int]:
-        ids = list(job_ids)
-        if not ids:
-            return {}
-        placeholders = ", ".join("?" for _ in ids)
-        rows = await self._db.fetchall(
-            f"SELECT job_id, amount FROM ledger WHERE kind = ? AND job_id IN ({placeholders})",
-            [kind, *ids],
-        )
-        return {row["job_id"]: row["amount"] for row in rows}
+        costs = await self.job_costs(job_ids)
+        return {job_id: cost.refunded for job_id, cost in costs.items() if cost.refunded is not None}
 
     async def ledger_rows(self, guild_id: int) -> list[dict[str, object]]:
         """Every ledger row of one guild, oldest first (for the CSV export)."""
