@@ -220,6 +220,27 @@ async def test_list_remove_and_fields(terms, clock):
     assert await terms.list(GUILD) == []
 
 
+async def test_adding_and_removing_write_their_audit_rows_and_a_refusal_writes_none(db, terms):
+    async def audit_rows():
+        rows = await db.fetchall("SELECT guild_id, actor_id, action, details FROM audit_log ORDER BY id")
+        return [tuple(row) for row in rows]
+
+    await terms.add(GUILD, "  bad  ", is_regex=False, added_by=MOD)
+    await terms.add(GUILD, r"\bwolf\b", is_regex=True, added_by=8)
+    with pytest.raises(InvalidTerm):
+        await terms.add(GUILD, "BAD", is_regex=False, added_by=MOD)  # a duplicate once normalised
+    assert await terms.remove(GUILD, "nothing", actor_id=MOD) is None
+    await terms.remove(GUILD, "bad", actor_id=8)
+    pattern = (await terms.list(GUILD))[0]
+    await terms.remove_by_id(GUILD, pattern.id, actor_id=MOD)
+    assert await audit_rows() == [
+        (GUILD, MOD, "blocked-term-add", '{"term": "bad", "regex": false}'),
+        (GUILD, 8, "blocked-term-add", '{"term": "\\\\bwolf\\\\b", "regex": true}'),
+        (GUILD, 8, "blocked-term-remove", '{"term": "bad", "regex": false}'),
+        (GUILD, MOD, "blocked-term-remove", '{"term": "\\\\bwolf\\\\b", "regex": true}'),
+    ]
+
+
 async def test_cache_is_used_and_invalidated(db, terms):
     assert await blocked_by(terms, "bad") is None  # caches the empty list
     added = await terms.add(GUILD, "bad", is_regex=False, added_by=MOD)

@@ -302,3 +302,96 @@ async def test_a_settlement_never_exceeds_its_reservation(db, ledger, store):
     assert charged == to_milli(2)
     balance = await ledger.balance(GUILD, ALICE)
     assert (balance.spent, balance.held, balance.remaining) == (to_milli(2), 0, to_milli(18))
+
+
+# -- moderators' changes: checked, made and audited together --------------------------------------
+
+
+async def audit_rows(db) -> list[tuple]:
+    rows = await db.fetchall(
+        "SELECT guild_id, actor_id, action, target_user_id, target_role_id, details FROM audit_log ORDER BY id")
+    return [tuple(row) for row in rows]
+
+
+async def test_each_change_returns_the_settings_after_it_and_writes_its_audit_row(db, quotas):
+    settings = await quotas.set_default(GUILD, MOD, to_milli(30), period=Period.WEEK, max_jobs=4)
+    assert (settings.default_allowance, settings.period, settings.max_concurrent_jobs) == (
+        to_milli(30), Period.WEEK, 4)
+    # Leaving the period and the job limit out keeps them.
+    settings = await quotas.set_default(GUILD, MOD, to_milli(35))
+    assert (settings.default_allowance, settings.period, settings.max_concurrent_jobs) == (
+        to_milli(35), Period.WEEK, 4)
+    assert (await quotas.set_budget(GUILD, MOD, to_milli(90))).budget == to_milli(90)
+    assert (await quotas.set_role_allowance(GUILD, MOD, ARTISTS, to_milli(50))).period == Period.WEEK
+    await quotas.set_member_allowance(GUILD, MOD, ALICE, to_milli(10))
+    await quotas.block(GUILD, MOD, BOB, "spam")
+    await quotas.set_moderator_role(GUILD, MOD, PATRONS)
+    await quotas.set_log_channel(GUILD, MOD, 77)
+
+    overview = await quotas.overview(GUILD)
+    assert (overview.settings.budget, overview.settings.moderator_role_id, overview.settings.log_channel_id) == (
+        to_milli(90), PATRONS, 77)
+    assert overview.role_allowances == {ARTISTS: to_milli(50)}
+    assert [(user, quota.allowance, quota.blocked, quota.block_reason)
+            for user, quota in overview.member_overrides] == [(ALICE, to_milli(10), False, None),
+                                                               (BOB, None, True, "spam")]
+    assert await audit_rows(db) == [
+        (GUILD, MOD, "set-default", None, None,
+         '{"default_allowance": 30000, "period": "week", "max_concurrent_jobs": 4}'),
+        (GUILD, MOD, "set-default", None, None, '{"default_allowance": 35000}'),
+        (GUILD, MOD, "budget", None, None, '{"budget": 90000}'),
+        (GUILD, MOD, "set-role", None, ARTISTS, '{"allowance": 50000}'),
+        (GUILD, MOD, "set-user", ALICE, None, '{"allowance": 10000}'),
+        (GUILD, MOD, "block", BOB, None, '{"blocked": true, "block_reason": "spam"}'),
+        (GUILD, MOD, "moderator-role", None, None, f'{{"moderator_role_id": {PATRONS}}}'),
+        (GUILD, MOD, "log-channel", None, None, '{"log_channel_id": 77}'),
+    ]
+
+
+async def test_changes_past_the_operators_ceilings_are_refused_and_write_nothing(db, clock):
+    quotas, _ = ceiling_ledger(db, clock, member=100, server=1000)
+    refusals = [
+        (quotas.set_default(GUILD, MOD, to_milli(101)), "amount 101: the bot's operator lets a server give"),
+        # The period checked is the one being set, not the current one.
+        (quotas.set_default(GUILD, MOD, to_milli(701), period=Period.WEEK), "at most 700 credits per week"),
+        (quotas.set_default(GUILD, MOD, to_milli(50), max_jobs=21), "max_jobs 21: must be between 1 and 20"),
+        (quotas.set_role_allowance(GUILD, MOD, ARTISTS, to_milli(101)), "at most 100 credits per day"),
+        (quotas.set_member_allowance(GUILD, MOD, ALICE, to_milli(101)), "at most 100 credits per day"),
+        (quotas.set_budget(GUILD, MOD, to_milli(1001)), "spend at most 1000 credits per day"),
+    ]
+    for change, rule in refusals:
+        with pytest.raises(InvalidRequest) as refused:
+            await change
+        assert rule in str(refused.value)
+    for table in ("guild_settings", "role_allowances", "member_quotas", "audit_log"):
+        assert await db.fetchall(f"SELECT * FROM {table}") == [], table
+
+    # The guild's own period decides the ceiling of what is set within it.
+    await quotas.set_default(GUILD, MOD, to_milli(700), period=Period.WEEK)
+    await quotas.set_role_allowance(GUILD, MOD, ARTISTS, to_milli(700))
+    await quotas.set_member_allowance(GUILD, MOD, ALICE, to_milli(700))
+    await quotas.set_budget(GUILD, MOD, to_milli(7000))
+    assert len(await audit_rows(db)) == 4
+
+
+async def test_a_grant_returns_the_balance_after_it_with_its_ledger_and_audit_rows(db, ledger):
+    balance = await ledger.grant(guild_id=GUILD, user_id=ALICE, amount=to_milli(5), reason="contest",
+                                 actor_id=MOD, role_ids=[ARTISTS])
+    assert (balance.granted, balance.remaining) == (to_milli(5), to_milli(25))
+    [row] = await db.fetchall("SELECT user_id, kind, amount, reason, actor_id FROM ledger")
+    assert tuple(row) == (ALICE, "grant", to_milli(5), "contest", MOD)
+    assert await audit_rows(db) == [(GUILD, MOD, "grant", ALICE, None, '{"amount": 5000, "reason": "contest"}')]
+
+
+async def test_a_grant_past_the_member_ceiling_is_refused_and_writes_nothing(db, clock):
+    _, ledger = ceiling_ledger(db, clock, member=100, allowance=20)
+    await ledger.grant(guild_id=GUILD, user_id=ALICE, amount=to_milli(80), reason="x", actor_id=MOD)
+    with pytest.raises(InvalidRequest) as refused:
+        await ledger.grant(guild_id=GUILD, user_id=ALICE, amount=to_milli(1), reason="y", actor_id=MOD)
+    assert "the member would have 101 credits this period" in str(refused.value)
+    # Taking away is always allowed.
+    balance = await ledger.grant(guild_id=GUILD, user_id=ALICE, amount=to_milli(-30), reason="z", actor_id=MOD)
+    assert balance.remaining == to_milli(70)
+    assert [row["reason"] for row in await db.fetchall("SELECT reason FROM ledger ORDER BY id")] == ["x", "z"]
+    assert [row[5] for row in await audit_rows(db)] == [
+        '{"amount": 80000, "reason": "x"}', '{"amount": -30000, "reason": "z"}']
