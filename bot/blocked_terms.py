@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from bot import pattern_matching
+from bot import audit, pattern_matching
+from bot.audit import AuditAction
 from bot.clock import Clock
 from bot.db import Database, Row
 from bot.errors import UserFacingError
@@ -129,6 +130,8 @@ class BlockedTerms:
         self._pool.close()
 
     async def add(self, guild_id: int, term: str, *, is_regex: bool, added_by: int) -> BlockedTerm:
+        """A moderator (`added_by`) blocks a word or pattern: checked against the rules, then
+        written with its audit row in one transaction. Raises InvalidTerm naming the rule."""
         text = term.strip()
         if len(text) > MAX_TERM_CHARS:
             kind = "blocked_terms.subject_pattern_length" if is_regex else "blocked_terms.subject_term_length"
@@ -168,26 +171,31 @@ class BlockedTerms:
                 duplicate = any(normalise(r["term"]) == key for r in plain)
             if duplicate:
                 raise InvalidTerm(_subject(text, is_regex), Message("blocked_terms.rule_duplicate"))
-            created_at = _millis(self._clock.now())
+            now = self._clock.now()
+            created_at = _millis(now)
             term_id = await tx.insert(
                 "INSERT INTO blocked_terms (guild_id, term, is_regex, added_by, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (guild_id, text, int(is_regex), added_by, created_at))
+            await audit.record(tx, at=now, guild_id=guild_id, actor_id=added_by,
+                               action=AuditAction.BLOCKED_TERM_ADD, details={"term": text, "regex": is_regex})
         self._invalidate(guild_id)
         return BlockedTerm(term_id, guild_id, text, is_regex, added_by, created_at)
 
-    async def remove(self, guild_id: int, term: str) -> BlockedTerm | None:
-        """Remove by exact text (as listed); if a plain term and a pattern share it, the plain one."""
+    async def remove(self, guild_id: int, term: str, *, actor_id: int) -> BlockedTerm | None:
+        """A moderator allows a term again, by its exact text (as listed); if a plain term and a
+        pattern share it, the plain one. Returns the term removed (its audit row written in the
+        same transaction), or None when nothing matched (nothing written)."""
         return await self._remove(
             f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = ? AND term = ? "
             "ORDER BY is_regex, id LIMIT 1",
-            (guild_id, term.strip()))
+            (guild_id, term.strip()), actor_id)
 
-    async def remove_by_id(self, guild_id: int, term_id: int) -> BlockedTerm | None:
+    async def remove_by_id(self, guild_id: int, term_id: int, *, actor_id: int) -> BlockedTerm | None:
         return await self._remove(
-            f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = ? AND id = ?", (guild_id, term_id))
+            f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = ? AND id = ?", (guild_id, term_id), actor_id)
 
-    async def _remove(self, select: str, params: tuple) -> BlockedTerm | None:
+    async def _remove(self, select: str, params: tuple, actor_id: int) -> BlockedTerm | None:
         # Every select is scoped by guild_id, and the delete by the row found, so one guild can
         # never remove another's term.
         async with self._db.transaction() as tx:
@@ -196,7 +204,10 @@ class BlockedTerms:
                 return None
             await tx.execute("DELETE FROM blocked_terms WHERE id = ? AND guild_id = ?",
                              (row["id"], row["guild_id"]))
-        removed = BlockedTerm.from_row(row)
+            removed = BlockedTerm.from_row(row)
+            await audit.record(tx, at=self._clock.now(), guild_id=removed.guild_id, actor_id=actor_id,
+                               action=AuditAction.BLOCKED_TERM_REMOVE,
+                               details={"term": removed.term, "regex": removed.is_regex})
         self._invalidate(removed.guild_id)
         return removed
 

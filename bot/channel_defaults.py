@@ -3,8 +3,8 @@ option a member leaves out. A member's own option always wins; an option the cha
 set falls back to the bot's built-in default (BUILT_IN).
 
 Values are checked with the same parsers as the commands' options (bot/requests.py) before they
-are stored, so a default is always one the API accepts. The audit row of a change is the
-caller's to write, in the same transaction (QuotaStore.audit), as for every moderator change.
+are stored, so a default is always one the API accepts. Every change writes its audit row
+(bot/audit.py) in the same transaction, as for every moderator change.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from bot import audit
+from bot.audit import AuditAction
 from bot.clock import Clock
 from bot.db import Database, Row, Transaction
 from bot.requests import (
@@ -142,9 +144,10 @@ class ChannelDefaultsStore:
 
     async def set(self, tx: Transaction | None, guild_id: int, channel_id: int, actor_id: int,
                   **changes: Any) -> ChannelDefaults:
-        """Set some of the channel's defaults (`size="1024x1024", n=4`...); the others keep their
-        value. Every value is checked first: one bad value changes nothing. Returns the channel's
-        defaults afterwards. `tx=None` runs in a transaction of its own."""
+        """A moderator (`actor_id`) sets some of the channel's defaults (`size="1024x1024", n=4`...);
+        the others keep their value. Every value is checked first: one bad value changes nothing.
+        The audit row is written in the same transaction. Returns the channel's defaults
+        afterwards. `tx=None` runs in a transaction of its own."""
         if not changes:
             raise ValueError("set() needs at least one option to change")
         values = {option: checked_value(option, value) for option, value in changes.items()}
@@ -163,12 +166,17 @@ class ChannelDefaultsStore:
                 {**{option: _stored(value) for option, value in values.items()},
                  "actor": actor_id, "now": now, "guild": guild_id, "channel": channel_id},
             )
-            return await self.get(guild_id, channel_id, write)
+            after = await self.get(guild_id, channel_id, write)
+            await audit.record(write, at=self._clock.now(), guild_id=guild_id, actor_id=actor_id,
+                               action=AuditAction.DEFAULTS_SET,
+                               details={"channel_id": channel_id, **{option: getattr(after, option) for option in values}})
+            return after
 
     async def clear(self, tx: Transaction | None, guild_id: int, channel_id: int, actor_id: int,
                     fields: Iterable[str] | None = None) -> tuple[str, ...]:
-        """Clear some defaults (all when `fields` is None), so the built-in ones apply again.
-        Returns the options that were set and now are not (empty: nothing changed)."""
+        """A moderator (`actor_id`) clears some defaults (all when `fields` is None), so the
+        built-in ones apply again; the audit row is written in the same transaction. Returns the
+        options that were set and now are not (empty: nothing changed, nothing audited)."""
         wanted = OPTIONS if fields is None else tuple(fields)
         unknown = set(wanted) - set(OPTIONS)
         if unknown:
@@ -181,14 +189,17 @@ class ChannelDefaultsStore:
             if set(current.options_set) <= set(cleared):
                 # Nothing left: no row, rather than a row of NULLs.
                 await write.execute("DELETE FROM channel_defaults WHERE guild_id = ? AND channel_id = ?",
-                                 (guild_id, channel_id))
-                return cleared
-            assignments = ", ".join(f"{option} = NULL" for option in cleared)
-            await write.execute(
-                f"UPDATE channel_defaults SET {assignments}, updated_by = ?, updated_at = ? "
-                "WHERE guild_id = ? AND channel_id = ?",
-                (actor_id, self._now(), guild_id, channel_id),
-            )
+                                    (guild_id, channel_id))
+            else:
+                assignments = ", ".join(f"{option} = NULL" for option in cleared)
+                await write.execute(
+                    f"UPDATE channel_defaults SET {assignments}, updated_by = ?, updated_at = ? "
+                    "WHERE guild_id = ? AND channel_id = ?",
+                    (actor_id, self._now(), guild_id, channel_id),
+                )
+            await audit.record(write, at=self._clock.now(), guild_id=guild_id, actor_id=actor_id,
+                               action=AuditAction.DEFAULTS_CLEAR,
+                               details={"channel_id": channel_id, "cleared": list(cleared)})
             return cleared
 
     @asynccontextmanager

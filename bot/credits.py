@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot import audit
+from bot.audit import AuditAction
 from bot.clock import Clock
 from bot.db import Database, Transaction
 from bot.errors import UserFacingError
@@ -27,7 +29,7 @@ from bot.units import MILLI, format_credits, to_milli, to_millis
 
 __all__ = [
     "MILLI", "Balance", "BotBudgetExhausted", "CreditLedger", "GuildBudgetExhausted",
-    "InsufficientCredits", "MemberBlocked", "NeverFits", "ServerCeilingReached", "TooManyJobs",
+    "InsufficientCredits", "JobCost", "MemberBlocked", "NeverFits", "ServerCeilingReached", "TooManyJobs",
     "credit_amount", "format_credits", "per_period", "period_adjective", "this_period", "to_milli",
 ]
 
@@ -83,6 +85,15 @@ class Balance:
     @property
     def remaining(self) -> int:
         return max(0, self.total - self.spent - self.held)
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """What a finished job cost: `charged` once settled, `refunded` once given back; both None
+    while it holds its reservation."""
+
+    charged: int | None = None
+    refunded: int | None = None
 
 
 class InsufficientCredits(UserFacingError):
@@ -239,14 +250,24 @@ class CreditLedger:
         was already closed."""
         return await self._close(tx, job_id, "refund", None, reason)
 
-    async def grant(self, tx: Transaction, *, guild_id: int, user_id: int, amount: int,
-                    reason: str, actor_id: int) -> None:
-        """Add to a member's allowance for the current period (negative amounts take away)."""
-        await tx.execute(
-            "INSERT INTO ledger (guild_id, user_id, kind, amount, reason, actor_id, created_at) "
-            "VALUES (?, ?, 'grant', ?, ?, ?, ?)",
-            (guild_id, user_id, amount, reason, actor_id, to_millis(self._clock.now())),
-        )
+    async def grant(self, *, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int,
+                    role_ids: Iterable[int] = ()) -> Balance:
+        """A moderator adds to a member's allowance for the current period (negative amounts take
+        away). Refused (InvalidRequest) when it would take the member's period past the
+        operator's ceiling; otherwise the ledger row and its audit row are written in one
+        transaction. Returns the member's balance afterwards."""
+        async with self._db.transaction() as tx:
+            before = await self.balance_in(tx, guild_id, user_id, role_ids)
+            self._quotas.check_grant(amount, before.allowance.amount + before.granted + amount, before.period)
+            now = self._clock.now()
+            await tx.execute(
+                "INSERT INTO ledger (guild_id, user_id, kind, amount, reason, actor_id, created_at) "
+                "VALUES (?, ?, 'grant', ?, ?, ?, ?)",
+                (guild_id, user_id, amount, reason, actor_id, to_millis(now)),
+            )
+            await audit.record(tx, at=now, guild_id=guild_id, actor_id=actor_id, action=AuditAction.GRANT,
+                               target_user_id=user_id, details={"amount": amount, "reason": reason})
+            return await self.balance_in(tx, guild_id, user_id, role_ids)
 
     async def guild_usage(self, guild_id: int) -> tuple[GuildQuotaSettings, int, int, datetime]:
         """The guild's settings, what it spent and holds this period, and when the period ends."""
@@ -275,24 +296,38 @@ class CreditLedger:
         row = await self._db.fetchone("SELECT amount FROM credit_holds WHERE job_id = ?", (job_id,))
         return row["amount"] if row else None
 
+    async def job_costs(self, job_ids: Iterable[int]) -> dict[int, JobCost]:
+        """What each of these jobs cost, in one query: charged once settled, given back once
+        refunded; JobCost() (both None) while a job holds its reservation or never held one."""
+        ids = list(job_ids)
+        costs = dict.fromkeys(ids, JobCost())
+        if not ids:
+            return costs
+        placeholders = ", ".join("?" for _ in ids)
+        rows = await self._db.fetchall(
+            "SELECT job_id, kind, amount FROM ledger "
+            f"WHERE kind IN ('settle', 'refund') AND job_id IN ({placeholders})", ids,
+        )
+        # A job is closed once (settled or refunded), so it has at most one of these rows.
+        for row in rows:
+            costs[row["job_id"]] = (JobCost(charged=row["amount"]) if row["kind"] == "settle"
+                                    else JobCost(refunded=row["amount"]))
+        return costs
+
+    async def job_cost(self, job_id: int) -> JobCost:
+        """What one job cost (see job_costs)."""
+        return (await self.job_costs([job_id]))[job_id]
+
+    # Only bot/ui/result_actions.py `details` still reads these two; they go once it calls job_cost().
     async def charges(self, job_ids: Iterable[int]) -> dict[int, int]:
         """What each of these jobs was charged (settled jobs only)."""
-        return await self._closed_amounts("settle", job_ids)
+        costs = await self.job_costs(job_ids)
+        return {job_id: cost.charged for job_id, cost in costs.items() if cost.charged is not None}
 
     async def refunds(self, job_ids: Iterable[int]) -> dict[int, int]:
         """What each of these jobs gave back when it was refunded (refunded jobs only)."""
-        return await self._closed_amounts("refund", job_ids)
-
-    async def _closed_amounts(self, kind: str, job_ids: Iterable[int]) -> dict[int, int]:
-        ids = list(job_ids)
-        if not ids:
-            return {}
-        placeholders = ", ".join("?" for _ in ids)
-        rows = await self._db.fetchall(
-            f"SELECT job_id, amount FROM ledger WHERE kind = ? AND job_id IN ({placeholders})",
-            [kind, *ids],
-        )
-        return {row["job_id"]: row["amount"] for row in rows}
+        costs = await self.job_costs(job_ids)
+        return {job_id: cost.refunded for job_id, cost in costs.items() if cost.refunded is not None}
 
     async def ledger_rows(self, guild_id: int) -> list[dict[str, object]]:
         """Every ledger row of one guild, oldest first (for the CSV export)."""

@@ -1,6 +1,8 @@
 """Per-guild quota settings that moderators set: the default allowance and its period, role
 allowances, personal overrides, blocks, the guild budget, the concurrency limit, the moderator
-role and the log channel. Nothing here reads or writes another guild's rows.
+role and the log channel. Nothing here reads or writes another guild's rows. Every change is
+checked against the operator's ceilings and written with its audit row (bot/audit.py) in one
+transaction.
 
 How a member's allowance is decided (documented in the README):
 1. a personal allowance set with /quota set-user wins outright;
@@ -10,17 +12,22 @@ then one-off grants add to it for the current period.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from bot import audit
+from bot.audit import AuditAction
 from bot.clock import Clock
 from bot.db import Database, Transaction
 from bot.i18n import Message
 from bot.periods import Period
 from bot.requests import InvalidRequest
 from bot.units import format_credits, to_millis
+
+# The most jobs moderators may let one member run at once.
+MAX_JOBS_LIMIT = 20
+_GUILD_COLUMNS = frozenset({"period", "default_allowance", "budget", "max_concurrent_jobs",
+                            "moderator_role_id", "log_channel_id"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,15 @@ class MemberQuota:
     allowance: int | None = None  # personal override
     blocked: bool = False
     block_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class GuildQuotaOverview:
+    """Everything /quota show lists about a guild."""
+
+    settings: GuildQuotaSettings
+    role_allowances: dict[int, int]
+    member_overrides: list[tuple[int, MemberQuota]]  # members with a personal allowance or a block
 
 
 @dataclass(frozen=True)
@@ -169,11 +185,6 @@ class QuotaStore:
         return [(row["user_id"], MemberQuota(row["allowance"], bool(row["blocked"]),
                                              row["block_reason"])) for row in rows]
 
-    async def period(self, guild_id: int) -> Period:
-        """The guild's allowance period (the operator's default until moderators set one)."""
-        row = await self._db.fetchone("SELECT period FROM guild_settings WHERE guild_id = ?", (guild_id,))
-        return Period(row["period"]) if row else self.defaults.period
-
     async def moderator_role(self, guild_id: int) -> int | None:
         row = await self._db.fetchone(
             "SELECT moderator_role_id FROM guild_settings WHERE guild_id = ?", (guild_id,)
@@ -193,13 +204,98 @@ class QuotaStore:
         )
         return row["log_channel_id"] if row else None
 
-    # -- writes (each with its audit row, in the caller's transaction) ---------------------------
+    async def overview(self, guild_id: int) -> GuildQuotaOverview:
+        """The guild's settings, role allowances and members with an override, read at once (for
+        /quota show)."""
+        async with self._db.transaction() as tx:
+            return GuildQuotaOverview(await self.guild_settings(tx, guild_id),
+                                      await self.role_allowances(tx, guild_id),
+                                      await self.member_overrides(tx, guild_id))
 
-    async def update_guild(self, tx: Transaction, guild_id: int, **columns: Any) -> None:
-        """Set some guild_settings columns, creating the row with the operator's period."""
-        allowed = {"period", "default_allowance", "budget", "max_concurrent_jobs",
-                   "moderator_role_id", "log_channel_id"}
-        assert set(columns) <= allowed, columns  # column names never come from input
+    # -- moderators' changes: each checked against the operator's ceilings, made and audited in
+    # -- one transaction (a refused change writes nothing) ---------------------------------------
+
+    async def set_default(self, guild_id: int, actor_id: int, allowance: int, *,
+                          period: Period | None = None, max_jobs: int | None = None) -> GuildQuotaSettings:
+        """The allowance of every member without a role or personal one, and optionally the
+        period and how many jobs one member may run at once. Returns the settings afterwards."""
+        changes: dict[str, object] = {"default_allowance": allowance}
+        if period is not None:
+            changes["period"] = period
+        if max_jobs is not None:
+            changes["max_concurrent_jobs"] = max_jobs
+        async with self._db.transaction() as tx:
+            self.check_member_allowance(
+                "amount", allowance, period or (await self.guild_settings(tx, guild_id)).period)
+            if max_jobs is not None and not 1 <= max_jobs <= MAX_JOBS_LIMIT:
+                raise InvalidRequest("max_jobs", max_jobs, Message("requests.between", low=1, high=MAX_JOBS_LIMIT))
+            return await self._change_guild(tx, guild_id, actor_id, AuditAction.SET_DEFAULT, changes)
+
+    async def set_role_allowance(self, guild_id: int, actor_id: int, role_id: int,
+                                 allowance: int | None) -> GuildQuotaSettings:
+        """Give members with a role their own allowance (None removes it). Returns the settings."""
+        async with self._db.transaction() as tx:
+            settings = await self.guild_settings(tx, guild_id)
+            if allowance is None:
+                await tx.execute("DELETE FROM role_allowances WHERE guild_id = ? AND role_id = ?",
+                                 (guild_id, role_id))
+            else:
+                self.check_member_allowance("amount", allowance, settings.period)
+                await tx.execute(
+                    "INSERT INTO role_allowances (guild_id, role_id, allowance) VALUES (?, ?, ?) "
+                    "ON CONFLICT (guild_id, role_id) DO UPDATE SET allowance = excluded.allowance",
+                    (guild_id, role_id, allowance),
+                )
+            await self._audit(tx, guild_id, actor_id, AuditAction.SET_ROLE, {"allowance": allowance},
+                              target_role_id=role_id)
+            return settings
+
+    async def set_member_allowance(self, guild_id: int, actor_id: int, user_id: int,
+                                   allowance: int | None) -> GuildQuotaSettings:
+        """A member's personal allowance, whatever their roles (None removes it). Returns the
+        settings."""
+        async with self._db.transaction() as tx:
+            if allowance is not None:
+                self.check_member_allowance("amount", allowance, (await self.guild_settings(tx, guild_id)).period)
+            return await self._change_member(tx, guild_id, actor_id, user_id, AuditAction.SET_USER,
+                                             {"allowance": allowance})
+
+    async def block(self, guild_id: int, actor_id: int, user_id: int, reason: str | None) -> None:
+        """Stop a member from generating in this guild; `reason` is shown to them."""
+        async with self._db.transaction() as tx:
+            await self._change_member(tx, guild_id, actor_id, user_id, AuditAction.BLOCK,
+                                      {"blocked": True, "block_reason": reason})
+
+    async def unblock(self, guild_id: int, actor_id: int, user_id: int) -> None:
+        async with self._db.transaction() as tx:
+            await self._change_member(tx, guild_id, actor_id, user_id, AuditAction.UNBLOCK,
+                                      {"blocked": False, "block_reason": None})
+
+    async def set_budget(self, guild_id: int, actor_id: int, budget: int | None) -> GuildQuotaSettings:
+        """What the whole guild may spend per period (None: no cap). Returns the settings."""
+        async with self._db.transaction() as tx:
+            if budget is not None:
+                self.check_budget(budget, (await self.guild_settings(tx, guild_id)).period)
+            return await self._change_guild(tx, guild_id, actor_id, AuditAction.BUDGET, {"budget": budget})
+
+    async def set_moderator_role(self, guild_id: int, actor_id: int, role_id: int | None) -> None:
+        """The role whose members may use the moderator commands (None: Manage Server only).
+        Who may call this (Manage Server only) is the command's check."""
+        async with self._db.transaction() as tx:
+            await self._change_guild(tx, guild_id, actor_id, AuditAction.MODERATOR_ROLE,
+                                     {"moderator_role_id": role_id})
+
+    async def set_log_channel(self, guild_id: int, actor_id: int, channel_id: int | None) -> None:
+        """The channel where moderators' changes are posted (None: not posted)."""
+        async with self._db.transaction() as tx:
+            await self._change_guild(tx, guild_id, actor_id, AuditAction.LOG_CHANNEL,
+                                     {"log_channel_id": channel_id})
+
+    async def _change_guild(self, tx: Transaction, guild_id: int, actor_id: int, action: AuditAction,
+                            columns: dict[str, object]) -> GuildQuotaSettings:
+        """Set some guild_settings columns (creating the row with the operator's period) and audit
+        them. Returns the settings afterwards."""
+        assert set(columns) <= _GUILD_COLUMNS, columns  # column names never come from input
         await tx.execute(
             "INSERT INTO guild_settings (guild_id, period, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (guild_id) DO NOTHING",
@@ -210,20 +306,11 @@ class QuotaStore:
             f"UPDATE guild_settings SET {assignments}, updated_at = :now WHERE guild_id = :guild",
             {**columns, "now": self._now(), "guild": guild_id},
         )
+        await self._audit(tx, guild_id, actor_id, action, columns)
+        return await self.guild_settings(tx, guild_id)
 
-    async def set_role_allowance(self, tx: Transaction, guild_id: int, role_id: int,
-                                 allowance: int | None) -> None:
-        if allowance is None:
-            await tx.execute("DELETE FROM role_allowances WHERE guild_id = ? AND role_id = ?",
-                             (guild_id, role_id))
-            return
-        await tx.execute(
-            "INSERT INTO role_allowances (guild_id, role_id, allowance) VALUES (?, ?, ?) "
-            "ON CONFLICT (guild_id, role_id) DO UPDATE SET allowance = excluded.allowance",
-            (guild_id, role_id, allowance),
-        )
-
-    async def update_member(self, tx: Transaction, guild_id: int, user_id: int, **columns: Any) -> None:
+    async def _change_member(self, tx: Transaction, guild_id: int, actor_id: int, user_id: int,
+                             action: AuditAction, columns: dict[str, object]) -> GuildQuotaSettings:
         assert set(columns) <= {"allowance", "blocked", "block_reason"}, columns
         await tx.execute(
             "INSERT INTO member_quotas (guild_id, user_id) VALUES (?, ?) "
@@ -234,24 +321,14 @@ class QuotaStore:
             f"UPDATE member_quotas SET {assignments} WHERE guild_id = :guild AND user_id = :user",
             {**columns, "guild": guild_id, "user": user_id},
         )
+        await self._audit(tx, guild_id, actor_id, action, columns, target_user_id=user_id)
+        return await self.guild_settings(tx, guild_id)
 
-    async def audit(
-        self,
-        tx: Transaction,
-        *,
-        guild_id: int,
-        actor_id: int,
-        action: str,
-        target_user_id: int | None = None,
-        target_role_id: int | None = None,
-        **details: Any,
-    ) -> None:
-        await tx.execute(
-            "INSERT INTO audit_log (guild_id, actor_id, action, target_user_id, target_role_id, "
-            "details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (guild_id, actor_id, action, target_user_id, target_role_id,
-             json.dumps(details, default=str), self._now()),
-        )
+    async def _audit(self, tx: Transaction, guild_id: int, actor_id: int, action: AuditAction,
+                     details: dict[str, object], *, target_user_id: int | None = None,
+                     target_role_id: int | None = None) -> None:
+        await audit.record(tx, at=self._clock.now(), guild_id=guild_id, actor_id=actor_id, action=action,
+                           target_user_id=target_user_id, target_role_id=target_role_id, details=details)
 
     def _now(self) -> int:
         return to_millis(self._clock.now())

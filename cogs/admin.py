@@ -143,12 +143,11 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
                            message=job.error_message or _("admin.job_error_no_message")))
         results = len(job.result_urls)
         lines.append(_("admin.job_results", count=results) if results else _("admin.job_no_results"))
-        charged = (await services.ledger.charges([job.id])).get(job.id)
-        refunded = (await services.ledger.refunds([job.id])).get(job.id)
-        if charged is not None:
-            lines.append(_("admin.job_charged", amount=format_credits(charged)))
-        elif refunded is not None:
-            lines.append(_("admin.job_refunded", amount=format_credits(refunded)))
+        cost = await services.ledger.job_cost(job.id)
+        if cost.charged is not None:
+            lines.append(_("admin.job_charged", amount=format_credits(cost.charged)))
+        elif cost.refunded is not None:
+            lines.append(_("admin.job_refunded", amount=format_credits(cost.refunded)))
         lines.append(self._runner_line(job, _))
         lines.append(_("admin.job_message", link=_message_link(job)) if job.message_id
                      else _("admin.job_no_message"))
@@ -187,7 +186,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
             return _("admin.redelivered_free", id=before.id, where=where, code=before.error_code)
         if before.state is JobState.DONE:
             return _("admin.redelivered_again", id=before.id, where=where)
-        charged = (await bot.services.ledger.charges([before.id])).get(before.id)
+        charged = (await bot.services.ledger.job_cost(before.id)).charged
         cost = (_("admin.cost_charged", amount=format_credits(charged)) if charged is not None
                 else _("admin.cost_settled"))
         return _("admin.delivered", id=before.id, where=where, cost=cost)
@@ -198,7 +197,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="The bot ow
         if before.state is not JobState.FAILED or not reporter.delivery_attempted:
             return False
         failure = stored_failure(before.error_code, before.error_message)
-        refunded = (await self.bot.services.ledger.refunds([before.id])).get(before.id)
+        refunded = (await self.bot.services.ledger.job_cost(before.id)).refunded
         try:
             await reporter.show_failure(before, failure, refunded)
         except discord.HTTPException as exc:

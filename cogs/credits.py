@@ -27,8 +27,8 @@ class Credits(commands.Cog):
             interaction.guild_id, interaction.user.id, member_role_ids(interaction)
         )
         jobs = await services.store.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
-        charges = await services.ledger.charges(job.id for job in jobs)
-        recent = [(job, charges.get(job.id)) for job in jobs]
+        costs = await services.ledger.job_costs(job.id for job in jobs)
+        recent = [(job, costs[job.id].charged) for job in jobs]
         text = render_balance(balance, recent, supported_locale(interaction.locale))
         await interaction.response.send_message(text, ephemeral=True)
 

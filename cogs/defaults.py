@@ -1,8 +1,9 @@
 """/defaults: moderators choose, per channel, what /imagine and /animate use for an option a
 member leaves out (a brainstorming channel can make 4 images by default). Anyone can see them.
 
-Every change is one transaction with its audit row, answered privately in the moderator's
-language, and echoed to the server's log channel (when one is set) in the server's language.
+Every change is one call to the channel defaults store, which checks it and writes it with its
+audit row; the cog answers privately in the moderator's language, and echoes the change to the
+server's log channel (when one is set) in the server's language.
 """
 
 from __future__ import annotations
@@ -71,15 +72,8 @@ class Defaults(commands.GroupCog, group_name="defaults",
             return
         guild_id, channel_id = _target(interaction, channel)
         services = self.bot.services
-        # The values are checked inside: a bad one raises before anything is written, and the
-        # transaction rolls back the audit row with it.
-        async with services.db.transaction() as tx:
-            after = await services.channel_defaults.set(tx, guild_id, channel_id, interaction.user.id,
-                                                        **changes)
-            await services.quotas.audit(
-                tx, guild_id=guild_id, actor_id=interaction.user.id, action="defaults-set",
-                channel_id=channel_id, **{option: getattr(after, option) for option in changes},
-            )
+        # The values are checked inside: a bad one raises before anything (or any audit row) is written.
+        after = await services.channel_defaults.set(None, guild_id, channel_id, interaction.user.id, **changes)
 
         def reply(_: Translate) -> str:
             return _("defaults.changed", channel=f"<#{channel_id}>",
@@ -114,13 +108,8 @@ class Defaults(commands.GroupCog, group_name="defaults",
             raise UserFacingError("defaults.unknown_option", option=repr(option[:40]))
         guild_id, channel_id = _target(interaction, channel)
         services = self.bot.services
-        async with services.db.transaction() as tx:
-            cleared = await services.channel_defaults.clear(
-                tx, guild_id, channel_id, interaction.user.id, None if option is None else [option])
-            if cleared:
-                await services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
-                                            action="defaults-clear", channel_id=channel_id,
-                                            cleared=list(cleared))
+        cleared = await services.channel_defaults.clear(
+            None, guild_id, channel_id, interaction.user.id, None if option is None else [option])
         where = f"<#{channel_id}>"
         _ = for_interaction(interaction)
         if not cleared:

@@ -58,8 +58,8 @@ class History(commands.Cog):
             await interaction.response.send_message(
                 _("history.no_jobs", imagine=CommandPath("imagine").render(_.locale)), ephemeral=True)
             return
-        charges = await services.ledger.charges(job.id for job in jobs)
-        lines = [_("history.job_line", id=job.id, line=job_line(job, charges.get(job.id), _.locale))
+        costs = await services.ledger.job_costs(job.id for job in jobs)
+        lines = [_("history.job_line", id=job.id, line=job_line(job, costs[job.id].charged, _.locale))
                  for job in jobs]
         embeds = [discord.Embed(description=page) for page in pack_lines(lines)]
         title = "history.jobs_title_one" if len(jobs) == 1 else "history.jobs_title"
@@ -84,7 +84,7 @@ class History(commands.Cog):
         # Public, like the job's own message; the downloads below may take longer than 3 s.
         await interaction.response.defer(thinking=True)
         services = self.bot.services
-        charged = (await services.ledger.charges([found.id])).get(found.id, 0)
+        charged = (await services.ledger.job_cost(found.id)).charged or 0
         sources = await job_sources(self.bot, found, services.clock.now())
         fetchers = Fetchers(services.session, services.discord_media, found.guild_id)
         async with refetch_files(sources, fetchers=fetchers, job_id=found.id,

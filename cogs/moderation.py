@@ -1,4 +1,7 @@
-"""/moderation blocked-terms: words and patterns a server does not allow in prompts."""
+"""/moderation blocked-terms: words and patterns a server does not allow in prompts.
+
+The blocked-terms store checks each change and writes it with its audit row; the cog answers
+privately and echoes the change to the server's log channel when one is set."""
 
 from __future__ import annotations
 
@@ -35,9 +38,6 @@ class Moderation(commands.GroupCog, group_name="moderation", group_description="
         services = self.bot.services
         added = await services.blocked_terms.add(interaction.guild_id, term, is_regex=regex,
                                                  added_by=interaction.user.id)
-        async with services.db.transaction() as tx:
-            await services.quotas.audit(tx, guild_id=interaction.guild_id, actor_id=interaction.user.id,
-                                        action="blocked-term-add", term=added.term, regex=added.is_regex)
         kind = "pattern" if added.is_regex else "term"
         term_code = f"`{_code(added.term)}`"
         reply = Message(f"moderation.added_{kind}", term=term_code)
@@ -50,16 +50,13 @@ class Moderation(commands.GroupCog, group_name="moderation", group_description="
     async def remove(self, interaction: discord.Interaction, term: app_commands.Range[str, 1, 200]) -> None:
         assert interaction.guild_id is not None
         services = self.bot.services
-        removed = await services.blocked_terms.remove(interaction.guild_id, term)
+        removed = await services.blocked_terms.remove(interaction.guild_id, term, actor_id=interaction.user.id)
         _ = for_interaction(interaction)
         if removed is None:
             listing = CommandPath("moderation", "blocked-terms", "list").render(_.locale)
             await interaction.response.send_message(
                 _("moderation.not_listed", term=f"`{_code(term)}`", command=listing), ephemeral=True)
             return
-        async with services.db.transaction() as tx:
-            await services.quotas.audit(tx, guild_id=interaction.guild_id, actor_id=interaction.user.id,
-                                        action="blocked-term-remove", term=removed.term, regex=removed.is_regex)
         term_code = f"`{_code(removed.term)}`"
         await interaction.response.send_message(_("moderation.removed", term=term_code), ephemeral=True)
         await echo_to_log_channel(self.bot, interaction, Message("moderation.log_removed", term=term_code))

@@ -1,7 +1,8 @@
 """/quota: moderators decide who may spend how much in their server.
 
-Every change is one transaction with its audit row, answered privately, and echoed to the
-server's log channel when one is set. Every subcommand checks the moderator right in code.
+Every change is one call to the quota store (or the ledger, for grants), which checks it and
+writes it with its audit row; the cog answers privately and echoes the change to the server's
+log channel when one is set. Every subcommand checks the moderator right in code.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from bot.app import WanBot
 from bot.credits import Balance, credit_amount, per_period, period_adjective, this_period
 from bot.i18n import ENGLISH, Message, Translate, supported_locale
 from bot.periods import Period
-from bot.quotas import GuildQuotaSettings
-from bot.requests import InvalidRequest, parse_credit_amount
+from bot.quotas import MAX_JOBS_LIMIT, GuildQuotaSettings
+from bot.requests import parse_credit_amount
 from bot.ui.account import describe_allowance
 from bot.ui.checks import NotModerator, has_manage_server, moderator_only
 from bot.ui.moderation_log import echo_to_log_channel
@@ -28,7 +29,6 @@ from bot.units import format_credits
 log = logging.getLogger(__name__)
 
 PERIOD_CHOICES = [app_commands.Choice(name=period.value, value=period.value) for period in Period]
-MAX_JOBS_LIMIT = 20
 
 
 def jobs(count: int) -> Message:
@@ -56,28 +56,6 @@ class Quota(commands.GroupCog, group_name="quota",
         await interaction.response.send_message(reply.render(interaction.locale), ephemeral=True)
         await echo_to_log_channel(self.bot, interaction, reply)
 
-    async def _change_guild(self, interaction: discord.Interaction, action: str,
-                            **columns: object) -> GuildQuotaSettings:
-        """Change guild settings and write their audit row in one transaction."""
-        guild_id = _guild(interaction)
-        quotas = self.bot.services.quotas
-        async with self.bot.services.db.transaction() as tx:
-            await quotas.update_guild(tx, guild_id, **columns)
-            await quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id, action=action,
-                               **columns)
-            return await quotas.guild_settings(tx, guild_id)
-
-    async def _change_member(self, interaction: discord.Interaction, member: discord.Member,
-                             action: str, **columns: object) -> GuildQuotaSettings:
-        """Change a member's quota and write its audit row in one transaction."""
-        guild_id = _guild(interaction)
-        quotas = self.bot.services.quotas
-        async with self.bot.services.db.transaction() as tx:
-            await quotas.update_member(tx, guild_id, member.id, **columns)
-            await quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id, action=action,
-                               target_user_id=member.id, **columns)
-            return await quotas.guild_settings(tx, guild_id)
-
     @app_commands.command(name="set-default", description="The allowance of every member without a role or personal one")
     @app_commands.describe(amount="Credits per member per period", period="How often allowances refill (default: keep)",
                            max_jobs="How many jobs one member may run at once (default: keep)")
@@ -85,19 +63,9 @@ class Quota(commands.GroupCog, group_name="quota",
     async def set_default(self, interaction: discord.Interaction, amount: app_commands.Range[float, 0, 1_000_000],
                           period: str | None = None,
                           max_jobs: app_commands.Range[int, 1, MAX_JOBS_LIMIT] | None = None) -> None:
-        allowance = parse_credit_amount(amount)
-        quotas = self.bot.services.quotas
-        quotas.check_member_allowance(
-            "amount", allowance, Period(period) if period is not None else await quotas.period(_guild(interaction)))
-        changes: dict[str, object] = {"default_allowance": allowance}
-        if period is not None:
-            changes["period"] = Period(period)
-        if max_jobs is not None:
-            if not 1 <= max_jobs <= MAX_JOBS_LIMIT:
-                raise InvalidRequest("max_jobs", max_jobs,
-                                     Message("requests.between", low=1, high=MAX_JOBS_LIMIT))
-            changes["max_concurrent_jobs"] = max_jobs
-        settings = await self._change_guild(interaction, "set-default", **changes)
+        settings = await self.bot.services.quotas.set_default(
+            _guild(interaction), interaction.user.id, parse_credit_amount(amount),
+            period=Period(period) if period is not None else None, max_jobs=max_jobs)
         await self._apply(interaction, Message(
             "quota.default_set", amount=credit_amount(settings.default_allowance),
             period=per_period(settings.period), jobs=jobs(settings.max_concurrent_jobs)))
@@ -107,16 +75,8 @@ class Quota(commands.GroupCog, group_name="quota",
     async def set_role(self, interaction: discord.Interaction, role: discord.Role,
                        amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
         allowance = None if amount is None else parse_credit_amount(amount)
-        guild_id = _guild(interaction)
-        if allowance is not None:
-            quotas = self.bot.services.quotas
-            quotas.check_member_allowance("amount", allowance, await quotas.period(guild_id))
-        async with self.bot.services.db.transaction() as tx:
-            await self.bot.services.quotas.set_role_allowance(tx, guild_id, role.id, allowance)
-            await self.bot.services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
-                                                 action="set-role", target_role_id=role.id,
-                                                 allowance=allowance)
-            settings = await self.bot.services.quotas.guild_settings(tx, guild_id)
+        settings = await self.bot.services.quotas.set_role_allowance(
+            _guild(interaction), interaction.user.id, role.id, allowance)
         if allowance is None:
             reply = Message("quota.role_removed", role=f"<@&{role.id}>")
         else:
@@ -129,10 +89,8 @@ class Quota(commands.GroupCog, group_name="quota",
     async def set_user(self, interaction: discord.Interaction, member: discord.Member,
                        amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
         allowance = None if amount is None else parse_credit_amount(amount)
-        if allowance is not None:
-            quotas = self.bot.services.quotas
-            quotas.check_member_allowance("amount", allowance, await quotas.period(_guild(interaction)))
-        settings = await self._change_member(interaction, member, "set-user", allowance=allowance)
+        settings = await self.bot.services.quotas.set_member_allowance(
+            _guild(interaction), interaction.user.id, member.id, allowance)
         if allowance is None:
             reply = Message("quota.user_removed", member=f"<@{member.id}>")
         else:
@@ -147,20 +105,12 @@ class Quota(commands.GroupCog, group_name="quota",
                     amount: app_commands.Range[float, -1_000_000, 1_000_000],
                     reason: app_commands.Range[str, 1, 200] | None = None) -> None:
         change = parse_credit_amount(amount, allow_negative=True)
-        guild_id = _guild(interaction)
-        services = self.bot.services
         # The ledger keeps the English default; the reply says it in the reader's language.
         why = (reason or "granted by a moderator").strip()[:200]
         shown_why: str | Message = why if reason else Message("quota.grant_reason_default")
-        async with services.db.transaction() as tx:
-            before = await services.ledger.balance_in(tx, guild_id, member.id, _roles_of(member))
-            services.quotas.check_grant(change, before.allowance.amount + before.granted + change, before.period)
-            await services.ledger.grant(tx, guild_id=guild_id, user_id=member.id, amount=change,
-                                        reason=why, actor_id=interaction.user.id)
-            await services.quotas.audit(tx, guild_id=guild_id, actor_id=interaction.user.id,
-                                        action="grant", target_user_id=member.id, amount=change,
-                                        reason=why)
-            balance = await services.ledger.balance_in(tx, guild_id, member.id, _roles_of(member))
+        balance = await self.bot.services.ledger.grant(
+            guild_id=_guild(interaction), user_id=member.id, amount=change, reason=why,
+            actor_id=interaction.user.id, role_ids=_roles_of(member))
         await self._apply(interaction, Message(
             "quota.granted" if change >= 0 else "quota.took", amount=credit_amount(abs(change)),
             member=f"<@{member.id}>", period=this_period(balance.period), reason=shown_why,
@@ -171,14 +121,14 @@ class Quota(commands.GroupCog, group_name="quota",
     async def block(self, interaction: discord.Interaction, member: discord.Member,
                     reason: app_commands.Range[str, 1, 200] | None = None) -> None:
         why = reason.strip()[:200] if reason else None
-        await self._change_member(interaction, member, "block", blocked=True, block_reason=why)
+        await self.bot.services.quotas.block(_guild(interaction), interaction.user.id, member.id, why)
         await self._apply(interaction, Message("quota.blocked_because", member=f"<@{member.id}>", reason=why)
                           if why else Message("quota.blocked", member=f"<@{member.id}>"))
 
     @app_commands.command(name="unblock", description="Let a blocked member generate again")
     @app_commands.describe(member="The member")
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
-        await self._change_member(interaction, member, "unblock", blocked=False, block_reason=None)
+        await self.bot.services.quotas.unblock(_guild(interaction), interaction.user.id, member.id)
         await self._apply(interaction, Message("quota.unblocked", member=f"<@{member.id}>"))
 
     @app_commands.command(name="budget", description="Cap what the whole server may spend per period")
@@ -186,10 +136,7 @@ class Quota(commands.GroupCog, group_name="quota",
     async def budget(self, interaction: discord.Interaction,
                      amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
         budget = None if amount is None else parse_credit_amount(amount)
-        if budget is not None:
-            quotas = self.bot.services.quotas
-            quotas.check_budget(budget, await quotas.period(_guild(interaction)))
-        await self._change_guild(interaction, "budget", budget=budget)
+        await self.bot.services.quotas.set_budget(_guild(interaction), interaction.user.id, budget)
         settings, spent, held, resets = await self.bot.services.ledger.guild_usage(_guild(interaction))
         if budget is None:
             reply = Message("quota.budget_removed")
@@ -206,7 +153,7 @@ class Quota(commands.GroupCog, group_name="quota",
         if not has_manage_server(interaction):
             raise NotModerator(None)
         role_id = role.id if role else None
-        await self._change_guild(interaction, "moderator-role", moderator_role_id=role_id)
+        await self.bot.services.quotas.set_moderator_role(_guild(interaction), interaction.user.id, role_id)
         reply = (Message("quota.moderator_role_set", role=f"<@&{role_id}>") if role_id else
                  Message("quota.moderator_role_removed"))
         await self._apply(interaction, reply)
@@ -216,7 +163,7 @@ class Quota(commands.GroupCog, group_name="quota",
     async def log_channel(self, interaction: discord.Interaction,
                           channel: discord.TextChannel | None = None) -> None:
         channel_id = channel.id if channel else None
-        await self._change_guild(interaction, "log-channel", log_channel_id=channel_id)
+        await self.bot.services.quotas.set_log_channel(_guild(interaction), interaction.user.id, channel_id)
         reply = (Message("quota.log_channel_set", channel=f"<#{channel_id}>") if channel_id else
                  Message("quota.log_channel_removed"))
         await self._apply(interaction, reply)
@@ -231,12 +178,10 @@ class Quota(commands.GroupCog, group_name="quota",
             balance = await services.ledger.balance(guild_id, member.id, _roles_of(member))
             pages = [render_member_quota(member.id, balance, locale)]
         else:
-            async with services.db.transaction() as tx:
-                settings = await services.quotas.guild_settings(tx, guild_id)
-                roles = await services.quotas.role_allowances(tx, guild_id)
-                overrides = await services.quotas.member_overrides(tx, guild_id)
+            overview = await services.quotas.overview(guild_id)
             _, spent, held, resets = await services.ledger.guild_usage(guild_id)
-            pages = render_guild_quota(settings, roles, overrides, spent, held, resets, locale)
+            pages = render_guild_quota(overview.settings, overview.role_allowances, overview.member_overrides,
+                                       spent, held, resets, locale)
         # A server with many role or personal allowances fills several messages.
         await interaction.response.send_message(pages[0], ephemeral=True)
         for page in pages[1:]:

@@ -11,6 +11,7 @@ from bot.units import format_credits
 from tests.fakes.discord import DEFAULT_OWNER_ID
 from tests.integration.conftest import (
     ARTISTS_ROLE,
+    CHANNEL_ID,
     GUILD_ID,
     LOG_CHANNEL_ID,
     MANAGE_SERVER,
@@ -301,3 +302,61 @@ async def test_the_removal_replies(harness):
     credits = await as_member(harness, "credits")
     assert credits.startswith("**Your credits in this server today**: 36 of 36 left\n"
                               "Used: 0 · Reserved by running jobs: 0 · Granted by moderators: -4\n")
+
+
+async def test_every_moderator_change_leaves_one_audit_row_saying_who_did_what_to_whom(harness):
+    async def change(name, *options, sub):
+        reply = await as_mod(harness, name, *options, sub=sub)
+        assert reply and not reply.startswith("Only moderators"), (sub, reply)
+
+    await change("quota", number("amount", 50), text("period", "week"), integer("max_jobs", 3),
+                 sub="set-default")
+    await change("quota", role("role", ARTISTS_ROLE), number("amount", 80), sub="set-role")
+    await change("quota", role("role", ARTISTS_ROLE), sub="set-role")
+    await change("quota", member("member", USER_ID), number("amount", 30), sub="set-user")
+    await change("quota", member("member", USER_ID), sub="set-user")
+    await change("quota", member("member", USER_ID), number("amount", 5), text("reason", "contest winner"),
+                 sub="grant")
+    await change("quota", member("member", USER_ID), number("amount", -2), sub="grant")
+    await change("quota", member("member", USER_ID), text("reason", "spam"), sub="block")
+    await change("quota", member("member", USER_ID), sub="unblock")
+    await change("quota", number("amount", 100), sub="budget")
+    await change("quota", sub="budget")
+    await change("quota", role("role", MODS_ROLE), sub="moderator-role")
+    await change("quota", sub="moderator-role")
+    await change("quota", channel("channel", LOG_CHANNEL_ID), sub="log-channel")
+    await change("quota", sub="log-channel")
+    await change("moderation", text("term", "fox"), sub="blocked-terms add")
+    await change("moderation", text("term", r"\bwolf\b"), boolean("regex", True), sub="blocked-terms add")
+    await change("moderation", text("term", "fox"), sub="blocked-terms remove")
+    await change("defaults", integer("n", 4), text("quality", "480p"), sub="set")
+    await change("defaults", text("option", "n"), sub="clear")
+    # What changes nothing leaves no row: a term that is not listed, a default that is not set.
+    await change("moderation", text("term", "badger"), sub="blocked-terms remove")
+    await change("defaults", text("option", "size"), sub="clear")
+
+    rows = await harness.bot.services.db.fetchall(
+        "SELECT guild_id, actor_id, action, target_user_id, target_role_id, details FROM audit_log ORDER BY id")
+    assert {(row["guild_id"], row["actor_id"]) for row in rows} == {(GUILD_ID, MOD_ID)}
+    assert [(row["action"], row["target_user_id"], row["target_role_id"], row["details"]) for row in rows] == [
+        ("set-default", None, None, '{"default_allowance": 50000, "period": "week", "max_concurrent_jobs": 3}'),
+        ("set-role", None, ARTISTS_ROLE, '{"allowance": 80000}'),
+        ("set-role", None, ARTISTS_ROLE, '{"allowance": null}'),
+        ("set-user", USER_ID, None, '{"allowance": 30000}'),
+        ("set-user", USER_ID, None, '{"allowance": null}'),
+        ("grant", USER_ID, None, '{"amount": 5000, "reason": "contest winner"}'),
+        ("grant", USER_ID, None, '{"amount": -2000, "reason": "granted by a moderator"}'),
+        ("block", USER_ID, None, '{"blocked": true, "block_reason": "spam"}'),
+        ("unblock", USER_ID, None, '{"blocked": false, "block_reason": null}'),
+        ("budget", None, None, '{"budget": 100000}'),
+        ("budget", None, None, '{"budget": null}'),
+        ("moderator-role", None, None, f'{{"moderator_role_id": {MODS_ROLE}}}'),
+        ("moderator-role", None, None, '{"moderator_role_id": null}'),
+        ("log-channel", None, None, f'{{"log_channel_id": {LOG_CHANNEL_ID}}}'),
+        ("log-channel", None, None, '{"log_channel_id": null}'),
+        ("blocked-term-add", None, None, '{"term": "fox", "regex": false}'),
+        ("blocked-term-add", None, None, '{"term": "\\\\bwolf\\\\b", "regex": true}'),
+        ("blocked-term-remove", None, None, '{"term": "fox", "regex": false}'),
+        ("defaults-set", None, None, f'{{"channel_id": {CHANNEL_ID}, "n": 4, "quality": "480p"}}'),
+        ("defaults-clear", None, None, f'{{"channel_id": {CHANNEL_ID}, "cleared": ["n"]}}'),
+    ]

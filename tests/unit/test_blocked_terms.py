@@ -197,13 +197,13 @@ async def test_guild_isolation(terms):
     mine = await terms.add(GUILD, "bad", is_regex=False, added_by=MOD)
     assert await blocked_by(terms, "bad", guild=OTHER_GUILD) is None
     assert await terms.list(OTHER_GUILD) == []
-    assert await terms.remove(OTHER_GUILD, "bad") is None
-    assert await terms.remove_by_id(OTHER_GUILD, mine.id) is None
+    assert await terms.remove(OTHER_GUILD, "bad", actor_id=MOD) is None
+    assert await terms.remove_by_id(OTHER_GUILD, mine.id, actor_id=MOD) is None
     assert await terms.list(GUILD) == [mine]
     assert await blocked_by(terms, "bad") == mine
     # The same term can be on both lists, independently.
     theirs = await terms.add(OTHER_GUILD, "bad", is_regex=False, added_by=MOD)
-    assert await terms.remove(GUILD, "bad") == mine
+    assert await terms.remove(GUILD, "bad", actor_id=MOD) == mine
     assert await terms.list(OTHER_GUILD) == [theirs]
 
 
@@ -214,10 +214,31 @@ async def test_list_remove_and_fields(terms, clock):
     assert second.is_regex and second.added_by == 8 and second.guild_id == GUILD
     assert second.created_at - first.created_at >= 60_000
     assert await terms.list(GUILD) == [first, second]
-    assert await terms.remove(GUILD, "tw[o0]") == second
-    assert await terms.remove(GUILD, "tw[o0]") is None
-    assert await terms.remove_by_id(GUILD, first.id) == first
+    assert await terms.remove(GUILD, "tw[o0]", actor_id=MOD) == second
+    assert await terms.remove(GUILD, "tw[o0]", actor_id=MOD) is None
+    assert await terms.remove_by_id(GUILD, first.id, actor_id=MOD) == first
     assert await terms.list(GUILD) == []
+
+
+async def test_adding_and_removing_write_their_audit_rows_and_a_refusal_writes_none(db, terms):
+    async def audit_rows():
+        rows = await db.fetchall("SELECT guild_id, actor_id, action, details FROM audit_log ORDER BY id")
+        return [tuple(row) for row in rows]
+
+    await terms.add(GUILD, "  bad  ", is_regex=False, added_by=MOD)
+    await terms.add(GUILD, r"\bwolf\b", is_regex=True, added_by=8)
+    with pytest.raises(InvalidTerm):
+        await terms.add(GUILD, "BAD", is_regex=False, added_by=MOD)  # a duplicate once normalised
+    assert await terms.remove(GUILD, "nothing", actor_id=MOD) is None
+    await terms.remove(GUILD, "bad", actor_id=8)
+    pattern = (await terms.list(GUILD))[0]
+    await terms.remove_by_id(GUILD, pattern.id, actor_id=MOD)
+    assert await audit_rows() == [
+        (GUILD, MOD, "blocked-term-add", '{"term": "bad", "regex": false}'),
+        (GUILD, 8, "blocked-term-add", '{"term": "\\\\bwolf\\\\b", "regex": true}'),
+        (GUILD, 8, "blocked-term-remove", '{"term": "bad", "regex": false}'),
+        (GUILD, MOD, "blocked-term-remove", '{"term": "\\\\bwolf\\\\b", "regex": true}'),
+    ]
 
 
 async def test_cache_is_used_and_invalidated(db, terms):
@@ -232,11 +253,11 @@ async def test_cache_is_used_and_invalidated(db, terms):
 
     again = await terms.add(GUILD, "bad", is_regex=False, added_by=MOD)
     assert await blocked_by(terms, "bad") == again
-    await terms.remove(GUILD, "bad")
+    await terms.remove(GUILD, "bad", actor_id=MOD)
     assert await blocked_by(terms, "bad") is None  # remove invalidated the cache
     pattern = await terms.add(GUILD, "ba+d", is_regex=True, added_by=MOD)
     assert await blocked_by(terms, "baaad") == pattern
-    await terms.remove_by_id(GUILD, pattern.id)
+    await terms.remove_by_id(GUILD, pattern.id, actor_id=MOD)
     assert await blocked_by(terms, "baaad") is None
 
 
@@ -311,7 +332,7 @@ async def test_patterns_per_guild_are_capped(terms):
     # Plain terms keep their own, larger cap; other guilds have their own 20.
     await terms.add(GUILD, "one more", is_regex=False, added_by=MOD)
     await terms.add(OTHER_GUILD, "one more+", is_regex=True, added_by=MOD)
-    removed = await terms.remove(GUILD, "bad0+")
+    removed = await terms.remove(GUILD, "bad0+", actor_id=MOD)
     assert removed is not None
     await terms.add(GUILD, "one more+", is_regex=True, added_by=MOD)
 

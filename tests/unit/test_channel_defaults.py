@@ -110,6 +110,28 @@ async def test_changes_in_a_callers_transaction_roll_back_with_it(store, db):
     assert await store.get(GUILD, BRAINSTORM) == ChannelDefaults()
 
 
+async def test_every_change_writes_its_audit_row_with_it_and_only_changes_do(store, db):
+    async def audit_rows():
+        rows = await db.fetchall("SELECT guild_id, actor_id, action, details FROM audit_log ORDER BY id")
+        return [tuple(row) for row in rows]
+
+    await store.set(None, GUILD, BRAINSTORM, MOD, quality="1080", n=4)
+    with pytest.raises(InvalidRequest):
+        await store.set(None, GUILD, BRAINSTORM, MOD, n=9)
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await store.set(tx, GUILD, BRAINSTORM, MOD, size="1024x1024")
+            raise RuntimeError("the caller's transaction fails after the change")
+    await store.clear(None, GUILD, BRAINSTORM, OTHER_MOD, ["n"])
+    assert await store.clear(None, GUILD, BRAINSTORM, OTHER_MOD, ["n", "size"]) == ()
+    await store.clear(None, GUILD, BRAINSTORM, MOD)
+    assert await audit_rows() == [
+        (GUILD, MOD, "defaults-set", f'{{"channel_id": {BRAINSTORM}, "quality": "1080p", "n": 4}}'),
+        (GUILD, OTHER_MOD, "defaults-clear", f'{{"channel_id": {BRAINSTORM}, "cleared": ["n"]}}'),
+        (GUILD, MOD, "defaults-clear", f'{{"channel_id": {BRAINSTORM}, "cleared": ["quality"]}}'),
+    ]
+
+
 async def test_a_stored_value_the_rules_no_longer_accept_is_ignored_not_imposed(store, db):
     # E.g. a size allowed when it was set and refused by today's rules: members must not be
     # blocked by it; the built-in default applies and the others still do.

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.clock import ScaledClock
-from bot.credits import CreditLedger, InsufficientCredits, format_credits, to_milli
+from bot.credits import CreditLedger, InsufficientCredits, JobCost, format_credits, to_milli
 from bot.db import Database
 from bot.jobs.store import JobKind, JobStore
 from bot.periods import Period
@@ -77,6 +77,24 @@ async def test_refund_gives_the_reservation_back(db, store, ledger):
     async with db.transaction() as tx:
         assert await ledger.refund(tx, job_id=job, reason="content_policy_violation") == to_milli(4)
     assert (await ledger.balance(GUILD, USER)).remaining == to_milli(20)
+
+
+async def test_a_jobs_cost_is_what_it_was_charged_or_given_back(db, store, ledger):
+    settled, refunded, running, never_held = [await new_job(db, store) for _ in range(4)]
+    for job in (settled, refunded, running):
+        await reserve(db, ledger, job, to_milli(4))
+    async with db.transaction() as tx:
+        await ledger.settle(tx, job_id=settled, amount=to_milli(3))
+        await ledger.refund(tx, job_id=refunded, reason="content_policy_violation")
+    assert await ledger.job_costs([settled, refunded, running, never_held]) == {
+        settled: JobCost(charged=to_milli(3)),
+        refunded: JobCost(refunded=to_milli(4)),
+        running: JobCost(),
+        never_held: JobCost(),
+    }
+    assert await ledger.job_cost(settled) == JobCost(charged=to_milli(3))
+    assert await ledger.job_cost(running) == JobCost()
+    assert await ledger.job_costs([]) == {}
 
 
 async def test_refusal_says_what_is_left_and_when_it_refills(db, store, ledger):
