@@ -318,17 +318,6 @@ class CreditLedger:
         """What one job cost (see job_costs)."""
         return (await self.job_costs([job_id]))[job_id]
 
-    # Only bot/ui/result_actions.py `details` still reads these two; they go once it calls job_cost().
-    async def charges(self, job_ids: Iterable[int]) -> dict[int, int]:
-        """What each of these jobs was charged (settled jobs only)."""
-        costs = await self.job_costs(job_ids)
-        return {job_id: cost.charged for job_id, cost in costs.items() if cost.charged is not None}
-
-    async def refunds(self, job_ids: Iterable[int]) -> dict[int, int]:
-        """What each of these jobs gave back when it was refunded (refunded jobs only)."""
-        costs = await self.job_costs(job_ids)
-        return {job_id: cost.refunded for job_id, cost in costs.items() if cost.refunded is not None}
-
     async def ledger_rows(self, guild_id: int) -> list[dict[str, object]]:
         """Every ledger row of one guild, oldest first (for the CSV export)."""
         rows = await self._db.fetchall(

@@ -161,11 +161,9 @@ class ResultActions:
     async def details(self, interaction: discord.Interaction, job: Job) -> None:
         """Everything about the job, for the one who asked: full prompt, options, task id,
         timings, credits."""
-        ledger = self._services.ledger
-        charged = (await ledger.charges([job.id])).get(job.id)
-        refunded = (await ledger.refunds([job.id])).get(job.id)
+        cost = await self._services.ledger.job_cost(job.id)
         await interaction.response.send_message(
-            embed=details_embed(job, for_interaction(interaction), charged=charged, refunded=refunded),
+            embed=details_embed(job, for_interaction(interaction), charged=cost.charged, refunded=cost.refunded),
             ephemeral=True)
 
     async def delete(self, interaction: discord.Interaction, job: Job) -> None:
