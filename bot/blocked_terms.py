@@ -153,6 +153,7 @@ class BlockedTerms:
             row = await tx.fetchone(
                 "SELECT COUNT(*) AS n, COALESCE(SUM(is_regex), 0) AS patterns FROM blocked_terms "
                 "WHERE guild_id = ?", (guild_id,))
+            assert row is not None  # an aggregate always answers one row
             if row["n"] >= MAX_TERMS_PER_GUILD:
                 raise InvalidTerm(Message("blocked_terms.subject_full", count=row["n"]),
                                   Message("blocked_terms.rule_remove_some"))
@@ -162,7 +163,7 @@ class BlockedTerms:
             if is_regex:
                 duplicate = await tx.fetchone(
                     "SELECT 1 FROM blocked_terms WHERE guild_id = ? AND is_regex = 1 AND term = ?",
-                    (guild_id, text))
+                    (guild_id, text)) is not None
             else:
                 # "Bad" and "bad" are the same term once normalised; the UNIQUE constraint only
                 # sees the text as typed.

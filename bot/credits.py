@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict, cast
 
 from bot import audit
 from bot.audit import AuditAction
@@ -94,6 +95,19 @@ class JobCost:
 
     charged: int | None = None
     refunded: int | None = None
+
+
+class LedgerRow(TypedDict):
+    """One credit movement, as the ledger table keeps it (times in Unix ms, amounts in milli-credits)."""
+
+    id: int
+    created_at: int
+    user_id: int
+    job_id: int | None
+    kind: str
+    amount: int
+    reason: str | None
+    actor_id: int | None
 
 
 class InsufficientCredits(UserFacingError):
@@ -318,13 +332,13 @@ class CreditLedger:
         """What one job cost (see job_costs)."""
         return (await self.job_costs([job_id]))[job_id]
 
-    async def ledger_rows(self, guild_id: int) -> list[dict[str, object]]:
+    async def ledger_rows(self, guild_id: int) -> list[LedgerRow]:
         """Every ledger row of one guild, oldest first (for the CSV export)."""
         rows = await self._db.fetchall(
             "SELECT id, created_at, user_id, job_id, kind, amount, reason, actor_id FROM ledger "
             "WHERE guild_id = ? ORDER BY id", (guild_id,),
         )
-        return [dict(row) for row in rows]
+        return [cast(LedgerRow, dict(row)) for row in rows]
 
     async def bot_totals_today(self) -> tuple[int, int]:
         """What the bot charged (settled) today across every guild, and what running jobs hold."""

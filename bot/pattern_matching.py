@@ -139,6 +139,12 @@ _GROUP_HEAD = regex.compile(
 _BRACED_ESCAPES = "pPNxuUgk"
 _HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
 _HEX_DIGITS = regex.compile(r"[0-9a-fA-F]*")
+
+
+def _matched_length(pattern: regex.Pattern, text: str, start: int, end: int) -> int:
+    """How many characters `pattern` matches at `start` (0 when it does not)."""
+    found = pattern.match(text, start, end)
+    return len(found[0]) if found else 0
 # Class escapes stand for a character of their class.
 _CLASS_ESCAPES = {"d": "1", "w": "a"}
 # After a literal, these mean it may be repeated or tried another way: where backtracking lives.
@@ -163,7 +169,7 @@ def _literals(pattern: str) -> list[tuple[str, bool]]:
             elif escaped in _BRACED_ESCAPES and i < end and pattern[i] == "{":
                 i = pattern.find("}", i) + 1 or end
             elif escaped in _HEX_ESCAPES:
-                i += len(_HEX_DIGITS.match(pattern, i, i + _HEX_ESCAPES[escaped])[0])
+                i += _matched_length(_HEX_DIGITS, pattern, i, i + _HEX_ESCAPES[escaped])
             else:
                 literal = _CLASS_ESCAPES.get(escaped)
         elif class_members is not None:
@@ -186,7 +192,7 @@ def _literals(pattern: str) -> list[tuple[str, bool]]:
         elif ch == "{":  # repeat counts or fuzzy constraints
             i = pattern.find("}", i) + 1 or end
         elif ch == "(" and pattern.startswith("?", i + 1):
-            i += len(_GROUP_HEAD.match(pattern, i)[0]) or 2
+            i += _matched_length(_GROUP_HEAD, pattern, i, end) or 2
         else:
             i += 1
             if ch not in "()|*+?^$.":
@@ -215,12 +221,17 @@ def _derived_probes(pattern: str) -> list[str]:
         # The run broken, then a character the pattern requires: `regex` skips a text that lacks
         # a required character, so "(Q|q)+;" is only slow on a text that has the ";".
         probes += [run + outsider + after for after in others]
-        before = "".join(c for c, _ in itertools.takewhile(lambda lit, ch=ch: lit[0] != ch, literals))
+        before = _literals_before(literals, ch)
         if before:
             probes.append(before[-MAX_PROBE_PREFIX:] + ch * PROBE_RUN + outsider)
     for first, second in itertools.combinations(chars, 2):
         probes.append((first + second) * (PROBE_RUN // 2) + outsider)
     return list(dict.fromkeys(probes))
+
+
+def _literals_before(literals: list[tuple[str, bool]], ch: str) -> str:
+    """The pattern's literal characters that come before the first `ch`."""
+    return "".join(c for c, _ in itertools.takewhile(lambda literal: literal[0] != ch, literals))
 
 
 def validate(pattern: str) -> Refusal | None:
@@ -298,8 +309,8 @@ def search(patterns: Sequence[str], text: str, budget: float = CHECK_BUDGET_SECO
 
     matched: int | None = None
     slow: list[int] = []
-    for index, pattern in enumerate(compiled):
-        hit = matches(pattern, len(compiled) - index)
+    for index, compiled_pattern in enumerate(compiled):
+        hit = matches(compiled_pattern, len(compiled) - index)
         if hit is None:
             slow.append(index)
         elif hit:

@@ -69,7 +69,8 @@ class Animate(commands.Cog):
         quality="Resolution: 480p, 720p (default) or 1080p; higher costs more",
         prompt_extend="Let the model enrich a short prompt (default: on)",
     )
-    @app_commands.choices(duration=DURATION_CHOICES, quality=QUALITY_CHOICES)
+    @app_commands.choices(duration=DURATION_CHOICES)
+    @app_commands.choices(quality=QUALITY_CHOICES)  # one call per type of choice (int, str)
     @app_commands.check(in_guild)
     async def animate(
         self,
@@ -108,12 +109,14 @@ class AnimateModal(discord.ui.Modal, title="Animate image"):
         self.source = source
         self.defaults = defaults
         chosen = defaults.or_built_in()
-        self.prompt = discord.ui.TextInput(
+        assert chosen.duration is not None and chosen.quality is not None  # every option filled
+        self.prompt: discord.ui.TextInput[AnimateModal] = discord.ui.TextInput(
             style=discord.TextStyle.paragraph, max_length=VIDEO_PROMPT_MAX_CHARS,
             placeholder=_("animate.prompt_placeholder"),
         )
-        self.duration = discord.ui.Select(options=duration_options(_, chosen.duration))
-        self.quality = discord.ui.Select(options=quality_options(chosen.quality))
+        self.duration: discord.ui.Select[AnimateModal] = discord.ui.Select(
+            options=duration_options(_, chosen.duration))
+        self.quality: discord.ui.Select[AnimateModal] = discord.ui.Select(options=quality_options(chosen.quality))
         self.add_item(discord.ui.Label(text=_("animate.prompt_label"), component=self.prompt))
         self.add_item(discord.ui.Label(text=_("animate.duration_label"), component=self.duration))
         self.add_item(discord.ui.Label(text=_("animate.quality_label"), component=self.quality))
@@ -126,7 +129,8 @@ class AnimateModal(discord.ui.Modal, title="Animate image"):
         )
         await self.cog.start_video(interaction, self.source, options)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    # discord.py calls a modal's on_error with these two (its stubs inherit a view's, with an item).
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         # Modals are not app commands: their errors bypass the tree's handler, so reply here.
         await reply_with_error(interaction, describe_error(interaction, error))
 

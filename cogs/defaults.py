@@ -50,7 +50,8 @@ class Defaults(commands.GroupCog, group_name="defaults",
         quality="/animate: resolution, 480p, 720p or 1080p",
         channel="The channel (default: this one)",
     )
-    @app_commands.choices(duration=DURATION_CHOICES, quality=QUALITY_CHOICES)
+    @app_commands.choices(duration=DURATION_CHOICES)
+    @app_commands.choices(quality=QUALITY_CHOICES)  # one call per type of choice (int, str)
     @app_commands.check(moderator_only)
     async def set_defaults(
         self,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -39,7 +41,8 @@ class Results(commands.Cog):
         """Remix and Animate forms: answered from their custom_id, not from a modal kept in memory."""
         if interaction.type is not discord.InteractionType.modal_submit:
             return
-        match = FORM_ID.fullmatch(str((interaction.data or {}).get("custom_id", "")))
+        data: Mapping[str, Any] = interaction.data or {}
+        match = FORM_ID.fullmatch(str(data.get("custom_id", "")))
         if match:
             await self.actions.run_form(interaction, int(match["job_id"]), match["form"])
 

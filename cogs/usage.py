@@ -6,6 +6,7 @@ import csv
 import io
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import discord
@@ -13,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
-from bot.credits import this_period
+from bot.credits import LedgerRow, this_period
 from bot.i18n import for_interaction
 from bot.ui.checks import moderator_only
 from bot.units import format_credits
@@ -45,7 +46,7 @@ def spreadsheet_safe(cell: str) -> str:
     return cell
 
 
-def ledger_csv(rows: list[dict[str, object]]) -> bytes:
+def ledger_csv(rows: Sequence[LedgerRow]) -> bytes:
     """The ledger as CSV: one line per row, credits as exact decimals, times in ISO 8601 UTC. The
     column names stay English whatever the reader's language: the file is for machines. Reasons are
     typed by moderators, so every cell goes through spreadsheet_safe."""
@@ -53,10 +54,10 @@ def ledger_csv(rows: list[dict[str, object]]) -> bytes:
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        moment = datetime.fromtimestamp(int(row["created_at"]) / 1000, UTC)  # type: ignore[arg-type]
+        moment = datetime.fromtimestamp(row["created_at"] / 1000, UTC)
         cells = [
             row["id"], moment.isoformat(timespec="seconds"), row["user_id"], row["job_id"] or "",
-            row["kind"], format_credits(int(row["amount"])),  # type: ignore[arg-type]
+            row["kind"], format_credits(row["amount"]),
             row["reason"] or "", row["actor_id"] or "",
         ]
         writer.writerow([spreadsheet_safe(str(cell)) for cell in cells])

@@ -33,9 +33,17 @@ class ResultFile:
 
 
 class JobKindRules(Protocol):
-    kind: JobKind
-    polling: PollPolicy
-    deadline: float  # seconds from acceptance before the job is given up
+    # Read-only: the rules of a kind are fixed for the life of the bot.
+    @property
+    def kind(self) -> JobKind: ...
+
+    @property
+    def polling(self) -> PollPolicy: ...
+
+    @property
+    def deadline(self) -> float:
+        """Seconds from acceptance before the job is given up."""
+        ...
 
     def estimate(self, request: dict[str, Any]) -> int: ...
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from uuid import uuid4
 
 import pillow_heif
@@ -406,7 +407,7 @@ def _grey_extremes(image: Image.Image) -> tuple[float, float]:
             # NaN slips through getextrema's comparisons; max(x, -1e30) turns it into -1e30,
             # which the check below then catches like an infinity.
             band = ImageMath.lambda_eval(lambda a: a["min"](a["max"](a["x"], -1e30), 1e30), x=band)
-        band_low, band_high = band.getextrema()
+        band_low, band_high = cast(tuple[float, float], band.getextrema())  # one band: (low, high)
         low, high = min(low, band_low), max(high, band_high)
     if image.mode == "F" and (low <= -1e30 or high >= 1e30):
         raise UnusableImage(IMAGE, f"{image.width}x{image.height}", Message("input_image.rule_not_finite"))
@@ -437,7 +438,8 @@ class _Bands:
                 band = band.convert("LA")
             if band.mode != "RGBA":
                 band = band.convert("RGBA")
-            low = band.getextrema()[3][0]
+            extremes = cast(tuple[tuple[int, int], ...], band.getextrema())  # RGBA: (low, high) per band
+            low = extremes[3][0]
             self.lowest_alpha = low if self.lowest_alpha is None else min(self.lowest_alpha, low)
             return band
         if band.mode in ("L", "RGB") or (self.keep_small_modes and band.mode in ("1", "P")):

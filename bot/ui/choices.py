@@ -9,8 +9,8 @@ from discord import app_commands
 from bot.i18n import Translate
 from bot.requests import VIDEO_DURATIONS, VIDEO_QUALITIES, size_suggestions
 
-DURATION_CHOICES = [app_commands.Choice(name=f"{seconds} seconds", value=seconds) for seconds in VIDEO_DURATIONS]
-QUALITY_CHOICES = [app_commands.Choice(name=quality, value=quality) for quality in VIDEO_QUALITIES]
+DURATION_CHOICES: list[app_commands.Choice[int]] = [app_commands.Choice(name=f"{seconds} seconds", value=seconds) for seconds in VIDEO_DURATIONS]
+QUALITY_CHOICES: list[app_commands.Choice[str]] = [app_commands.Choice(name=quality, value=quality) for quality in VIDEO_QUALITIES]
 
 
 def duration_options(_: Translate, chosen: int) -> list[discord.SelectOption]:
