@@ -11,8 +11,9 @@ them in their language.
 
 Memory: a picture may hold up to 40 megapixels, so the decoded picture is the only full-size copy
 ever held. Everything else (colour conversion, 16-bit tones, transparency) happens on bands of
-rows while scaling down, or on the scaled-down result; JPEGs are decoded at a reduced scale
-straight away when they must shrink anyway.
+rows while scaling down (picture_pixels.py), or on the scaled-down result; JPEGs are decoded at a
+reduced scale straight away when they must shrink anyway. The rules and the refusal are in
+picture_rules.py, the writing of the repaired file in picture_files.py.
 """
 
 from __future__ import annotations
@@ -25,15 +26,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 from uuid import uuid4
 
 import pillow_heif
-from PIL import ExifTags, Image, ImageMath
+from PIL import ExifTags, Image
 
-from bot.errors import UserFacingError
-from bot.i18n import ENGLISH, Message
-from bot.media import megabytes
+from bot.i18n import Message
+from bot.media.picture_files import Output, PreparedImage, matching_icc, write_picture
+from bot.media.picture_pixels import Bands, scaled, tone_mapping
+from bot.media.picture_rules import (
+    ACCEPTED_FORMATS,
+    ATTACHMENT,
+    IMAGE,
+    MAX_INPUT_BYTES,
+    MAX_INPUT_PIXELS,
+    MAX_SIDE,
+    MIN_SIDE,
+    UnusableImage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +52,10 @@ log = logging.getLogger(__name__)
 # not parsing them leaves less of a stranger's file to trust. AVIF is Pillow's own plugin.
 pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})  # Pillow format names
-MAX_INPUT_BYTES = 10 * 1024 * 1024
-MIN_SIDE = 360
-MAX_SIDE = 2000
-
-# Checked from the header before any pixel is decoded. Far above anything a repair needs (a
-# 40-megapixel photo scales down to 2000 px fine) yet refuses decompression bombs outright.
-MAX_INPUT_PIXELS = 40_000_000
-
-# Falling qualities for a JPEG that must fit MAX_INPUT_BYTES. A 2000x2000 picture of pure noise
-# is about 3.3 MB at 92, so the later steps exist only as a safety net.
-JPEG_QUALITIES = (92, 85, 75, 60, 45)
 
 # EPS is "decoded" by running Ghostscript on the member's file: never do that for a stranger.
 _UNSAFE_FORMATS = frozenset({"EPS"})
 
-# Photos in a lossy format become JPEG when they must be rewritten: a lossless PNG of them would
-# be several times larger for nothing. Everything else becomes PNG.
-_PHOTO_FORMATS = frozenset({"JPEG", "HEIF", "AVIF"})
-
-_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp"}
-_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "WEBP": "webp"}
 _WHITE = (255, 255, 255)
 _ORIENTATION = ExifTags.Base.Orientation
 _NAME_LIMIT = 40
@@ -80,66 +72,6 @@ _UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 _SIDEWAYS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
-
-# Scaling works on bands of about this many source pixels: each band is converted (to RGBA,
-# say, 4 bytes a pixel) and scaled on its own, so a few such bands are all the extra memory.
-# Smaller bands save little more (the scaled result and its writing remain) and repeat more of
-# the rows the filter reads on both sides of each band.
-_BAND_PIXELS = 1_000_000
-_LANCZOS_SUPPORT = 3.0  # source pixels each side of a sample, per unit of scale (Pillow's filter)
-
-_GREY_DEEP_MODES = ("I", "F")  # and every "I;16..." mode: one channel of more than 8 bits
-
-
-class UnusableImage(UserFacingError):
-    """The picture cannot be used and cannot be repaired. str() names the rule and the value, e.g.
-    'image 300x500: each side must be at least 360 px', then lists the formats the bot takes on
-    a second line; the attributes keep the English words."""
-
-    def __init__(self, subject: Message, value: str, rule: Message) -> None:
-        super().__init__("input_image.unusable", subject=subject, value=value, rule=rule,
-                         accepted=ACCEPTED_LIST)
-        self.subject = subject.render(ENGLISH)
-        self.value = value
-        self.rule = rule.render(ENGLISH)
-
-
-ATTACHMENT = Message("input_image.subject_attachment")
-IMAGE = Message("input_image.subject_image")
-ACCEPTED_LIST = Message("input_image.accepted_formats")
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    path: Path              # the file to send (the source itself when nothing changed)
-    format: str             # Pillow format name of `path`
-    width: int
-    height: int
-    size: int               # bytes of `path`
-    notes: tuple[Message, ...]  # one plain sentence per repair, for the member
-
-    @property
-    def changes(self) -> tuple[str, ...]:
-        """The repairs in English."""
-        return self.changes_in(ENGLISH)
-
-    def changes_in(self, locale: str) -> tuple[str, ...]:
-        """The repairs in the member's language."""
-        return tuple(note.render(locale) for note in self.notes)
-
-    @property
-    def repaired(self) -> bool:
-        """True when `path` is a new file that must be uploaded. Every repair, even one the member
-        would not notice, adds a sentence, so this is exactly "there were changes"."""
-        return bool(self.notes)
-
-    @property
-    def content_type(self) -> str:
-        return _CONTENT_TYPES[self.format]
-
-    @property
-    def extension(self) -> str:
-        return _EXTENSIONS[self.format]
 
 
 def prepare_input_image(source: Path, work_dir: Path, *, display_name: str = "image") -> PreparedImage:
@@ -275,7 +207,7 @@ def _prepare(decoded: _Decoded, source: Path, source_size: int, work_dir: Path) 
     width, height = (stored_height, stored_width) if sideways else (stored_width, stored_height)
     target = _fitted_size(width, height)
 
-    tones = _tones(image, decoded.stored_bits)
+    tones = tone_mapping(image, decoded.stored_bits)
     several_frames = decoded.several_frames and source_format != "JPEG"
     untouched = not (several_frames or orientation != 1 or tones is not None or image.has_transparency_data)
     if untouched and target == (width, height) and source_format in ACCEPTED_FORMATS \
@@ -290,9 +222,9 @@ def _prepare(decoded: _Decoded, source: Path, source_size: int, work_dir: Path) 
     if tones is not None:
         changes.append(tones.note)
 
-    bands = _Bands(tones, keep_small_modes=target == (width, height))
+    bands = Bands(tones, keep_small_modes=target == (width, height))
     stored_target = (target[1], target[0]) if sideways else target
-    picture = _scaled(image, stored_target, bands)
+    picture = scaled(image, stored_target, bands)
     if orientation != 1:
         picture = picture.transpose(_UPRIGHT[orientation])
     picture = _without_alpha(picture, bands.lowest_alpha, changes)
@@ -300,15 +232,15 @@ def _prepare(decoded: _Decoded, source: Path, source_size: int, work_dir: Path) 
         changes.append(Message("input_image.note_resized", before=f"{width}x{height}",
                                after=f"{target[0]}x{target[1]}"))
 
-    output = _Output(
+    output = Output(
         stem=work_dir / f"input-{uuid4().hex}",
         source_format=source_format,
         source_size=source_size,
         untouched=untouched and target == (width, height),
-        icc_profile=_matching_icc(image.info.get("icc_profile"), image.mode, picture.mode),
+        icc_profile=matching_icc(image.info.get("icc_profile"), image.mode, picture.mode),
     )
     work_dir.mkdir(parents=True, exist_ok=True)
-    return _write(picture, changes, output)
+    return write_picture(picture, changes, output)
 
 
 def _orientation(image: Image.Image) -> int:
@@ -338,146 +270,6 @@ def _fitted_size(width: int, height: int) -> tuple[int, int]:
     return (MAX_SIDE, short) if width >= height else (short, MAX_SIDE)
 
 
-# --- High bit depth --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Tones:
-    """How a picture of more than 8 bits a sample becomes an 8-bit one: its own lowest value
-    becomes 0 and its highest 255, so a 12-bit scan (0..4095 in a 16-bit file) or a float
-    picture of 0.0..0.2 keeps its full contrast instead of coming out black."""
-
-    low: float
-    high: float
-    flat_grey: int  # what a picture of one single value becomes: there is no range to spread
-    note: Message
-
-    def to_eight_bit(self, band: Image.Image) -> Image.Image:
-        if band.mode in ("RGB", "RGBA"):  # 16-bit colour, already cut to 8 bits by Pillow
-            scale = 255 / (self.high - self.low)
-            lut = [min(255, max(0, round((value - self.low) * scale))) for value in range(256)]
-            return band.point(lut * 3 + (list(range(256)) if band.mode == "RGBA" else []))
-        if self.high <= self.low:
-            return Image.new("L", band.size, self.flat_grey)
-        scale = 255 / (self.high - self.low)
-        # + 0.5: converting F to L truncates (and clips to 0..255); this makes it round.
-        offset = 0.5 - self.low * scale
-        return band.convert("F").point(lambda value: value * scale + offset).convert("L")
-
-
-def _tones(image: Image.Image, stored_bits: int | None) -> _Tones | None:
-    """The tone mapping a deep picture needs, or None for an 8-bit one. Uses the real extremes
-    rather than percentiles: nothing is clipped, so highlights meant to be the brightest part
-    stay distinct, and an outlier can only make the picture flatter, never wrong."""
-    if image.mode in ("RGB", "RGBA") and stored_bits == 16:
-        lows, highs = zip(*image.getextrema()[:3], strict=True)
-        low, high = min(lows), max(highs)
-        if high - low in (0, 255):  # already spans the range, or one colour: leave it
-            return None
-        return _Tones(low, high, 0, Message("input_image.note_deep_colour"))
-    if not (image.mode in ("I", "F") or image.mode.startswith("I;")):
-        return None
-    low, high = _grey_extremes(image)
-    if image.mode == "F":
-        depth = Message("input_image.depth_float")
-        shown_low, shown_high = f"{low:.4g}", f"{high:.4g}"
-        # One value: as its format means it, 0.0..1.0 black to white.
-        flat = round(min(1.0, max(0.0, low)) * 255)
-    else:
-        bits = stored_bits or (32 if image.mode == "I" else 16)
-        depth = Message("input_image.depth_bits", bits=bits)
-        shown_low, shown_high = f"{int(low)}", f"{int(high)}"
-        flat = round(min(1.0, max(0.0, low / (2**bits - 1))) * 255)
-    if high > low:
-        note = Message("input_image.note_deep", depth=depth, low=shown_low, high=shown_high)
-    else:
-        note = Message("input_image.note_deep_flat", depth=depth, value=shown_low)
-    return _Tones(low, high, flat, note)
-
-
-def _grey_extremes(image: Image.Image) -> tuple[float, float]:
-    """The lowest and highest value, a band at a time (getextrema() does not take every 16-bit
-    mode, and a float copy of the whole picture would be 4 bytes a pixel). Refuses a float
-    picture holding infinities or NaN, which have no place on a scale."""
-    low, high = math.inf, -math.inf
-    rows = _band_rows(image.width)
-    for top in range(0, image.height, rows):
-        band = image.crop((0, top, image.width, min(top + rows, image.height))).convert("F")
-        if image.mode == "F":
-            # NaN slips through getextrema's comparisons; max(x, -1e30) turns it into -1e30,
-            # which the check below then catches like an infinity.
-            band = ImageMath.lambda_eval(lambda a: a["min"](a["max"](a["x"], -1e30), 1e30), x=band)
-        band_low, band_high = cast(tuple[float, float], band.getextrema())  # one band: (low, high)
-        low, high = min(low, band_low), max(high, band_high)
-    if image.mode == "F" and (low <= -1e30 or high >= 1e30):
-        raise UnusableImage(IMAGE, f"{image.width}x{image.height}", Message("input_image.rule_not_finite"))
-    return low, high
-
-
-# --- Scaling, a band of rows at a time --------------------------------------------------------
-
-
-class _Bands:
-    """Turns a band of the decoded picture into one that scales well and that PNG and JPEG
-    writers take: L or RGB, RGBA while transparency remains to be dealt with, and 1 or P only
-    when no scaling follows (Pillow would quietly scale those with NEAREST). Remembers the
-    lowest alpha seen, at full size, before scaling could smooth a lone see-through pixel away."""
-
-    def __init__(self, tones: _Tones | None, *, keep_small_modes: bool) -> None:
-        self.tones = tones
-        self.keep_small_modes = keep_small_modes
-        self.lowest_alpha: int | None = None  # None: no transparency data
-
-    def convert(self, band: Image.Image) -> Image.Image:
-        if self.tones is not None:
-            band = self.tones.to_eight_bit(band)
-            if band.mode == "L":
-                return band
-        if band.has_transparency_data:
-            if band.mode == "La":  # premultiplied grey: Pillow has no direct route to RGBA
-                band = band.convert("LA")
-            if band.mode != "RGBA":
-                band = band.convert("RGBA")
-            extremes = cast(tuple[tuple[int, int], ...], band.getextrema())  # RGBA: (low, high) per band
-            low = extremes[3][0]
-            self.lowest_alpha = low if self.lowest_alpha is None else min(self.lowest_alpha, low)
-            return band
-        if band.mode in ("L", "RGB") or (self.keep_small_modes and band.mode in ("1", "P")):
-            return band
-        return band.convert("L" if band.mode == "1" else "RGB")
-
-
-def _band_rows(width: int) -> int:
-    return max(1, _BAND_PIXELS // max(1, width))
-
-
-def _scaled(image: Image.Image, size: tuple[int, int], bands: _Bands) -> Image.Image:
-    """`image` converted by `bands` and scaled to `size` with LANCZOS. Works on bands of rows,
-    each cut with the margin the filter reaches into, so the result is the one a whole-picture
-    resize would give (but for rounding between Pillow's two passes, which it may run in the
-    other order on a band) without ever holding a converted full-size copy."""
-    if image.size == size:
-        return bands.convert(image)  # at most 2000x2000: small enough to convert whole
-    width, height = image.size
-    row_scale = height / size[1]
-    margin = math.ceil(_LANCZOS_SUPPORT * max(row_scale, 1.0)) + 2
-    rows_out = max(1, math.floor(_band_rows(width) / row_scale))
-    result: Image.Image | None = None
-    for top in range(0, size[1], rows_out):
-        bottom = min(top + rows_out, size[1])
-        first, last = top * row_scale, bottom * row_scale  # the source rows these output rows cover
-        cut_top = max(0, math.floor(first) - margin)
-        cut_bottom = min(height, math.ceil(last) + margin)
-        band = bands.convert(image.crop((0, cut_top, width, cut_bottom)))
-        scaled = band.resize((size[0], bottom - top), Image.Resampling.LANCZOS,
-                             box=(0, first - cut_top, width, last - cut_top))
-        if result is None:
-            result = Image.new(scaled.mode, size)
-        result.paste(scaled, (0, top))
-    assert result is not None
-    return result
-
-
 def _without_alpha(picture: Image.Image, lowest_alpha: int | None, changes: list[Message]) -> Image.Image:
     """EvoLink refuses any picture with an alpha channel, even one where nothing is see-through:
     fill transparent areas with white, or just drop a channel that is fully opaque. Done on the
@@ -494,85 +286,5 @@ def _without_alpha(picture: Image.Image, lowest_alpha: int | None, changes: list
     return flat
 
 
-# --- Writing ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Output:
-    stem: Path             # the new file's path without its extension
-    source_format: str
-    source_size: int
-    untouched: bool        # same pixels as the source: here only for its format or its size
-    icc_profile: bytes | None
-
-
-def _write(picture: Image.Image, changes: list[Message], output: _Output) -> PreparedImage:
-    """Encode the picture: photos (JPEG, HEIC, AVIF) become JPEG (a lossless copy of them would
-    only bloat), anything else becomes PNG. When that is over MAX_INPUT_BYTES, fall back to JPEG
-    at falling qualities."""
-    png_size = None
-    # An untouched PNG is here only for being too big, and the same pixels as PNG again would be
-    # about as big: straight to JPEG then. An untouched BMP, say, may well fit as PNG.
-    photo = output.source_format in _PHOTO_FORMATS
-    if not photo and not (output.untouched and output.source_format == "PNG"):
-        path = output.stem.with_suffix(".png")
-        picture.save(path, "PNG", icc_profile=output.icc_profile)
-        png_size = path.stat().st_size
-        if png_size <= MAX_INPUT_BYTES:
-            if output.source_format != "PNG":
-                changes.append(Message("input_image.note_converted", format=output.source_format))
-            return PreparedImage(path, "PNG", *picture.size, png_size, tuple(changes))
-        path.unlink()
-
-    path = output.stem.with_suffix(".jpg")
-    sizes = _write_jpeg(picture, path, output.icc_profile)
-    size = sizes[-1]
-    if photo and output.source_format != "JPEG":
-        changes.append(Message("input_image.note_converted_jpeg", format=output.source_format))
-    shrunk = _shrink_sentence(output, png_size, sizes)
-    if shrunk:
-        changes.append(shrunk)
-    log.info("Input written as JPEG after %d tries: %d bytes (source %d bytes)",
-             len(sizes), size, output.source_size)
-    return PreparedImage(path, "JPEG", *picture.size, size, tuple(changes))
-
-
-def _write_jpeg(picture: Image.Image, path: Path, icc_profile: bytes | None) -> list[int]:
-    """Save at falling qualities until the file fits; return the size of each try."""
-    if picture.mode not in ("L", "RGB"):
-        picture = picture.convert("L" if picture.mode == "1" else "RGB")
-    sizes: list[int] = []
-    for quality in JPEG_QUALITIES:
-        picture.save(path, "JPEG", quality=quality, optimize=True, icc_profile=icc_profile)
-        sizes.append(path.stat().st_size)
-        if sizes[-1] <= MAX_INPUT_BYTES:
-            return sizes
-    path.unlink()
-    raise UnusableImage(IMAGE, f"{picture.width}x{picture.height}",
-                        Message("input_image.rule_jpeg_too_big", limit=megabytes(MAX_INPUT_BYTES)))
-
-
-def _shrink_sentence(output: _Output, png_size: int | None, jpeg_sizes: list[int]) -> Message | None:
-    """Why the member gets a JPEG, when size was the reason; None when it was not (a photo that
-    was repaired or converted and fitted at the first quality)."""
-    sent = megabytes(jpeg_sizes[-1])
-    if output.untouched and output.source_size > MAX_INPUT_BYTES:
-        return Message("input_image.note_shrunk", before=megabytes(output.source_size), sent=sent)
-    first = png_size if png_size is not None else jpeg_sizes[0]
-    if first <= MAX_INPUT_BYTES:
-        return None
-    kind = "PNG" if png_size is not None else "JPEG"
-    return Message("input_image.note_over_limit", format=kind, size=megabytes(first),
-                   limit=megabytes(MAX_INPUT_BYTES), sent=sent)
-
-
-def _matching_icc(icc_profile: bytes | None, source_mode: str, output_mode: str) -> bytes | None:
-    """Keep the colour profile (phones shoot Display P3) only when the output is in the colour
-    space it describes: a CMYK profile on RGB pixels would be worse than none."""
-    family = {"1": "grey", "L": "grey", "LA": "grey", "La": "grey", "I": "grey", "I;16": "grey",
-              "F": "grey", "RGB": "rgb", "RGBA": "rgb", "RGBa": "rgb", "RGBX": "rgb", "P": "rgb",
-              "PA": "rgb"}
-    source_family = family.get(source_mode, "grey" if source_mode.startswith("I;16") else None)
-    if not icc_profile or source_family is None or source_family != family.get(output_mode):
-        return None
-    return icc_profile
+__all__ = ["ACCEPTED_FORMATS", "MAX_INPUT_BYTES", "MAX_INPUT_PIXELS", "MAX_SIDE", "MIN_SIDE", "PreparedImage",
+           "UnusableImage", "prepare_input_image"]
