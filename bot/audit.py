@@ -54,7 +54,7 @@ async def record(
     as a datetime, are written as their text)."""
     await tx.execute(
         "INSERT INTO audit_log (guild_id, actor_id, action, target_user_id, target_role_id, "
-        "details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (guild_id, actor_id, action.value, target_user_id, target_role_id,
-         json.dumps(dict(details), default=str), to_millis(at)),
+        "details, created_at) VALUES (:guild, :actor, :action, :user, :role, :details, :at)",
+        {"guild": guild_id, "actor": actor_id, "action": action.value, "user": target_user_id,
+         "role": target_role_id, "details": json.dumps(dict(details), default=str), "at": to_millis(at)},
     )

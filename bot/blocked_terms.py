@@ -28,7 +28,7 @@ from typing import TypeVar
 from bot import audit, pattern_matching
 from bot.audit import AuditAction
 from bot.clock import Clock
-from bot.db import Database, Row
+from bot.db import Database, Params, Row
 from bot.errors import UserFacingError
 from bot.i18n import ENGLISH, Message
 from bot.pattern_matching import CHECK_BUDGET_SECONDS, Refusal, normalise
@@ -152,7 +152,7 @@ class BlockedTerms:
             # Inside the write transaction, so two concurrent adds cannot both pass these checks.
             row = await tx.fetchone(
                 "SELECT COUNT(*) AS n, COALESCE(SUM(is_regex), 0) AS patterns FROM blocked_terms "
-                "WHERE guild_id = ?", (guild_id,))
+                "WHERE guild_id = :guild", {"guild": guild_id})
             assert row is not None  # an aggregate always answers one row
             if row["n"] >= MAX_TERMS_PER_GUILD:
                 raise InvalidTerm(Message("blocked_terms.subject_full", count=row["n"]),
@@ -162,13 +162,13 @@ class BlockedTerms:
                                   Message("blocked_terms.rule_patterns_cap", max=MAX_PATTERNS_PER_GUILD))
             if is_regex:
                 duplicate = await tx.fetchone(
-                    "SELECT 1 FROM blocked_terms WHERE guild_id = ? AND is_regex = 1 AND term = ?",
-                    (guild_id, text)) is not None
+                    "SELECT 1 FROM blocked_terms WHERE guild_id = :guild AND is_regex = 1 AND term = :term",
+                    {"guild": guild_id, "term": text}) is not None
             else:
                 # "Bad" and "bad" are the same term once normalised; the UNIQUE constraint only
                 # sees the text as typed.
                 plain = await tx.fetchall(
-                    "SELECT term FROM blocked_terms WHERE guild_id = ? AND is_regex = 0", (guild_id,))
+                    "SELECT term FROM blocked_terms WHERE guild_id = :guild AND is_regex = 0", {"guild": guild_id})
                 duplicate = any(normalise(r["term"]) == key for r in plain)
             if duplicate:
                 raise InvalidTerm(_subject(text, is_regex), Message("blocked_terms.rule_duplicate"))
@@ -176,8 +176,8 @@ class BlockedTerms:
             created_at = _millis(now)
             term_id = await tx.insert(
                 "INSERT INTO blocked_terms (guild_id, term, is_regex, added_by, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (guild_id, text, int(is_regex), added_by, created_at))
+                "VALUES (:guild, :term, :regex, :by, :at) RETURNING id",
+                {"guild": guild_id, "term": text, "regex": int(is_regex), "by": added_by, "at": created_at})
             await audit.record(tx, at=now, guild_id=guild_id, actor_id=added_by,
                                action=AuditAction.BLOCKED_TERM_ADD, details={"term": text, "regex": is_regex})
         self._invalidate(guild_id)
@@ -188,23 +188,24 @@ class BlockedTerms:
         pattern share it, the plain one. Returns the term removed (its audit row written in the
         same transaction), or None when nothing matched (nothing written)."""
         return await self._remove(
-            f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = ? AND term = ? "
+            f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = :guild AND term = :term "
             "ORDER BY is_regex, id LIMIT 1",
-            (guild_id, term.strip()), actor_id)
+            {"guild": guild_id, "term": term.strip()}, actor_id)
 
     async def remove_by_id(self, guild_id: int, term_id: int, *, actor_id: int) -> BlockedTerm | None:
         return await self._remove(
-            f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = ? AND id = ?", (guild_id, term_id), actor_id)
+            f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = :guild AND id = :id",
+            {"guild": guild_id, "id": term_id}, actor_id)
 
-    async def _remove(self, select: str, params: tuple, actor_id: int) -> BlockedTerm | None:
+    async def _remove(self, select: str, params: Params, actor_id: int) -> BlockedTerm | None:
         # Every select is scoped by guild_id, and the delete by the row found, so one guild can
         # never remove another's term.
         async with self._db.transaction() as tx:
             row = await tx.fetchone(select, params)
             if row is None:
                 return None
-            await tx.execute("DELETE FROM blocked_terms WHERE id = ? AND guild_id = ?",
-                             (row["id"], row["guild_id"]))
+            await tx.execute("DELETE FROM blocked_terms WHERE id = :id AND guild_id = :guild",
+                             {"id": row["id"], "guild": row["guild_id"]})
             removed = BlockedTerm.from_row(row)
             await audit.record(tx, at=self._clock.now(), guild_id=removed.guild_id, actor_id=actor_id,
                                action=AuditAction.BLOCKED_TERM_REMOVE,
@@ -214,8 +215,8 @@ class BlockedTerms:
 
     async def list(self, guild_id: int) -> list[BlockedTerm]:
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = ? ORDER BY created_at, id",
-            (guild_id,))
+            f"SELECT {_COLUMNS} FROM blocked_terms WHERE guild_id = :guild ORDER BY created_at, id",
+            {"guild": guild_id})
         return [BlockedTerm.from_row(row) for row in rows]
 
     async def check(self, guild_id: int, prompt: str) -> None:

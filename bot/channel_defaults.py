@@ -137,8 +137,8 @@ class ChannelDefaultsStore:
     async def get(self, guild_id: int, channel_id: int, tx: Transaction | None = None) -> ChannelDefaults:
         """The channel's defaults (all None if it has none). Pass `tx` inside a transaction: the
         database's lock is held by it, so a read outside it would wait forever."""
-        sql = "SELECT * FROM channel_defaults WHERE guild_id = ? AND channel_id = ?"
-        params = (guild_id, channel_id)
+        sql = "SELECT * FROM channel_defaults WHERE guild_id = :guild AND channel_id = :channel"
+        params = {"guild": guild_id, "channel": channel_id}
         row = await (tx.fetchone(sql, params) if tx is not None else self._db.fetchone(sql, params))
         return self._from_row(row) if row is not None else ChannelDefaults()
 
@@ -155,8 +155,8 @@ class ChannelDefaultsStore:
         async with self._within(tx) as write:
             await write.execute(
                 "INSERT INTO channel_defaults (guild_id, channel_id, updated_by, updated_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id, channel_id) DO NOTHING",
-                (guild_id, channel_id, actor_id, now),
+                "VALUES (:guild, :channel, :actor, :now) ON CONFLICT (guild_id, channel_id) DO NOTHING",
+                {"guild": guild_id, "channel": channel_id, "actor": actor_id, "now": now},
             )
             # Column names come from OPTIONS (checked_value refused anything else), never from input.
             assignments = ", ".join(f"{option} = :{option}" for option in values)
@@ -188,14 +188,14 @@ class ChannelDefaultsStore:
                 return ()
             if set(current.options_set) <= set(cleared):
                 # Nothing left: no row, rather than a row of NULLs.
-                await write.execute("DELETE FROM channel_defaults WHERE guild_id = ? AND channel_id = ?",
-                                    (guild_id, channel_id))
+                await write.execute("DELETE FROM channel_defaults WHERE guild_id = :guild AND channel_id = :channel",
+                                    {"guild": guild_id, "channel": channel_id})
             else:
                 assignments = ", ".join(f"{option} = NULL" for option in cleared)
                 await write.execute(
-                    f"UPDATE channel_defaults SET {assignments}, updated_by = ?, updated_at = ? "
-                    "WHERE guild_id = ? AND channel_id = ?",
-                    (actor_id, self._now(), guild_id, channel_id),
+                    f"UPDATE channel_defaults SET {assignments}, updated_by = :actor, updated_at = :now "
+                    "WHERE guild_id = :guild AND channel_id = :channel",
+                    {"actor": actor_id, "now": self._now(), "guild": guild_id, "channel": channel_id},
                 )
             await audit.record(write, at=self._clock.now(), guild_id=guild_id, actor_id=actor_id,
                                action=AuditAction.DEFAULTS_CLEAR,

@@ -190,13 +190,13 @@ class CreditLedger:
         now = to_millis(self._clock.now())
         await tx.execute(
             "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount, reason, created_at) "
-            "VALUES (?, ?, ?, 'reserve', ?, 'job submitted', ?)",
-            (guild_id, user_id, job_id, amount, now),
+            "VALUES (:guild, :user, :job, 'reserve', :amount, 'job submitted', :now)",
+            {"guild": guild_id, "user": user_id, "job": job_id, "amount": amount, "now": now},
         )
         await tx.execute(
             "INSERT INTO credit_holds (job_id, guild_id, user_id, amount, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (job_id, guild_id, user_id, amount, now),
+            "VALUES (:job, :guild, :user, :amount, :now)",
+            {"job": job_id, "guild": guild_id, "user": user_id, "amount": amount, "now": now},
         )
         return balance
 
@@ -276,8 +276,9 @@ class CreditLedger:
             now = self._clock.now()
             await tx.execute(
                 "INSERT INTO ledger (guild_id, user_id, kind, amount, reason, actor_id, created_at) "
-                "VALUES (?, ?, 'grant', ?, ?, ?, ?)",
-                (guild_id, user_id, amount, reason, actor_id, to_millis(now)),
+                "VALUES (:guild, :user, 'grant', :amount, :reason, :actor, :now)",
+                {"guild": guild_id, "user": user_id, "amount": amount, "reason": reason, "actor": actor_id,
+                 "now": to_millis(now)},
             )
             await audit.record(tx, at=now, guild_id=guild_id, actor_id=actor_id, action=AuditAction.GRANT,
                                target_user_id=user_id, details={"amount": amount, "reason": reason})
@@ -298,16 +299,16 @@ class CreditLedger:
             settings = await self._quotas.guild_settings(tx, guild_id)
             start, end = settings.period.bounds(self._clock.now())
             rows = await tx.fetchall(
-                "SELECT user_id, SUM(amount) AS spent, COUNT(*) AS jobs FROM ledger "
-                "WHERE guild_id = ? AND kind = 'settle' AND created_at >= ? AND created_at < ? "
-                "GROUP BY user_id ORDER BY spent DESC, user_id LIMIT ?",
-                (guild_id, to_millis(start), to_millis(end), limit),
+                "SELECT user_id, CAST(SUM(amount) AS BIGINT) AS spent, COUNT(*) AS jobs FROM ledger "
+                "WHERE guild_id = :guild AND kind = 'settle' AND created_at >= :start AND created_at < :end "
+                "GROUP BY user_id ORDER BY spent DESC, user_id LIMIT :limit",
+                {"guild": guild_id, "start": to_millis(start), "end": to_millis(end), "limit": limit},
             )
         return settings.period, [(row["user_id"], row["spent"], row["jobs"]) for row in rows]
 
     async def held_for(self, job_id: int) -> int | None:
         """What a job's open reservation holds; None once it is closed (or if it never held)."""
-        row = await self._db.fetchone("SELECT amount FROM credit_holds WHERE job_id = ?", (job_id,))
+        row = await self._db.fetchone("SELECT amount FROM credit_holds WHERE job_id = :job", {"job": job_id})
         return row["amount"] if row else None
 
     async def job_costs(self, job_ids: Iterable[int]) -> dict[int, JobCost]:
@@ -317,10 +318,12 @@ class CreditLedger:
         costs = dict.fromkeys(ids, JobCost())
         if not ids:
             return costs
-        placeholders = ", ".join("?" for _ in ids)
+        # Parameters by position in the list (names made here, never from input).
+        params = {f"job{index}": job_id for index, job_id in enumerate(ids)}
         rows = await self._db.fetchall(
             "SELECT job_id, kind, amount FROM ledger "
-            f"WHERE kind IN ('settle', 'refund') AND job_id IN ({placeholders})", ids,
+            f"WHERE kind IN ('settle', 'refund') AND job_id IN ({', '.join(':' + name for name in params)})",
+            params,
         )
         # A job is closed once (settled or refunded), so it has at most one of these rows.
         for row in rows:
@@ -336,7 +339,7 @@ class CreditLedger:
         """Every ledger row of one guild, oldest first (for the CSV export)."""
         rows = await self._db.fetchall(
             "SELECT id, created_at, user_id, job_id, kind, amount, reason, actor_id FROM ledger "
-            "WHERE guild_id = ? ORDER BY id", (guild_id,),
+            "WHERE guild_id = :guild ORDER BY id", {"guild": guild_id},
         )
         return [cast(LedgerRow, dict(row)) for row in rows]
 
@@ -362,16 +365,16 @@ class CreditLedger:
         row = await tx.fetchone(
             """
             SELECT
-              COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0) AS spent,
-              COALESCE(SUM(CASE WHEN kind IN ('grant', 'adjust') THEN amount END), 0) AS granted
+              CAST(COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0) AS BIGINT) AS spent,
+              CAST(COALESCE(SUM(CASE WHEN kind IN ('grant', 'adjust') THEN amount END), 0) AS BIGINT) AS granted
             FROM ledger
             WHERE guild_id = :guild AND user_id = :user AND created_at >= :start AND created_at < :end
             """,
             {"guild": guild_id, "user": user_id, "start": to_millis(start), "end": to_millis(end)},
         )
         holds = await tx.fetchone(
-            "SELECT COALESCE(SUM(amount), 0) AS held, COUNT(*) AS jobs FROM credit_holds "
-            "WHERE guild_id = ? AND user_id = ?", (guild_id, user_id),
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS held, COUNT(*) AS jobs FROM credit_holds "
+            "WHERE guild_id = :guild AND user_id = :user", {"guild": guild_id, "user": user_id},
         )
         assert row is not None and holds is not None
         defaults = self._quotas.defaults
@@ -392,7 +395,7 @@ class CreditLedger:
         self, tx: Transaction, job_id: int, kind: str, charge: int | None, reason: str
     ) -> int | None:
         hold = await tx.fetchone(
-            "DELETE FROM credit_holds WHERE job_id = ? RETURNING guild_id, user_id, amount", (job_id,)
+            "DELETE FROM credit_holds WHERE job_id = :job RETURNING guild_id, user_id, amount", {"job": job_id}
         )
         if hold is None:
             return None
@@ -403,14 +406,15 @@ class CreditLedger:
         now = self._clock.now()
         await tx.execute(
             "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount, reason, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (hold["guild_id"], hold["user_id"], job_id, kind, amount, reason, to_millis(now)),
+            "VALUES (:guild, :user, :job, :kind, :amount, :reason, :now)",
+            {"guild": hold["guild_id"], "user": hold["user_id"], "job": job_id, "kind": kind, "amount": amount,
+             "reason": reason, "now": to_millis(now)},
         )
         if kind == "settle":
             await tx.execute(
-                "INSERT INTO daily_spend (day, guild_id, amount) VALUES (?, ?, ?) "
-                "ON CONFLICT (day, guild_id) DO UPDATE SET amount = amount + excluded.amount",
-                (to_millis(Period.DAY.bounds(now)[0]), hold["guild_id"], amount),
+                "INSERT INTO daily_spend (day, guild_id, amount) VALUES (:day, :guild, :amount) "
+                "ON CONFLICT (day, guild_id) DO UPDATE SET amount = daily_spend.amount + excluded.amount",
+                {"day": to_millis(Period.DAY.bounds(now)[0]), "guild": hold["guild_id"], "amount": amount},
             )
         return amount
 
@@ -422,18 +426,20 @@ class CreditLedger:
     async def _spent(self, tx: Transaction, start: datetime, end: datetime,
                      guild_id: int | None = None) -> int:
         """Settled in [start, end), two UTC midnights: from the per-day totals, not the ledger rows."""
+        # One guild's, or (None) every guild's together.
         row = await tx.fetchone(
-            "SELECT COALESCE(SUM(amount), 0) AS spent FROM daily_spend "
-            "WHERE day >= ? AND day < ? AND (? IS NULL OR guild_id = ?)",
-            (to_millis(start), to_millis(end), guild_id, guild_id),
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS spent FROM daily_spend "
+            "WHERE day >= :start AND day < :end" + ("" if guild_id is None else " AND guild_id = :guild"),
+            {"start": to_millis(start), "end": to_millis(end), "guild": guild_id},
         )
         assert row is not None
         return row["spent"]
 
     async def _held(self, tx: Transaction, guild_id: int | None = None) -> int:
         row = await tx.fetchone(
-            "SELECT COALESCE(SUM(amount), 0) AS held FROM credit_holds "
-            "WHERE (? IS NULL OR guild_id = ?)", (guild_id, guild_id),
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS held FROM credit_holds"
+            + ("" if guild_id is None else " WHERE guild_id = :guild"),
+            {"guild": guild_id},
         )
         assert row is not None
         return row["held"]

@@ -145,7 +145,7 @@ class QuotaStore:
     # -- reads (inside a caller's transaction, so a reservation sees one consistent state) ----
 
     async def guild_settings(self, tx: Transaction, guild_id: int) -> GuildQuotaSettings:
-        row = await tx.fetchone("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        row = await tx.fetchone("SELECT * FROM guild_settings WHERE guild_id = :guild", {"guild": guild_id})
         defaults = self.defaults
         if row is None:
             return GuildQuotaSettings(guild_id, defaults.period, defaults.allowance, None,
@@ -162,14 +162,14 @@ class QuotaStore:
 
     async def role_allowances(self, tx: Transaction, guild_id: int) -> dict[int, int]:
         rows = await tx.fetchall(
-            "SELECT role_id, allowance FROM role_allowances WHERE guild_id = ?", (guild_id,)
+            "SELECT role_id, allowance FROM role_allowances WHERE guild_id = :guild", {"guild": guild_id}
         )
         return {row["role_id"]: row["allowance"] for row in rows}
 
     async def member(self, tx: Transaction, guild_id: int, user_id: int) -> MemberQuota:
         row = await tx.fetchone(
             "SELECT allowance, blocked, block_reason FROM member_quotas "
-            "WHERE guild_id = ? AND user_id = ?", (guild_id, user_id),
+            "WHERE guild_id = :guild AND user_id = :user", {"guild": guild_id, "user": user_id},
         )
         if row is None:
             return MemberQuota()
@@ -179,15 +179,15 @@ class QuotaStore:
         """Members with a personal allowance or a block, for /quota show."""
         rows = await tx.fetchall(
             "SELECT user_id, allowance, blocked, block_reason FROM member_quotas "
-            "WHERE guild_id = ? AND (allowance IS NOT NULL OR blocked) ORDER BY user_id",
-            (guild_id,),
+            "WHERE guild_id = :guild AND (allowance IS NOT NULL OR blocked = 1) ORDER BY user_id",
+            {"guild": guild_id},
         )
         return [(row["user_id"], MemberQuota(row["allowance"], bool(row["blocked"]),
                                              row["block_reason"])) for row in rows]
 
     async def moderator_role(self, guild_id: int) -> int | None:
         row = await self._db.fetchone(
-            "SELECT moderator_role_id FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            "SELECT moderator_role_id FROM guild_settings WHERE guild_id = :guild", {"guild": guild_id}
         )
         return row["moderator_role_id"] if row else None
 
@@ -200,7 +200,7 @@ class QuotaStore:
 
     async def log_channel(self, guild_id: int) -> int | None:
         row = await self._db.fetchone(
-            "SELECT log_channel_id FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            "SELECT log_channel_id FROM guild_settings WHERE guild_id = :guild", {"guild": guild_id}
         )
         return row["log_channel_id"] if row else None
 
@@ -237,14 +237,14 @@ class QuotaStore:
         async with self._db.transaction() as tx:
             settings = await self.guild_settings(tx, guild_id)
             if allowance is None:
-                await tx.execute("DELETE FROM role_allowances WHERE guild_id = ? AND role_id = ?",
-                                 (guild_id, role_id))
+                await tx.execute("DELETE FROM role_allowances WHERE guild_id = :guild AND role_id = :role",
+                                 {"guild": guild_id, "role": role_id})
             else:
                 self.check_member_allowance("amount", allowance, settings.period)
                 await tx.execute(
-                    "INSERT INTO role_allowances (guild_id, role_id, allowance) VALUES (?, ?, ?) "
+                    "INSERT INTO role_allowances (guild_id, role_id, allowance) VALUES (:guild, :role, :allowance) "
                     "ON CONFLICT (guild_id, role_id) DO UPDATE SET allowance = excluded.allowance",
-                    (guild_id, role_id, allowance),
+                    {"guild": guild_id, "role": role_id, "allowance": allowance},
                 )
             await self._audit(tx, guild_id, actor_id, AuditAction.SET_ROLE, {"allowance": allowance},
                               target_role_id=role_id)
@@ -297,14 +297,14 @@ class QuotaStore:
         them. Returns the settings afterwards."""
         assert set(columns) <= _GUILD_COLUMNS, columns  # column names never come from input
         await tx.execute(
-            "INSERT INTO guild_settings (guild_id, period, updated_at) VALUES (?, ?, ?) "
+            "INSERT INTO guild_settings (guild_id, period, updated_at) VALUES (:guild, :period, :now) "
             "ON CONFLICT (guild_id) DO NOTHING",
-            (guild_id, self.defaults.period, self._now()),
+            {"guild": guild_id, "period": self.defaults.period.value, "now": self._now()},
         )
         assignments = ", ".join(f"{column} = :{column}" for column in columns)
         await tx.execute(
             f"UPDATE guild_settings SET {assignments}, updated_at = :now WHERE guild_id = :guild",
-            {**columns, "now": self._now(), "guild": guild_id},
+            {**_stored(columns), "now": self._now(), "guild": guild_id},
         )
         await self._audit(tx, guild_id, actor_id, action, columns)
         return await self.guild_settings(tx, guild_id)
@@ -313,13 +313,13 @@ class QuotaStore:
                              action: AuditAction, columns: dict[str, object]) -> GuildQuotaSettings:
         assert set(columns) <= {"allowance", "blocked", "block_reason"}, columns
         await tx.execute(
-            "INSERT INTO member_quotas (guild_id, user_id) VALUES (?, ?) "
-            "ON CONFLICT (guild_id, user_id) DO NOTHING", (guild_id, user_id),
+            "INSERT INTO member_quotas (guild_id, user_id) VALUES (:guild, :user) "
+            "ON CONFLICT (guild_id, user_id) DO NOTHING", {"guild": guild_id, "user": user_id},
         )
         assignments = ", ".join(f"{column} = :{column}" for column in columns)
         await tx.execute(
             f"UPDATE member_quotas SET {assignments} WHERE guild_id = :guild AND user_id = :user",
-            {**columns, "guild": guild_id, "user": user_id},
+            {**_stored(columns), "guild": guild_id, "user": user_id},
         )
         await self._audit(tx, guild_id, actor_id, action, columns, target_user_id=user_id)
         return await self.guild_settings(tx, guild_id)
@@ -332,6 +332,12 @@ class QuotaStore:
 
     def _now(self) -> int:
         return to_millis(self._clock.now())
+
+
+def _stored(columns: dict[str, object]) -> dict[str, object]:
+    """Values as the columns hold them: flags are integers (0 or 1) on both engines, periods text."""
+    return {column: int(value) if isinstance(value, bool) else value.value if isinstance(value, Period) else value
+            for column, value in columns.items()}
 
 
 def _or(value: int | None, default: int) -> int:

@@ -113,21 +113,23 @@ class JobStore:
         return await tx.insert(
             "INSERT INTO jobs (kind, guild_id, channel_id, user_id, interaction_id, request, state, "
             "created_at, updated_at, locale, parent_job_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-            (kind, guild_id, channel_id, user_id, interaction_id, json.dumps(request), now, now,
-             locale, parent_job_id),
+            "VALUES (:kind, :guild, :channel, :user, :interaction, :request, 'queued', :now, :now, :locale, "
+            ":parent) RETURNING id",
+            {"kind": kind.value, "guild": guild_id, "channel": channel_id, "user": user_id,
+             "interaction": interaction_id, "request": json.dumps(request), "now": now, "locale": locale,
+             "parent": parent_job_id},
         )
 
     async def get(self, job_id: int) -> Job:
-        row = await self._db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = await self._db.fetchone("SELECT * FROM jobs WHERE id = :id", {"id": job_id})
         if row is None:
             raise KeyError(f"job {job_id} does not exist")
         return Job.from_row(row)
 
     async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
         rows = await self._db.fetchall(
-            "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
-            (guild_id, user_id, limit),
+            "SELECT * FROM jobs WHERE guild_id = :guild AND user_id = :user ORDER BY id DESC LIMIT :limit",
+            {"guild": guild_id, "user": user_id, "limit": limit},
         )
         return [Job.from_row(row) for row in rows]
 
@@ -147,8 +149,8 @@ class JobStore:
     async def set_message(self, job_id: int, message_id: int) -> None:
         async with self._db.transaction() as tx:
             await tx.execute(
-                "UPDATE jobs SET message_id = ?, updated_at = ? WHERE id = ?",
-                (message_id, self._now(), job_id),
+                "UPDATE jobs SET message_id = :message, updated_at = :now WHERE id = :id",
+                {"message": message_id, "now": self._now(), "id": job_id},
             )
 
     async def set_delivered(self, job_id: int, attachments: list[dict[str, Any]]) -> None:
@@ -156,16 +158,16 @@ class JobStore:
         expire, so /show re-reads the message when it can; these are the fallback)."""
         async with self._db.transaction() as tx:
             await tx.execute(
-                "UPDATE jobs SET delivered = ?, updated_at = ? WHERE id = ?",
-                (json.dumps(attachments), self._now(), job_id),
+                "UPDATE jobs SET delivered = :delivered, updated_at = :now WHERE id = :id",
+                {"delivered": json.dumps(attachments), "now": self._now(), "id": job_id},
             )
 
     async def mark_removed(self, job_id: int, removed_by: int) -> None:
         """The result message was deleted on purpose (Delete button): never post it again."""
         async with self._db.transaction() as tx:
             await tx.execute(
-                "UPDATE jobs SET removed_by = ?, updated_at = ? WHERE id = ?",
-                (removed_by, self._now(), job_id),
+                "UPDATE jobs SET removed_by = :by, updated_at = :now WHERE id = :id",
+                {"by": removed_by, "now": self._now(), "id": job_id},
             )
 
     async def mark_submitting(self, job_id: int, *, callback_token: str | None = None) -> None:

@@ -50,7 +50,7 @@ async def test_check_passes_when_everything_is_in_place_and_fails_clearly_otherw
             "(moderators may raise it to at most 200); each server at most 1000 a day; the whole bot at most "
             "2000 a day (MAX_MEMBER_CREDITS_PER_DAY, MAX_SERVER_CREDITS_PER_DAY, BOT_DAILY_BUDGET)")
         assert "logged in as" in lines[1] and "10000 credits left" in lines[2]
-        migrations = len(list((Path(__file__).parents[2] / "bot" / "migrations").glob("*.sql")))
+        migrations = len(list((Path(__file__).parents[2] / "bot" / "migrations").glob("0*.py")))
         assert f"is writable and migrated ({migrations} migrations" in lines[3]
 
         wrong = {**base, "DISCORD_TOKEN": "wrong-bot-token", "EVOLINK_API_KEY": "also-wrong",

@@ -139,7 +139,7 @@ async def test_show_when_every_copy_is_gone_says_why_privately(harness):
         harness.discord.expire_attachment(attachment.id)
     long_ago = to_millis(harness.clock.now() - timedelta(hours=25))
     async with harness.bot.services.db.transaction() as tx:
-        await tx.execute("UPDATE jobs SET finished_at = ? WHERE id = 1", (long_ago,))
+        await tx.execute("UPDATE jobs SET finished_at = :at WHERE id = 1", {"at": long_ago})
     downloads_before = evolink_downloads(harness)
 
     interaction = await show(harness, 1)

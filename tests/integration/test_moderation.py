@@ -203,7 +203,7 @@ async def test_the_csv_export_matches_the_ledger_row_for_row(harness):
     assert attachment.filename.startswith(f"ledger-{GUILD_ID}-") and attachment.filename.endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(attachment.data.decode())))
 
-    ledger = await harness.bot.services.db.fetchall("SELECT * FROM ledger WHERE guild_id = ? ORDER BY id", (GUILD_ID,))
+    ledger = await harness.bot.services.db.fetchall("SELECT * FROM ledger WHERE guild_id = :guild ORDER BY id", {"guild": GUILD_ID})
     assert len(rows) == len(ledger) == 5
     for exported, stored in zip(rows, ledger, strict=True):
         assert int(exported["id"]) == stored["id"]

@@ -153,7 +153,7 @@ async def test_buttons_say_clearly_when_the_job_or_its_inputs_are_gone(harness):
     result = await finished_job(harness, prompt="a red fox")
     db = harness.bot.services.db
     async with db.transaction() as tx:  # as if the job belonged to another server's records
-        await tx.execute("UPDATE jobs SET guild_id = ? WHERE id = 1", (GUILD_ID + 1,))
+        await tx.execute("UPDATE jobs SET guild_id = :guild WHERE id = 1", {"guild": GUILD_ID + 1})
 
     gone = await click(harness, result, "wan:job:1:reroll")
     assert "Job 1 no longer exists in this server's records" in await harness.private_refusal(gone)
@@ -173,7 +173,7 @@ async def _refuses_an_old_video_reroll(harness):
     assert "wan:job:1:animate" not in video.custom_ids(), "a video has nothing to animate"
     spent = (await harness.settled_balance()).spent
     async with harness.bot.services.db.transaction() as tx:
-        await tx.execute("UPDATE jobs SET created_at = created_at - ? WHERE id = 1", (25 * 3600 * 1000,))
+        await tx.execute("UPDATE jobs SET created_at = created_at - :ms WHERE id = 1", {"ms": 25 * 3600 * 1000})
 
     reroll = await click(harness, video.id, "wan:job:1:reroll")
     assert "The picture job 1 started from is gone" in await harness.private_refusal(reroll)

@@ -34,7 +34,7 @@ async def store_worst_patterns(harness) -> None:
         for pattern in patterns:
             await tx.execute(
                 "INSERT INTO blocked_terms (guild_id, term, is_regex, added_by, created_at) "
-                "VALUES (?, ?, 1, ?, 0)", (GUILD_ID, pattern, MOD_ID))
+                "VALUES (:guild, :term, 1, :by, 0)", {"guild": GUILD_ID, "term": pattern, "by": MOD_ID})
 
 
 def answered_at(harness, interaction_id: int) -> float:

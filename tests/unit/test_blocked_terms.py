@@ -60,7 +60,8 @@ async def insert_directly(db, term, *, is_regex, guild=GUILD) -> int:
     async with db.transaction() as tx:
         return await tx.insert(
             "INSERT INTO blocked_terms (guild_id, term, is_regex, added_by, created_at) "
-            "VALUES (?, ?, ?, ?, 0)", (guild, term, int(is_regex), MOD))
+            "VALUES (:guild, :term, :regex, :by, 0) RETURNING id",
+            {"guild": guild, "term": term, "regex": int(is_regex), "by": MOD})
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -185,8 +186,8 @@ async def test_per_guild_limit(db, terms):
     async with db.transaction() as tx:
         for i in range(MAX_TERMS_PER_GUILD):
             await tx.execute(
-                "INSERT INTO blocked_terms (guild_id, term, added_by, created_at) VALUES (?, ?, ?, 0)",
-                (GUILD, f"term{i}", MOD))
+                "INSERT INTO blocked_terms (guild_id, term, added_by, created_at) VALUES (:guild, :term, :by, 0)",
+                {"guild": GUILD, "term": f"term{i}", "by": MOD})
     with pytest.raises(InvalidTerm) as caught:
         await terms.add(GUILD, "one more", is_regex=False, added_by=MOD)
     assert str(caught.value) == "this server already has 200 blocked terms: remove some first"
@@ -248,7 +249,7 @@ async def test_cache_is_used_and_invalidated(db, terms):
 
     # Deleting behind the store's back is not seen: check() answers from the cache.
     async with db.transaction() as tx:
-        await tx.execute("DELETE FROM blocked_terms WHERE id = ?", (added.id,))
+        await tx.execute("DELETE FROM blocked_terms WHERE id = :id", {"id": added.id})
     assert await blocked_by(terms, "bad") == added
 
     again = await terms.add(GUILD, "bad", is_regex=False, added_by=MOD)

@@ -1,6 +1,10 @@
--- The first schema: jobs (the only source of truth for a generation) and the credit ledger.
--- Times are Unix milliseconds (UTC); credits are integer milli-credits (1 credit = 1000).
+"""The first schema: jobs (the only source of truth for a generation) and the credit ledger.
+Times are Unix milliseconds (UTC); credits are integer milli-credits (1 credit = 1000).
+"""
 
+from bot.db.ddl import ddl_step
+
+steps = [ddl_step("""
 CREATE TABLE jobs (
     id                INTEGER PRIMARY KEY,
     kind              TEXT    NOT NULL CHECK (kind IN ('image', 'video')),
@@ -53,3 +57,4 @@ CREATE TABLE credit_holds (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX credit_holds_by_member ON credit_holds (guild_id, user_id);
+""")]

@@ -1,7 +1,12 @@
--- depends: 0002_blocked_terms
--- Moderator-set quotas, per guild, and the audit trail of every change moderators make.
--- Amounts are milli-credits; NULL means "not set here: use the operator's default".
+"""Moderator-set quotas, per guild, and the audit trail of every change moderators make.
+Amounts are milli-credits; NULL means "not set here: use the operator's default".
+"""
 
+from bot.db.ddl import ddl_step
+
+__depends__ = {'0002_blocked_terms'}
+
+steps = [ddl_step("""
 CREATE TABLE guild_settings (
     guild_id            INTEGER PRIMARY KEY,
     period              TEXT    NOT NULL DEFAULT 'day' CHECK (period IN ('day', 'week', 'month')),
@@ -45,3 +50,4 @@ CREATE INDEX audit_log_by_guild ON audit_log (guild_id, created_at);
 -- Guild-wide sums (budgets, /usage) and the bot-wide daily budget scan by guild and by time.
 CREATE INDEX ledger_by_guild ON ledger (guild_id, created_at);
 CREATE INDEX ledger_by_time ON ledger (created_at);
+""")]

@@ -1,9 +1,14 @@
--- depends: 0004_job_locale_and_results
--- Per-channel defaults that moderators set with /defaults: what /imagine and /animate use when a
--- member leaves an option out. NULL means "not set here: use the bot's built-in default".
--- Values are checked by bot/requests.py's parsers before they are stored (sizes as WIDTHxHEIGHT);
--- each change also writes a row in audit_log (0003_quotas.sql).
+"""Per-channel defaults that moderators set with /defaults: what /imagine and /animate use when a
+member leaves an option out. NULL means "not set here: use the bot's built-in default".
+Values are checked by bot/requests.py's parsers before they are stored (sizes as WIDTHxHEIGHT);
+each change also writes a row in audit_log (0003_quotas.sql).
+"""
 
+from bot.db.ddl import ddl_step
+
+__depends__ = {'0004_job_locale_and_results'}
+
+steps = [ddl_step("""
 CREATE TABLE channel_defaults (
     guild_id      INTEGER NOT NULL,
     channel_id    INTEGER NOT NULL,
@@ -16,3 +21,4 @@ CREATE TABLE channel_defaults (
     updated_at    INTEGER NOT NULL,       -- Unix ms
     PRIMARY KEY (guild_id, channel_id)
 );
+""")]
