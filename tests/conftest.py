@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.clock import ScaledClock
-from bot.db import Database
+from bot.db import Database, apply_migrations
 from tests.postgres import PostgresServer, PostgresUnavailable
 
 
@@ -19,11 +19,42 @@ def clock() -> ScaledClock:
     return ScaledClock(speed=50, start=datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
 
 
+# The stores every database test runs on: the same tests, the same assertions, both engines.
+STORES = ("sqlite", "postgres")
+
+
+@pytest.fixture(params=STORES)
+def database_target(request, tmp_path):
+    """Where a test's database lives: a SQLite file, then (a second run of the test) a fresh
+    migrated PostgreSQL database's URL. Open it again to act as another process would."""
+    if request.param == "sqlite":
+        yield tmp_path / "bot.db"
+        return
+    with request.getfixturevalue("migrated_postgres_url") as url:
+        yield url
+
+
 @pytest.fixture
-async def db(tmp_path):
-    database = await Database.open(tmp_path / "bot.db")
+async def db(database_target):
+    """A fresh, migrated database per test, on SQLite and on PostgreSQL: the same tests, the same
+    assertions, both engines."""
+    database = await Database.open(database_target)
     yield database
     await database.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template(postgres_server: PostgresServer) -> str:
+    """A database with every migration applied, copied for each test (faster than migrating)."""
+    name = postgres_server.create_database()
+    apply_migrations(postgres_server.url(name))
+    return name
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_server: PostgresServer, migrated_postgres_template: str):
+    """A context manager giving a fresh migrated PostgreSQL database's URL, dropped on exit."""
+    return postgres_server.fresh_database(template=migrated_postgres_template)
 
 
 @pytest.fixture(scope="session")

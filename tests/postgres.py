@@ -57,7 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
+import psycopg
 
 SUPERUSER = "wan_test"
 START_TIMEOUT_SECONDS = 30
@@ -437,12 +437,10 @@ class PostgresServer:
         sync fixtures can call this whether or not a test's loop exists."""
 
         async def run() -> None:
-            connection = await asyncpg.connect(self.url(database))
-            try:
+            # Autocommit: CREATE and DROP DATABASE cannot run inside a transaction.
+            async with await psycopg.AsyncConnection.connect(self.url(database), autocommit=True) as connection:
                 for statement in statements:
-                    await connection.execute(statement)
-            finally:
-                await connection.close()
+                    await connection.execute(statement)  # type: ignore[arg-type]  # our own text
 
         if self._admin is None:
             self._admin = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-admin")

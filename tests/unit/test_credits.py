@@ -137,12 +137,10 @@ def test_credit_amounts_are_exact():
     assert [format_credits(m) for m in (2000, 1500, 1250, 100, 0)] == ["2", "1.5", "1.25", "0.1", "0"]
 
 
-async def test_two_connections_cannot_overspend_either(db, store, clock, tmp_path):
-    """Two processes (e.g. two shard groups) share the database file: BEGIN IMMEDIATE makes each
-    check-and-hold atomic across connections, not only across coroutines."""
-    from bot.db import Database
-
-    second_db = await Database.open(tmp_path / "bot.db")
+async def test_two_connections_cannot_overspend_either(db, store, clock, database_target):
+    """Two processes (e.g. two shard groups) share the database: each check-and-hold is atomic
+    across connections (BEGIN IMMEDIATE; PostgreSQL's shared write lock), not only across coroutines."""
+    second_db = await Database.open(database_target)
     try:
         ledgers = [make_ledger(d, clock) for d in (db, second_db)]
         jobs = [await new_job(db, store) for _ in range(50)]

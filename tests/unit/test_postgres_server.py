@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
+import psycopg
 import pytest
 
 from tests.postgres import SUPERUSER, PostgresServer
@@ -29,52 +29,36 @@ async def test_a_fresh_database_is_empty_and_its_url_logs_in_with_the_password(p
     assert parts.username == SUPERUSER and parts.password
     database = parts.path.lstrip("/")
 
-    connection = await asyncpg.connect(postgres_url)
-    try:
-        assert await connection.fetchval("SELECT current_database()") == database
-        tables = await connection.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-        )
+    async with await connect(postgres_url) as connection:
+        assert await value(connection, "SELECT current_database()") == database
+        tables = await rows(connection, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
         assert tables == []
         await connection.execute("CREATE TABLE jobs (id bigserial PRIMARY KEY, prompt text NOT NULL)")
-        await connection.execute("INSERT INTO jobs (prompt) VALUES ($1)", "a red fox in snow")
-        assert await connection.fetchval("SELECT prompt FROM jobs") == "a red fox in snow"
-    finally:
-        await connection.close()
+        await connection.execute("INSERT INTO jobs (prompt) VALUES (%s)", ("a red fox in snow",))
+        assert await value(connection, "SELECT prompt FROM jobs") == "a red fox in snow"
 
     # The password in the URL is checked, not ignored.
     wrong = postgres_url.replace(f":{parts.password}@", ":not-the-password@")
-    with pytest.raises(asyncpg.InvalidPasswordError):
-        await asyncpg.connect(wrong)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        await connect(wrong)
 
 
 async def test_two_connections_see_each_others_committed_rows(postgres_url):
-    first = await asyncpg.connect(postgres_url)
-    second = await asyncpg.connect(postgres_url)
-    try:
+    async with await connect(postgres_url) as first, await connect(postgres_url) as second:
         await first.execute("CREATE TABLE credits (member bigint PRIMARY KEY, balance bigint NOT NULL)")
 
-        transaction = first.transaction()
-        await transaction.start()
-        await first.execute("INSERT INTO credits VALUES (5005, 100)")
-        assert await second.fetchval("SELECT count(*) FROM credits") == 0  # not committed yet
-        await transaction.commit()
-        assert await second.fetchval("SELECT balance FROM credits WHERE member = 5005") == 100
+        async with first.transaction():
+            await first.execute("INSERT INTO credits VALUES (5005, 100)")
+            assert await value(second, "SELECT count(*) FROM credits") == 0  # not committed yet
+        assert await value(second, "SELECT balance FROM credits WHERE member = 5005") == 100
 
         await second.execute("UPDATE credits SET balance = balance - 30 WHERE member = 5005")
-        assert await first.fetchval("SELECT balance FROM credits WHERE member = 5005") == 70
-    finally:
-        await first.close()
-        await second.close()
+        assert await value(first, "SELECT balance FROM credits WHERE member = 5005") == 70
 
 
 async def _database_names(server: PostgresServer) -> set[str]:
-    connection = await asyncpg.connect(server.url())
-    try:
-        rows = await connection.fetch("SELECT datname FROM pg_database")
-    finally:
-        await connection.close()
-    return {row["datname"] for row in rows}
+    async with await connect(server.url()) as connection:
+        return {row[0] for row in await rows(connection, "SELECT datname FROM pg_database")}
 
 
 async def test_each_database_is_separate_and_dropped_afterwards(postgres_server):
@@ -84,10 +68,10 @@ async def test_each_database_is_separate_and_dropped_afterwards(postgres_server)
         first_name = urlsplit(first_url).path.lstrip("/")
         second_name = urlsplit(second_url).path.lstrip("/")
         assert first_name != second_name
-        first = await asyncpg.connect(first_url)
-        second = await asyncpg.connect(second_url)
+        first = await connect(first_url)
+        second = await connect(second_url)
         await first.execute("CREATE TABLE only_here (x int)")
-        assert await second.fetchval("SELECT to_regclass('only_here')") is None
+        assert await value(second, "SELECT to_regclass('only_here')") is None
         await second.close()
         # A connection still open at the end does not keep the database alive.
         assert {first_name, second_name} <= await _database_names(postgres_server)
@@ -120,14 +104,10 @@ def _listening_addresses(port: int) -> set[str]:
 
 async def test_the_server_listens_on_loopback_only(postgres_server):
     assert _listening_addresses(postgres_server.port) == {"127.0.0.1"}
-    connection = await asyncpg.connect(postgres_server.url())
-    try:
-        assert await connection.fetchval("SHOW listen_addresses") == "127.0.0.1"
-        rules = await connection.fetch(
-            "SELECT type, address, netmask FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number"
-        )
-    finally:
-        await connection.close()
+    async with await connect(postgres_server.url()) as connection:
+        assert await value(connection, "SHOW listen_addresses") == "127.0.0.1"
+        rules = await rows(
+            connection, "SELECT type, address, netmask FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number")
     # The unix socket (in the server's private directory) and 127.0.0.1, nothing else.
     assert [tuple(rule) for rule in rules] == [
         ("local", None, None),
@@ -239,3 +219,16 @@ def test_a_killed_test_run_leaves_no_server_running(tmp_path):
             # The killed process could not delete it: a leftover directory is the one thing
             # kill -9 leaves behind.
             shutil.rmtree(root, ignore_errors=True)
+
+
+async def connect(url: str) -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(url, autocommit=True)
+
+
+async def rows(connection: psycopg.AsyncConnection, sql: str) -> list[tuple]:
+    return await (await connection.execute(sql)).fetchall()  # type: ignore[arg-type]  # a literal
+
+
+async def value(connection: psycopg.AsyncConnection, sql: str) -> object:
+    row = await (await connection.execute(sql)).fetchone()  # type: ignore[arg-type]  # a literal
+    return row[0] if row else None
