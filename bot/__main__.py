@@ -120,10 +120,36 @@ def _health_summary(body: bytes) -> str:
         health = json.loads(body)
         jobs = health["jobs"]
         paused = f", paused ({health['paused']})" if health.get("paused") else ""
-        return (f"discord {health['discord']}, database {health['database']}, {jobs['queued']} queued, "
-                f"{jobs['in_flight']} in flight, {jobs['finishing']} finishing{paused}")
+        return (f"discord {health['discord']}{_shards_summary(health)}, database {health['database']}, "
+                f"{jobs['queued']} queued, {jobs['in_flight']} in flight, {jobs['finishing']} finishing{paused}")
     except (ValueError, KeyError, TypeError):
         return "the answer was not the bot's health report"
+
+
+def _shards_summary(health: dict[str, Any]) -> str:
+    """This process's shards and any that are down, e.g. ` (shards 0-1 of 4; shard 1 not connected)`."""
+    shards = health.get("shards")
+    if not shards:
+        return ""  # an older bot, or the shard count is not known yet
+    ids = [shard["id"] for shard in shards]
+    down = [shard["id"] for shard in shards if shard["state"] != "connected"]
+    count = f" of {health['shard_count']}" if health.get("shard_count") else ""
+    text = f"{_shard_ids(ids)}{count}"
+    if down:
+        text += f"; {_shard_ids(down)} not connected"
+    return f" ({text})"
+
+
+def _shard_ids(ids: list[int]) -> str:
+    """`shard 3`, `shards 0-3,8`: runs of consecutive ids shortened, so 64 shards stay one word."""
+    runs: list[list[int]] = []
+    for shard_id in sorted(ids):
+        if runs and shard_id == runs[-1][-1] + 1:
+            runs[-1].append(shard_id)
+        else:
+            runs.append([shard_id])
+    listed = ",".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+    return f"shard{'s' if len(ids) > 1 else ''} {listed}"
 
 
 async def run_bot(settings: Settings, clock: Clock | None = None, *,

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 
 import discord
+import yarl
 from discord.ext import commands
 
 from bot.callbacks import CALLBACK_PATH
 from bot.clock import Clock
 from bot.config import Settings
+from bot.identify_pacing import IdentifyPacer
 from bot.jobs.kinds import ImageJobRules, JobKindRules, VideoJobRules
 from bot.jobs.pause import RESUMED_NOTICE, PauseReason
 from bot.jobs.store import JobKind
@@ -53,7 +55,15 @@ class WanBot(commands.AutoShardedBot):
             max_messages=None,
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
+            # Neither set: every shard GET /gateway/bot recommends, in this process (see connect).
+            shard_count=settings.shard_count,
+            # None is discord.py's own default (its typing omits it).
+            shard_ids=list(settings.shard_ids) or None,  # type: ignore[arg-type]
         )
+        # Spaces IDENTIFYs per bucket (before_identify_hook). Its max_concurrency comes from
+        # GET /gateway/bot in connect(); a gate shared with other processes can be set as
+        # `identify_pacer.gate` before connect() (see bot.identify_pacing.IdentifyGate).
+        self.identify_pacer = IdentifyPacer()
         self.settings = settings
         self.clock = clock or Clock()
         self.shutting_down = False
@@ -84,6 +94,34 @@ class WanBot(commands.AutoShardedBot):
         # line already rebuilt. Only database work is awaited; the jobs reach Discord themselves.
         await services.runner.resume_unfinished(services.messages.for_stored_job)
         log.info("Ready to take commands (database %s)", settings.database_path)
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        await self._use_gateway_from_api()
+        await super().connect(reconnect=reconnect)
+
+    async def _use_gateway_from_api(self) -> None:
+        """Take the gateway address, the shard count (unless set) and max_concurrency from our own
+        `GET /gateway/bot`, at DISCORD_API_BASE_URL like every REST call.
+
+        Given a shard_count, discord.py 2.7 skips that request and connects to its built-in
+        `DiscordWebSocket.DEFAULT_GATEWAY`; it falls back to that address on its own too, whatever
+        the shard count: `Shard.reconnect` and a re-IDENTIFY after an invalidated session pass no
+        gateway, and an invalidated session resets `ws.gateway` to it. So the address is set there,
+        the one place every new session reads it, rather than by overriding `launch_shards` (which
+        would cover only the first connection). Like `discord.http.Route.BASE` (use_discord_api),
+        it is per process, and it comes from that same REST base, so the two always agree: the
+        fake Discord in tests, or a gateway proxy in production."""
+        recommended_shards, gateway_url, session_start_limit = await self.http.get_bot_gateway()
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+        if self.shard_count is None:
+            # What launch_shards would do itself, minus its second request.
+            self.shard_count = recommended_shards
+        self.identify_pacer.max_concurrency = session_start_limit["max_concurrency"]
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py's default sleeps 5 s before every IDENTIFY but the process's first, in every
+        # bucket alike; this waits only for the shard's own bucket (and the gate, if any).
+        await self.identify_pacer.wait_turn(shard_id or 0)
 
     def job_kinds(self) -> dict[JobKind, JobKindRules]:
         """What differs per kind of job (create call, polling plan, checks, price). A method so

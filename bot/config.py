@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     # forwards to HTTP_PORT). Unset: no callbacks, jobs are polled.
     public_base_url: BaseUrl | None = None
 
+    # Gateway shards: how many the bot has in all (SHARD_COUNT) and which of them this process runs
+    # (SHARD_IDS, comma-separated, e.g. 0,1). Neither: one process runs every shard, as many as
+    # Discord recommends. SHARD_COUNT alone: this process runs all of that many.
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: Annotated[tuple[int, ...], NoDecode] = ()
+
     @property
     def prices(self) -> Prices:
         return Prices(
@@ -140,6 +146,23 @@ class Settings(BaseSettings):
                 f"({self.max_member_credits_per_day}): the default allowance must fit the ceiling")
         return self
 
+    @model_validator(mode="after")
+    def _shards_of_the_count(self) -> Settings:
+        if not self.shard_ids:
+            return self
+        listed = ",".join(str(shard) for shard in self.shard_ids)
+        if self.shard_count is None:
+            raise ValueError(f"SHARD_IDS ({listed}) is set without SHARD_COUNT: set SHARD_COUNT to the "
+                             "bot's number of shards in all processes together")
+        outside = [shard for shard in self.shard_ids if not 0 <= shard < self.shard_count]
+        if outside:
+            raise ValueError(f"SHARD_IDS ({listed}) names shard {outside[0]}, but SHARD_COUNT is "
+                             f"{self.shard_count}: shards are numbered 0 to {self.shard_count - 1}")
+        repeated = sorted({shard for shard in self.shard_ids if self.shard_ids.count(shard) > 1})
+        if repeated:
+            raise ValueError(f"SHARD_IDS ({listed}) names shard {repeated[0]} twice: each shard once")
+        return self
+
     @field_validator("public_base_url")
     @classmethod
     def _reachable_by_evolink(cls, value: str | None) -> str | None:
@@ -151,6 +174,16 @@ class Settings(BaseSettings):
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdecimal() for part in parts):
+            raise ValueError("not shard numbers")
+        return tuple(int(part) for part in parts)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -191,6 +224,8 @@ _EXPECTATIONS = {
     "public_base_url": "expected a public https:// URL where EvoLink can reach this bot's web server "
                        "(e.g. https://bot.example.org; http:// only for 127.0.0.1, ::1 or localhost)",
     "http_port": "expected a port number from 0 to 65535 (0: any free port)",
+    "shard_count": "expected the bot's number of gateway shards in all, 1 or more",
+    "shard_ids": "expected the shard numbers this process runs, separated by commas (e.g. 0,1)",
 }
 
 

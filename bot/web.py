@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -62,14 +64,43 @@ class WebServerUnavailable(Exception):
         self.port = port
 
 
+@dataclass(frozen=True)
+class ShardHealth:
+    id: int
+    connected: bool  # its websocket is open
+    latency_ms: float | None  # between its last heartbeat and Discord's answer; None before the first
+
+
+def shard_health(bot: discord.Client) -> tuple[int | None, list[ShardHealth]]:
+    """The shard count and this process's shards: the ones it runs (SHARD_IDS, else every shard
+    of the count, once the count is known), each connected or not. A shard not launched yet (they
+    connect one after another) is not connected."""
+    running = getattr(bot, "shards", None)
+    if not isinstance(running, dict):
+        return None, []  # not a sharded client
+    count = getattr(bot, "shard_count", None)
+    ids = set(getattr(bot, "shard_ids", None) or (range(count) if count else ())) | set(running)
+    shards = []
+    for shard_id in sorted(ids):
+        info = running.get(shard_id)
+        latency = info.latency if info is not None else math.inf
+        shards.append(ShardHealth(
+            id=shard_id,
+            connected=info is not None and not info.is_closed(),
+            latency_ms=round(latency * 1000, 1) if math.isfinite(latency) else None,
+        ))
+    return count, shards
+
+
 def gateway_connected(bot: discord.Client) -> bool:
-    """Whether the bot can receive commands now: ready, not closed, and every shard's websocket
-    open (a shard that lost its connection keeps `is_ready()` true while it reconnects)."""
+    """Whether the bot can receive commands now: ready, not closed, and every shard of this
+    process connected (a shard that lost its connection keeps `is_ready()` true while it
+    reconnects)."""
     if not bot.is_ready() or bot.is_closed():
         return False
-    shards = getattr(bot, "shards", None)
-    if isinstance(shards, dict):
-        return bool(shards) and not any(shard.is_closed() for shard in shards.values())
+    if isinstance(getattr(bot, "shards", None), dict):
+        _, shards = shard_health(bot)
+        return bool(shards) and all(shard.connected for shard in shards)
     return True
 
 
@@ -149,9 +180,14 @@ class WebServer:
         database_ok = await self._database_answers()
         status = self._runner.status()
         healthy = discord_ok and database_ok
+        shard_count, shards = shard_health(self._bot)
         body: dict[str, Any] = {
             "status": "ok" if healthy else "unhealthy",
             "discord": "connected" if discord_ok else "disconnected",
+            # This process's shards, of shard_count in all (null until the count is known).
+            "shard_count": shard_count,
+            "shards": [{"id": shard.id, "state": "connected" if shard.connected else "disconnected",
+                        "latency_ms": shard.latency_ms} for shard in shards],
             "database": "ok" if database_ok else "error",
             "jobs": {"queued": status.queued, "in_flight": status.in_flight, "finishing": status.finishing},
             "paused": status.paused.code if status.paused is not None else None,

@@ -66,8 +66,12 @@ async def test_healthz_reports_a_connected_bot_with_its_job_counts_and_no_secret
     web = harness.bot.services.web
     status, health, text = await get_health(web)
     assert status == 200
+    # One process runs every shard (one here); its latency is the last heartbeat's round trip.
+    latency = health["shards"][0]["latency_ms"]
     assert health == {"status": "ok", "discord": "connected", "database": "ok",
+                      "shard_count": 1, "shards": [{"id": 0, "state": "connected", "latency_ms": latency}],
                       "jobs": {"queued": 0, "in_flight": 0, "finishing": 0}, "paused": None}
+    assert isinstance(latency, float) and latency >= 0
     assert BOT_TOKEN not in text and EVOLINK_KEY not in text
 
     # A job whose result download hangs is counted as finishing while it does.
@@ -383,7 +387,7 @@ async def test_healthcheck_command_exits_0_for_a_healthy_bot_without_any_secret(
     await ready(harness)
     code, out, err = await run_bot_command(tmp_path, "healthcheck", HTTP_PORT=str(harness.bot.services.web.port))
     assert (code, err) == (0, "")
-    assert out == "healthy: discord connected, database ok, 0 queued, 0 in flight, 0 finishing\n"
+    assert out == "healthy: discord connected (shard 0 of 1), database ok, 0 queued, 0 in flight, 0 finishing\n"
 
 
 async def test_healthcheck_command_exits_1_for_an_unhealthy_bot_or_a_closed_port(harness, tmp_path):

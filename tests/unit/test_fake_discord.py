@@ -807,3 +807,47 @@ async def test_roles_overwrites_threads_and_age_restriction_reach_the_bots_cache
     payload = fake.guild_create_payload(fake.guilds[GUILD_ID])
     assert [t["id"] for t in payload["threads"]] == [str(thread)]
     assert str(lounge) not in {c["id"] for c in payload["channels"]}
+
+
+async def _identify(session: aiohttp.ClientSession, fake: FakeDiscord, shard: list[int]) -> dict:
+    """Open a gateway connection, IDENTIFY as `shard`, and return the first answer after HELLO."""
+    async with session.ws_connect(fake.ws_url) as ws:
+        hello = await ws.receive_json(timeout=5)
+        assert hello["op"] == 10
+        await ws.send_json({"op": 2, "d": {"token": "fake-token", "intents": 1, "shard": shard,
+                                           "properties": {}}})
+        return await ws.receive_json(timeout=5)
+
+
+async def test_gateway_bot_reports_the_shards_and_max_concurrency_it_was_given():
+    async with FakeDiscord(shard_count=4, max_concurrency=2) as fake, aiohttp.ClientSession() as session:
+        async with session.get(f"{fake.api_base}/gateway/bot", headers={"Authorization": "Bot x"}) as answer:
+            body = await answer.json()
+    assert (body["url"], body["shards"], body["session_start_limit"]["max_concurrency"]) == (fake.ws_url, 4, 2)
+
+
+async def test_an_identify_too_early_in_its_bucket_gets_its_session_invalidated():
+    async with FakeDiscord(shard_count=4, max_concurrency=2, identify_rate_limit=True) as fake, \
+            aiohttp.ClientSession() as session:
+        first = await _identify(session, fake, [0, 4])
+        too_early = await _identify(session, fake, [2, 4])  # bucket 0 again, well within 5 s
+        other_bucket = await _identify(session, fake, [1, 4])
+        assert (first["t"], first["d"]["shard"]) == ("READY", [0, 4])
+        assert (too_early["op"], too_early["d"]) == (9, False)  # INVALID_SESSION, not resumable
+        assert other_bucket["t"] == "READY"
+        assert [(i.shard_id, i.bucket, i.accepted) for i in fake.identifies] == [
+            (0, 0, True), (2, 0, False), (1, 1, True)]
+        # Once the bucket's 5 s have passed (shortened here), the same shard is let in.
+        fake.identify_interval = 0.2
+        await asyncio.sleep(0.25)
+        again = await _identify(session, fake, [2, 4])
+        assert again["t"] == "READY" and fake.identifies[-1].accepted
+
+
+async def test_without_the_identify_limit_every_identify_is_accepted_and_recorded():
+    async with FakeDiscord(shard_count=2) as fake, aiohttp.ClientSession() as session:
+        for shard in ([0, 2], [0, 2], [1, 2]):
+            assert (await _identify(session, fake, shard))["t"] == "READY"
+    assert [(i.shard_id, i.shard_count, i.accepted) for i in fake.identifies] == [
+        (0, 2, True), (0, 2, True), (1, 2, True)]
+    assert fake.identifies[0].time <= fake.identifies[1].time <= fake.identifies[2].time

@@ -1,18 +1,19 @@
 """The fake Discord's gateway: the websocket (hello, heartbeats, identify with READY and
-GUILD_CREATEs, resume), dispatching events to the right shard, and changes to the world
-(channels, roles) that a connected bot is told about."""
+GUILD_CREATEs, Discord's IDENTIFY limit per bucket, resume), dispatching events to the right shard,
+and changes to the world (channels, roles) that a connected bot is told about."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.discord.models import FakeChannel, FakeRole
+from tests.fakes.discord.models import FakeChannel, FakeRole, IdentifyRecord
 from tests.fakes.discord.payloads import Payloads, _guild_channel_payload, _role_payload
 from tests.fakes.discord.wire import _json
 
@@ -26,6 +27,7 @@ class _GatewaySession:
     shard_count: int = 1
     seq: int = 0
     identified: bool = False
+    resumable: bool = True  # once closed, may its session be resumed
 
 
 class Gateway(Payloads):
@@ -33,8 +35,12 @@ class Gateway(Payloads):
 
     # Set up by FakeDiscord.__init__ (server.py).
     shard_count: int
+    max_concurrency: int
+    identify_rate_limit: bool
+    identify_interval: float
     heartbeat_interval_ms: int
     gateway_received: list[dict]
+    identifies: list[IdentifyRecord]
     _sessions: list[_GatewaySession]
     _resumable: dict[str, int]
     _identified: asyncio.Event
@@ -46,6 +52,13 @@ class Gateway(Payloads):
             await asyncio.wait_for(self._identified.wait(), timeout)
         except TimeoutError:
             raise AssertionError(f"no shard sent IDENTIFY within {timeout}s\n{self.summary()}") from None
+
+    def identified_shards(self) -> set[int]:
+        """The shards with a live session now (identified or resumed, still connected)."""
+        return {session.shard_id for session in self._sessions if session.identified}
+
+    async def wait_until_shards_identified(self, shard_ids: set[int], timeout: float = 10.0) -> None:
+        await self.wait_for(lambda fake: shard_ids <= fake.identified_shards(), timeout)
 
     async def wait_until_disconnected(self, timeout: float = 10.0) -> None:
         """Until no shard is connected (a bot that closed has really gone)."""
@@ -67,10 +80,12 @@ class Gateway(Payloads):
             async with session.lock:
                 await self._send_dispatch(session, event, data)
 
-    async def drop_connections(self, code: int = 4000) -> None:
-        """Close every gateway connection, as Discord does now and then; the bot resumes."""
+    async def drop_connections(self, code: int = 4000, *, resumable: bool = True) -> None:
+        """Close every gateway connection, as Discord does now and then; the bot resumes. Not
+        resumable: its RESUMEs get INVALID_SESSION, and it must IDENTIFY again."""
         self._identified.clear()
         for session in list(self._sessions):
+            session.resumable = resumable
             await session.ws.close(code=code)
 
     # ------------------------------------------------------------ changes a connected bot is told about
@@ -112,7 +127,8 @@ class Gateway(Payloads):
             {
                 "url": self.ws_url,
                 "shards": self.shard_count,
-                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
+                                        "max_concurrency": self.max_concurrency},
             },
         )
 
@@ -135,7 +151,7 @@ class Gateway(Payloads):
                 await self._handle_gateway_op(session, payload.get("op"), payload.get("d"))
         finally:
             self._sessions.remove(session)
-            if session.session_id is not None:
+            if session.session_id is not None and session.resumable:
                 self._resumable[session.session_id] = session.seq
             if not any(s.identified for s in self._sessions):
                 self._identified.clear()
@@ -146,6 +162,9 @@ class Gateway(Payloads):
             await self._send(session, {"op": 11})
         elif op == 2:  # IDENTIFY
             shard_id, shard_count = (d or {}).get("shard") or [0, 1]
+            if not self._identify_allowed(shard_id, shard_count):
+                await self._send(session, {"op": 9, "d": False})  # INVALID_SESSION: identify again later
+                return
             session.shard_id, session.shard_count = shard_id, shard_count
             session.session_id = secrets.token_hex(16)
             async with session.lock:  # READY and GUILD_CREATEs go out before any dispatch()
@@ -167,6 +186,16 @@ class Gateway(Payloads):
             else:
                 await self._send(session, {"op": 9, "d": False})  # INVALID_SESSION: identify again
         # Presence updates (3), member requests (8) and the rest need no answer here.
+
+    def _identify_allowed(self, shard_id: int, shard_count: int) -> bool:
+        """Record the IDENTIFY; with identify_rate_limit, refuse one that arrives too soon after
+        the last accepted IDENTIFY of its bucket, as Discord does."""
+        now = time.monotonic()
+        bucket = shard_id % max(1, self.max_concurrency)
+        last = max((i.time for i in self.identifies if i.accepted and i.bucket == bucket), default=None)
+        accepted = not (self.identify_rate_limit and last is not None and now - last < self.identify_interval)
+        self.identifies.append(IdentifyRecord(shard_id, shard_count, bucket, now, accepted))
+        return accepted
 
     def _ready_payload(self, session: _GatewaySession) -> dict:
         return {

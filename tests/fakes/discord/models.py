@@ -109,6 +109,17 @@ class RecordedFile:
 
 
 @dataclass
+class IdentifyRecord:
+    """One IDENTIFY the gateway received, with its shard and whether it started a session."""
+
+    shard_id: int
+    shard_count: int
+    bucket: int  # shard_id % max_concurrency, as Discord counts IDENTIFYs
+    time: float  # time.monotonic() on arrival
+    accepted: bool  # False: too early in its bucket, answered with INVALID_SESSION (identify_rate_limit)
+
+
+@dataclass
 class RecordedRequest:
     method: str
     path: str  # without the /api/v10 prefix

@@ -23,6 +23,7 @@ from tests.fakes.discord.messages import MiB
 from tests.fakes.discord.models import (
     FakeGuild,
     FakeMessage,
+    IdentifyRecord,
     InteractionRecord,
     RecordedFile,
     RecordedRequest,
@@ -54,6 +55,8 @@ class FakeDiscord(InteractionRoutes, RestRoutes, Faults, RateLimits):
         bot_user_id: int | None = None,
         guilds: list[FakeGuild] | None = None,
         shard_count: int = 1,
+        max_concurrency: int = 1,
+        identify_rate_limit: bool = False,
         rate_limits: bool = False,
     ) -> None:
         self.application_id = application_id
@@ -61,7 +64,10 @@ class FakeDiscord(InteractionRoutes, RestRoutes, Faults, RateLimits):
         self.bot_user_id = bot_user_id if bot_user_id is not None else application_id
         self.bot_username = "FakeBot"
         self.guilds: dict[int, FakeGuild] = {g.id: g for g in (guilds if guilds is not None else [FakeGuild()])}
+        # What GET /gateway/bot reports: the recommended shard count, and how many IDENTIFYs may
+        # start sessions per 5 s (one per bucket, bucket = shard_id % max_concurrency).
         self.shard_count = shard_count
+        self.max_concurrency = max_concurrency
 
         # Recorded state, for assertions.
         self.requests: list[RecordedRequest] = []
@@ -69,6 +75,7 @@ class FakeDiscord(InteractionRoutes, RestRoutes, Faults, RateLimits):
         self.interaction_responses: dict[int, InteractionRecord] = {}
         self.commands: dict[int | None, list[dict]] = {}
         self.gateway_received: list[dict] = []  # every op the bot sent (heartbeats included)
+        self.identifies: list[IdentifyRecord] = []  # every IDENTIFY, with its shard and time
 
         # Rules, adjustable per test.
         self.attachment_size_limit = 10 * MiB
@@ -77,6 +84,11 @@ class FakeDiscord(InteractionRoutes, RestRoutes, Faults, RateLimits):
         self.valid_token: str | None = None  # when set, any other bot token gets 401
         self.heartbeat_interval_ms = 41250
         self.nonce_window = 5 * 60.0  # seconds a nonce dedupes a repeated channel send
+        # Discord's IDENTIFY limit (off by default; settable any time): an IDENTIFY that arrives
+        # less than identify_interval seconds after the last accepted one of its bucket gets
+        # INVALID_SESSION (op 9, d=false) instead of READY; the client must identify again later.
+        self.identify_rate_limit = identify_rate_limit
+        self.identify_interval = 5.0
         # Discord-like rate limits (off by default; settable any time). See RATE_LIMIT_RULES.
         self.rate_limits = rate_limits
         self.rate_limit_rules: dict[str, RateLimitRule] = dict(RATE_LIMIT_RULES)
