@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None, *, bot_class: type[WanBot] = WanBot) -> 
         return EXIT_CONFIG
     configure_logging(
         settings.log_level,
-        secrets=[settings.discord_token.get_secret_value(), settings.evolink_api_key.get_secret_value()],
+        secrets=settings.secrets,
     )
     use_discord_api(settings.discord_api_base_url)
 

@@ -93,7 +93,7 @@ class WanBot(commands.AutoShardedBot):
         # Here, not in on_ready: commands can arrive before on_ready, and they must find the
         # line already rebuilt. Only database work is awaited; the jobs reach Discord themselves.
         await services.runner.resume_unfinished(services.messages.for_stored_job)
-        log.info("Ready to take commands (database %s)", settings.database_path)
+        log.info("Ready to take commands (database %s)", settings.database_shown)
 
     async def connect(self, *, reconnect: bool = True) -> None:
         await self._use_gateway_from_api()

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.db.engine import is_postgresql_url
 from bot.media.sources import DISCORD_MEDIA_BASE_URLS
 from bot.pricing import Prices
 
@@ -62,6 +63,9 @@ class Settings(BaseSettings):
     evolink_api_key: SecretStr = Field(min_length=1)
 
     database_path: Path = Path("./data/bot.db")
+    # PostgreSQL instead of the SQLite file, for several processes sharing the jobs, the line and
+    # the credits: postgresql://user:password@host:port/name. A secret (it holds the password).
+    database_url: SecretStr | None = None
     evolink_base_url: BaseUrl = "https://api.evolink.ai"
     evolink_files_base_url: BaseUrl = "https://files-api.evolink.ai"
     discord_api_base_url: BaseUrl = DISCORD_API_DEFAULT
@@ -185,6 +189,36 @@ class Settings(BaseSettings):
             raise ValueError("not shard numbers")
         return tuple(int(part) for part in parts)
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_postgresql_url(value.get_secret_value()):
+            raise ValueError("not a postgresql:// URL")
+        return value
+
+    @property
+    def database(self) -> str | Path:
+        """What Database.open takes: the PostgreSQL URL when DATABASE_URL is set, else the SQLite file."""
+        return self.database_url.get_secret_value() if self.database_url is not None else self.database_path
+
+    @property
+    def secrets(self) -> list[str]:
+        """What the log must never show: the tokens, the key, and the database's password."""
+        secrets = [self.discord_token.get_secret_value(), self.evolink_api_key.get_secret_value()]
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            secrets += [self.database_url.get_secret_value(), *([password] if password else [])]
+        return secrets
+
+    @property
+    def database_shown(self) -> str:
+        """The database, for logs and replies: the SQLite path, or the PostgreSQL host and name
+        (never the password)."""
+        if self.database_url is None:
+            return str(self.database_path)
+        parts = urlsplit(self.database_url.get_secret_value())
+        return f"PostgreSQL {parts.hostname}:{parts.port or 5432}{parts.path}"
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
@@ -226,6 +260,7 @@ _EXPECTATIONS = {
     "http_port": "expected a port number from 0 to 65535 (0: any free port)",
     "shard_count": "expected the bot's number of gateway shards in all, 1 or more",
     "shard_ids": "expected the shard numbers this process runs, separated by commas (e.g. 0,1)",
+    "database_url": "expected postgresql://user:password@host:port/name",
 }
 
 
@@ -273,4 +308,4 @@ def _describe(exc: ValidationError) -> str:
     return f"{variable}{shown} is malformed: {rule}."
 
 
-_SECRET_FIELDS = {"discord_token", "evolink_api_key"}
+_SECRET_FIELDS = {"discord_token", "evolink_api_key", "database_url"}

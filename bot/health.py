@@ -91,7 +91,7 @@ async def _evolink_key(settings: Settings, session: aiohttp.ClientSession) -> Ch
 
 async def _database(settings: Settings) -> CheckResult:
     started = time.monotonic()
-    db = await Database.open(settings.database_path)  # creates and migrates as at start
+    db = await Database.open(settings.database)  # creates and migrates as at start
     try:
         async with db.transaction() as tx:  # proves the file is writable (and locks work)
             await tx.execute("CREATE TEMP TABLE IF NOT EXISTS health_probe (x INTEGER)")
@@ -100,7 +100,7 @@ async def _database(settings: Settings) -> CheckResult:
     finally:
         await db.close()
     return CheckResult("database", True,
-                       f"{settings.database_path} is writable and migrated "
+                       f"{settings.database_shown} is writable and migrated "
                        f"({applied['n'] if applied else 0} migrations, {time.monotonic() - started:.2f} s)")
 
 

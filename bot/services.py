@@ -74,7 +74,7 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
     """Open the database (migrating it), and build every service on it. `kinds` says what differs
     per kind of job (the benchmark's baseline swaps the polling policy there)."""
     session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     evolink_stats = CallStats(clock)
     evolink = EvoLinkClient(
         session,

@@ -46,7 +46,8 @@ async def db(database_target):
 @pytest.fixture(scope="session")
 def migrated_postgres_template(postgres_server: PostgresServer) -> str:
     """A database with every migration applied, copied for each test (faster than migrating)."""
-    name = postgres_server.create_database()
+    # Not "test_": the session keeps it, while each test's own database is dropped after it.
+    name = postgres_server.create_database(prefix="template")
     apply_migrations(postgres_server.url(name))
     return name
 

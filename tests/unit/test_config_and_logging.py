@@ -192,3 +192,24 @@ def test_healthcheck_reads_the_port_without_needing_any_secret(tmp_path):
     assert result.returncode == 1
     assert result.stdout.startswith(f"unhealthy: no answer from http://127.0.0.1:{port}/healthz")
     assert "DISCORD_TOKEN" not in result.stdout + result.stderr
+
+
+def test_database_url_selects_postgresql_and_its_password_stays_secret():
+    settings = load_settings(None, discord_token="t", evolink_api_key="k",
+                             database_url="postgresql://wan:pa55word@db.internal:6543/wanbot")
+    assert settings.database == "postgresql://wan:pa55word@db.internal:6543/wanbot"
+    assert settings.database_shown == "PostgreSQL db.internal:6543/wanbot"
+    assert "pa55word" not in repr(settings)
+    assert {"pa55word", "postgresql://wan:pa55word@db.internal:6543/wanbot"} <= set(settings.secrets)
+    # Without it: the SQLite file, as before.
+    plain = load_settings(None, discord_token="t", evolink_api_key="k")
+    assert plain.database == Path("data/bot.db") and plain.database_shown == "data/bot.db"
+
+
+def test_a_database_url_that_is_not_postgresql_is_refused_without_echoing_it():
+    with pytest.raises(ConfigError) as bad:
+        load_settings(None, discord_token="t", evolink_api_key="k",
+                      database_url="mysql://root:hunter2@localhost/bot")
+    assert "DATABASE_URL" in str(bad.value)
+    assert "expected postgresql://user:password@host:port/name" in str(bad.value)
+    assert "hunter2" not in str(bad.value)
