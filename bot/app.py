@@ -12,7 +12,7 @@ from discord.ext import commands
 from bot.callbacks import CALLBACK_PATH
 from bot.clock import Clock
 from bot.config import Settings
-from bot.identify_pacing import IdentifyPacer
+from bot.identify_pacing import IDENTIFY_SPACING_SECONDS, IdentifyPacer
 from bot.jobs.kinds import ImageJobRules, JobKindRules, VideoJobRules
 from bot.jobs.pause import RESUMED_NOTICE, PauseReason
 from bot.jobs.store import JobKind
@@ -90,6 +90,11 @@ class WanBot(commands.AutoShardedBot):
         where = (f"EvoLink callbacks at {settings.public_base_url}{CALLBACK_PATH}/…" if services.callbacks.enabled
                  else "EvoLink callbacks off: no PUBLIC_BASE_URL")
         log.info("Web server on http://%s:%d (healthz; %s)", web.host, web.port, where)
+        if services.db.shared:
+            # Processes sharing the database wake each other (the line moved, a callback arrived)
+            # and take turns at IDENTIFY in each bucket, as Discord allows one per 5 s.
+            await services.events.start()
+            self.identify_pacer.gate = self._identify_turn_across_processes
         # Here, not in on_ready: commands can arrive before on_ready, and they must find the
         # line already rebuilt. Only database work is awaited; the jobs reach Discord themselves.
         await services.runner.resume_unfinished(services.messages.for_stored_job)
@@ -117,6 +122,13 @@ class WanBot(commands.AutoShardedBot):
             # What launch_shards would do itself, minus its second request.
             self.shard_count = recommended_shards
         self.identify_pacer.max_concurrency = session_start_limit["max_concurrency"]
+
+    async def _identify_turn_across_processes(self, bucket: int, _max_concurrency: int) -> None:
+        try:
+            await self.services.shared_state.wait_turn(f"identify:{bucket}", IDENTIFY_SPACING_SECONDS)
+        except Exception as exc:  # the gate must not raise (see IdentifyGate): identify anyway
+            log.warning("IDENTIFY turn: the database did not answer (%s); identifying without it",
+                        type(exc).__name__)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # discord.py's default sleeps 5 s before every IDENTIFY but the process's first, in every

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # PostgreSQL instead of the SQLite file, for several processes sharing the jobs, the line and
     # the credits: postgresql://user:password@host:port/name. A secret (it holds the password).
     database_url: SecretStr | None = None
+    # With DATABASE_URL: how long a job's claim lasts without renewal (renewed every third of it).
+    # A process that stops answering has its jobs taken over by another one after this long.
+    lease_seconds: float = Field(default=45, ge=1, le=3600)
     evolink_base_url: BaseUrl = "https://api.evolink.ai"
     evolink_files_base_url: BaseUrl = "https://files-api.evolink.ai"
     discord_api_base_url: BaseUrl = DISCORD_API_DEFAULT
@@ -261,6 +264,7 @@ _EXPECTATIONS = {
     "shard_count": "expected the bot's number of gateway shards in all, 1 or more",
     "shard_ids": "expected the shard numbers this process runs, separated by commas (e.g. 0,1)",
     "database_url": "expected postgresql://user:password@host:port/name",
+    "lease_seconds": "expected a number of seconds from 1 to 3600",
 }
 
 

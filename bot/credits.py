@@ -389,7 +389,10 @@ class CreditLedger:
     async def running_limit(self, guild_id: int) -> int:
         """How many of one member's jobs may run at once in this guild (the rest wait in line)."""
         async with self._db.transaction() as tx:
-            return (await self._quotas.guild_settings(tx, guild_id)).max_concurrent_jobs
+            return await self.running_limit_in(tx, guild_id)
+
+    async def running_limit_in(self, tx: Transaction, guild_id: int) -> int:
+        return (await self._quotas.guild_settings(tx, guild_id)).max_concurrent_jobs
 
     async def _close(
         self, tx: Transaction, job_id: int, kind: str, charge: int | None, reason: str

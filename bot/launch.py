@@ -160,9 +160,14 @@ class Launcher:
         id is stored at once, so the bot token can take over from the interaction token."""
         services = self._services
         message_id = deferral.message_id if deferral is not None else None
-        if message_id is not None:
-            await services.store.set_message(submission.job_id, message_id)
+        acknowledged = await services.store.acknowledge(submission.job_id, message_id)
         job = await services.store.get(submission.job_id)
         reporter = services.messages.in_reply(job, interaction, submission.reserved)
-        services.runner.enqueue(job, reporter, running_limit=submission.running_limit)
         placeholder_taken(interaction)
+        if not acknowledged:
+            # This process stalled so long between writing the job and answering that another
+            # one gave the job up as never acknowledged, and refunded it: say so in the reply.
+            log.warning("Job %d: acknowledged too late; it was cancelled and refunded", job.id)
+            await reporter.show_failure(job, NOT_ACKNOWLEDGED, submission.reserved)
+            return
+        services.runner.enqueue(job, reporter, running_limit=submission.running_limit)

@@ -17,6 +17,8 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.credits import CreditLedger, to_milli
 from bot.db import Database
+from bot.db.events import EventBus, event_bus_for
+from bot.db.shared_state import SharedState
 from bot.delivery import JobMessages
 from bot.evolink.client import UPLOAD_TIMEOUT, EvoLinkClient
 from bot.evolink.stats import CallStats
@@ -28,7 +30,7 @@ from bot.media.sources import DiscordMedia, MediaOrigins, media_session
 from bot.media.video import find_ffmpeg
 from bot.periods import Period
 from bot.quotas import QuotaDefaults, QuotaStore
-from bot.web import WebServer
+from bot.web import CALLBACK_EVENT, WebServer
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class Services:
     media: MediaLimits  # slots for downloads, decodes and ffmpeg runs, shared fairly by the guilds
     discord_media: DiscordMedia  # fetching members' pictures (and /show's files) from Discord only
     messages: JobMessages  # each job's message in Discord: progress, results, failures
+    events: EventBus  # wake-ups from the other processes sharing the database (PostgreSQL)
+    shared_state: SharedState  # what every process reads: the pause, the IDENTIFY buckets
 
     async def close(self) -> None:
         """Stop the jobs' watchers and the web server (the bot then closes its gateway), ..."""
@@ -66,6 +70,7 @@ class Services:
         """... then the HTTP sessions and the database, last: writes in progress finish first."""
         await self.session.close()
         await self.discord_media.session.close()
+        await self.events.close()
         await self.db.close()
 
 
@@ -97,8 +102,11 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
     media = MediaLimits(downloads=settings.max_concurrent_downloads,
                         processing=settings.max_concurrent_media_processing)
     discord_media = DiscordMedia(media_session(), MediaOrigins(settings.discord_media_base_urls), media)
-    store = JobStore(db, clock)
+    store = JobStore(db, clock, lease_seconds=settings.lease_seconds)
     callbacks = CallbackHub(settings.public_base_url)
+    events = event_bus_for(db)
+    # An EvoLink callback received by another process, for a job this one watches.
+    events.subscribe(CALLBACK_EVENT, callbacks.deliver)
     runner = JobRunner(
         db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=clock,
         # Beside the database whose job ids name its folders, so a resumed job finds the
@@ -109,11 +117,13 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
             max_in_flight_per_user=settings.max_jobs_in_flight_per_member,
             max_result_bytes=settings.max_result_bytes,
             kinds=kinds,
+            lease_seconds=settings.lease_seconds,
         ),
         callbacks=callbacks,
         media=media,
+        events=events,
     )
-    web = WebServer(bot=client, db=db, runner=runner, callbacks=callbacks,
+    web = WebServer(bot=client, db=db, runner=runner, callbacks=callbacks, store=store, events=events,
                     host=settings.http_host, port=settings.http_port)
     ffmpeg = find_ffmpeg(settings.ffmpeg_path)
     if ffmpeg is None:
@@ -122,4 +132,4 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
     messages = JobMessages(client, store=store, clock=clock, runner=runner, ffmpeg=ffmpeg, media=media)
     return Services(settings, clock, db, session, evolink, ledger, store, runner, ffmpeg, quotas,
                     BlockedTerms(db, clock), evolink_stats, ChannelDefaultsStore(db, clock), callbacks,
-                    web, media, discord_media, messages)
+                    web, media, discord_media, messages, events, SharedState(db, clock))

@@ -29,14 +29,18 @@ from aiohttp import web
 
 from bot.callbacks import CALLBACK_PATH, CallbackHub
 from bot.db import Database
+from bot.db.events import EventBus
 
 if TYPE_CHECKING:
     from bot.jobs.runner import JobRunner
+    from bot.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
 # An EvoLink callback is a task object of a few hundred bytes; anything far larger is not one.
 MAX_CALLBACK_BYTES = 64 * 1024
+# The event that carries a callback's token to the process watching its job.
+CALLBACK_EVENT = "callback"
 # Docker's HEALTHCHECK gives the probe 5 s; a database that cannot answer `SELECT 1` in 2 s is unwell.
 DATABASE_TIMEOUT_SECONDS = 2.0
 # How much of a callback token a log line may show: enough to tell two apart, useless to an attacker.
@@ -120,6 +124,8 @@ class WebServer:
         callbacks: CallbackHub,
         host: str,
         port: int,
+        store: JobStore | None = None,  # with events: where a callback for another process goes
+        events: EventBus | None = None,
         database_timeout: float = DATABASE_TIMEOUT_SECONDS,
         header_timeout: float = HEADER_TIMEOUT_SECONDS,
         body_timeout: float = BODY_TIMEOUT_SECONDS,
@@ -128,6 +134,8 @@ class WebServer:
         self._db = db
         self._runner = runner
         self._callbacks = callbacks
+        self._store = store
+        self._events = events
         self.host = host
         self._requested_port = port
         self._database_timeout = database_timeout
@@ -192,6 +200,9 @@ class WebServer:
             "jobs": {"queued": status.queued, "in_flight": status.in_flight, "finishing": status.finishing},
             "paused": status.paused.code if status.paused is not None else None,
         }
+        if self._db.shared:
+            # The jobs this process holds a lease on (others take them over if it stops renewing).
+            body["leases"] = {"jobs": list(status.leases), "taken_over": status.taken_over}
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _database_answers(self) -> bool:
@@ -216,13 +227,23 @@ class WebServer:
             answer.force_close()
             return answer
         task_id, status = _task_fields(body)
-        if not self._callbacks.deliver(token):
+        if not self._callbacks.deliver(token) and not await self._wake_elsewhere(token):
             log.info("EvoLink callback for an unknown token %s (task %s): ignored",
                      redact_token(token), task_id)
             return web.json_response({"error": "unknown callback"}, status=404)
         # Only a hint: the job reads the task from EvoLink before it believes anything.
         log.info("EvoLink callback: task %s says %s (token %s)", task_id, status, redact_token(token))
         return web.Response(status=204)
+
+    async def _wake_elsewhere(self, token: str) -> bool:
+        """Behind a load balancer, the callback may reach a process other than the one watching
+        its job: pass it on to every process sharing the database."""
+        if self._store is None or self._events is None or not self._db.shared:
+            return False
+        if not await self._store.callback_awaited(token):
+            return False
+        await self._events.publish(CALLBACK_EVENT, token)
+        return True
 
 
 def _task_fields(body: bytes) -> tuple[str, str]:

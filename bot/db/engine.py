@@ -233,9 +233,10 @@ class PostgresDatabase(Database):
 
     dialect = POSTGRESQL
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, url: str) -> None:
         self._pool = pool
         self._closed = False
+        self.url = url  # for a connection of its own (LISTEN); holds the password: never log it
 
     @classmethod
     async def connect(cls, url: str) -> PostgresDatabase:
@@ -244,7 +245,7 @@ class PostgresDatabase(Database):
         pool = AsyncConnectionPool(url, min_size=2, max_size=10, open=False,
                                    kwargs={"autocommit": True, "row_factory": _pg_row})
         await pool.open(wait=True)
-        return cls(pool)
+        return cls(pool, url)
 
     async def close(self) -> None:
         self._closed = True

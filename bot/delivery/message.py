@@ -28,7 +28,7 @@ from bot.jobs.failures import JobFailed, JobFailure
 from bot.jobs.kinds import ResultFile
 from bot.jobs.progress import JobProgress
 from bot.jobs.runner import JobRunner
-from bot.jobs.store import Job, JobStore
+from bot.jobs.store import Job, JobStore, LeaseLost
 from bot.media.limits import MediaLimits
 from bot.ui import render
 from bot.ui.buttons import result_view
@@ -203,6 +203,8 @@ class JobMessage:
                 try:
                     # Progress is never worth a new message: without a way to edit, skip it.
                     await self._edit(display, None, allow_new_message=False)
+                except LeaseLost:
+                    return  # another process shows this job now
                 except discord.HTTPException as exc:
                     log.warning("Job %d: progress edit failed (HTTP %s, code %s)",
                                 self._job_id, exc.status, exc.code)
@@ -237,6 +239,10 @@ class JobMessage:
 
     async def _edit(self, display: Display, files: FilesFactory | None, *,
                     allow_new_message: bool) -> discord.Message | None:
+        if self._store.lease_lapsed(self._job_id):
+            # This process stalled past its lease (checked after waiting for the edit's turn):
+            # another one may be showing the job now, and an edit from here would overwrite it.
+            raise LeaseLost(self._job_id)
         try:
             return await self._route_edit(display, files, allow_new_message=allow_new_message)
         finally:

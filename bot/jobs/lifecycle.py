@@ -22,7 +22,7 @@ import aiohttp
 from bot.callbacks import CallbackHub, new_callback_token
 from bot.clock import Clock
 from bot.credits import CreditLedger
-from bot.db import Database
+from bot.db import Database, Transaction
 from bot.evolink.client import EvoLinkClient
 from bot.evolink.errors import EvoLinkConnectionError, EvoLinkError, EvoLinkTimeout, ServerError
 from bot.evolink.limits import RESULT_DOWNLOAD_TIMEOUT, RESULT_LINK_LIFETIME
@@ -35,7 +35,7 @@ from bot.jobs.line import JobLine, Spawner
 from bot.jobs.pause import PAUSE_PROBE_SECONDS, AccountRefused, pause_reason_for
 from bot.jobs.progress import JobProgress, JobReporter, Phase, report
 from bot.jobs.retrying import create_retrying, download_retrying, poll_retrying
-from bot.jobs.store import Job, JobAlreadyFinished, JobKind, JobState, JobStore
+from bot.jobs.store import Job, JobAlreadyFinished, JobKind, JobState, JobStore, LeaseLost
 from bot.media.downloads import DownloadError, download_to_file
 from bot.media.limits import MediaLimits
 from bot.units import from_millis
@@ -104,6 +104,13 @@ class JobLifecycle:
             await self._line.put_back(job, reporter, refused.reason)
         except JobFailed as failed:
             await self.end_and_tell(job, failed.failure, reporter)
+        except LeaseLost:
+            # Another process took the job over (this one stalled past its lease): it finishes the
+            # job and edits its message; this one stops without a word, and leaves the files
+            # (the other process may be on this machine, using them).
+            log.warning("Job %d: taken over by another process; stopped working on it", job.id)
+            finished = False
+            self._line.abandon(job.id)
         except asyncio.CancelledError:
             finished = False  # shutdown or an operator's refund: the row says where it stands
             log.info("Job %d: stopped watching", job.id)
@@ -139,24 +146,35 @@ class JobLifecycle:
     async def _execute(self, job: Job, reporter: JobReporter, folder: Path) -> None:
         rules = self._kinds[job.kind]
         task: Task | None = None
-        if job.state is JobState.QUEUED:
+        if job.state is JobState.QUEUED:  # started by the line in memory: claimed here
+            async with self._db.transaction() as tx:
+                claimed = await self.claim(tx, job.id)
+            if claimed is None:
+                raise LeaseLost(job.id)  # no longer waiting: ended meanwhile
+            job = claimed
+        if job.state is JobState.SUBMITTING:  # just claimed (a resumed one is never started)
             task = await self._submit(job, rules, reporter)
             job = await self._store.get(job.id)
         if job.state is JobState.RUNNING:
             resumed = task is None
             task = await self._watch(job, task or self._stored_task(job), rules, reporter, resumed=resumed)
-            self._line.release_slot(job.id)  # EvoLink is done with it: the next in line may start
             if not task.results:
                 raise JobFailed(failures.NO_RESULTS)
             await self._store.mark_downloading(job.id, result_urls=list(task.results))
+            self._line.release_slot(job.id)  # EvoLink is done with it: the next in line may start
             job = await self._store.get(job.id)
         # From here on (and when resumed in downloading or delivering) the results are known.
         await self._download_and_deliver(job, reporter, folder, task)
 
-    async def _submit(self, job: Job, rules: JobKindRules, reporter: JobReporter) -> Task:
-        # Written before the create, so a job resumed after a crash knows its callback's address.
+    async def claim(self, tx: Transaction, job_id: int) -> Job | None:
+        """Take a waiting job out of the line for this process, its create written as under
+        way, with the callback address it will give EvoLink (written before the create, so a job
+        taken over after a crash knows it). None if the job no longer waits."""
         token = new_callback_token() if self._callbacks is not None else None
-        await self._store.mark_submitting(job.id, callback_token=token)
+        return await self._store.claim_queued(tx, job_id, callback_token=token)
+
+    async def _submit(self, job: Job, rules: JobKindRules, reporter: JobReporter) -> Task:
+        token = job.callback_token
         await report(job.id, reporter.show_progress(
             JobProgress(job, Phase.SUBMITTING, from_millis(job.created_at))))
         if self._callbacks is not None and token is not None:
@@ -231,6 +249,7 @@ class JobLifecycle:
         delay = 0.0 if resumed else plan.first_delay()
         try:
             while True:
+                self._still_ours(job.id)
                 if not plan.finish_expected:
                     await report(job.id, reporter.show_progress(progress()))
                 remaining = deadline - self._clock.monotonic()
@@ -263,6 +282,13 @@ class JobLifecycle:
         finally:
             if callback is not None:
                 self._forget_callback(job)
+
+    def _still_ours(self, job_id: int) -> None:
+        """Stop (LeaseLost) before showing or sending anything for a job whose lease this process
+        may no longer hold: it stalled past it (a pause, a partition) and another process may be
+        showing the same job now. Database writes are fenced anyway; Discord edits are not."""
+        if self._store.lease_lapsed(job_id):
+            raise LeaseLost(job_id)
 
     def _callback_event(self, job: Job) -> asyncio.Event | None:
         """The event EvoLink's callback for this job sets, when the job was created with one and
@@ -309,12 +335,13 @@ class JobLifecycle:
         held = await self._ledger.held_for(job.id)
         if held is not None:
             charged = min(charged, held)
+        self._still_ours(job.id)
         try:
             # Idempotent: it edits the job's message (or re-sends under the same nonce), so a
             # delivery repeated after a crash still shows the results once.
             await reporter.deliver(job, results, charged, self._links_expire_at(job, task))
-        except JobFailed:
-            raise  # the reporter already knows why, in the member's words
+        except (JobFailed, LeaseLost):
+            raise  # the reporter already knows why, in the member's words; or the job is elsewhere
         except Exception as exc:
             log.warning("Job %d: delivery failed: %s", job.id, exc)
             raise JobFailed(failures.DELIVERY_FAILED) from exc
@@ -366,14 +393,18 @@ class JobLifecycle:
         """Fail and refund the job, then tell its member (in the background)."""
         try:
             refunded = await commit(self.mark_failed_and_refund(job.id, failure))
-        except JobAlreadyFinished:
-            return
+        except (JobAlreadyFinished, LeaseLost):
+            return  # ended already, or another process works on it now
         self._spawn(report(job.id, reporter.show_failure(job, failure, refunded)),
                     f"job-{job.id}-failure")
 
-    async def mark_failed_and_refund(self, job_id: int, failure: JobFailure) -> int | None:
+    async def mark_failed_and_refund(self, job_id: int, failure: JobFailure, *, overrule_lease: bool = False,
+                                     only_unacknowledged: bool = False) -> int | None:
+        """See JobStore.mark_failed for the two conditions."""
         async with self._db.transaction() as tx:
-            await self._store.mark_failed(tx, job_id, code=failure.code, message=failure.message)
+            await self._store.mark_failed(tx, job_id, code=failure.code, message=failure.message,
+                                          overrule_lease=overrule_lease,
+                                          only_unacknowledged=only_unacknowledged)
             refunded = await self._ledger.refund(tx, job_id=job_id, reason=failure.code)
         log.info("Job %d: failed (%s), refunded %s milli-credits", job_id, failure.code, refunded)
         return refunded

@@ -212,6 +212,17 @@ class JobLine:
             await asyncio.gather(task, return_exceptions=True)
         self._take_out_of_line(job_id)
 
+    def abandon(self, job_id: int) -> None:
+        """Another process works on the job now (this one lost its lease): stop whatever works
+        on it here, without a write or a word to its member."""
+        task = self._live.get(job_id)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._take_out_of_line(job_id)
+        reporter = self._reporters.pop(job_id, None)
+        if reporter is not None:
+            reporter.stop()
+
     def forget_reporter(self, job_id: int) -> JobReporter | None:
         return self._reporters.pop(job_id, None)
 

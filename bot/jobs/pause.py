@@ -77,6 +77,10 @@ KEY_FORBIDDEN = PauseReason(
 )
 
 
+# By code, as the processes sharing a database record a pause for each other.
+PAUSE_REASONS = {reason.code: reason for reason in (OUT_OF_CREDITS, KEY_REFUSED, KEY_FORBIDDEN)}
+
+
 def pause_reason_for(error: EvoLinkError) -> PauseReason | None:
     """The pause an account-level refusal calls for; None for errors about one job."""
     if isinstance(error, InsufficientQuota):

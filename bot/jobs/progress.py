@@ -12,7 +12,7 @@ from typing import Protocol
 from bot.i18n import Message
 from bot.jobs.failures import JobFailure
 from bot.jobs.kinds import ResultFile
-from bot.jobs.store import Job
+from bot.jobs.store import Job, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -59,5 +59,7 @@ async def report(job_id: int, call: Awaitable[None]) -> None:
     """Await a reporter call; a display problem never stops a paid job."""
     try:
         await call
+    except LeaseLost:
+        log.info("Job %d: not shown from here: another process works on it now", job_id)
     except Exception:
         log.exception("Job %d: showing the job failed", job_id)

@@ -2,8 +2,9 @@
 
 Round-robin across guilds, then across the members of each guild: whoever was served least
 recently goes first, so one member with ten jobs cannot starve a channel, and one busy server
-cannot starve the others. The line itself is memory only; the jobs in it are rows in state
-`queued`, which the runner loads back on start.
+cannot starve the others. In one process the line lives in memory (the jobs in it are rows in
+state `queued`, which the runner loads back on start); processes sharing a database rebuild it
+for each dispatch from the rows and the turns recorded in `line_turns` (bot/jobs/shared_line.py).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 # For a job whose member's running limit does not matter (one already running, or a unit test).
 NO_RUNNING_LIMIT = 1_000_000
+# The "member" whose turns are the guild's own, in the served times a line starts from (no
+# Discord user has id 0).
+GUILD_TURN = 0
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,22 @@ class QueuedJob:
 
 
 class FairQueue:
-    def __init__(self) -> None:
+    def __init__(self, served: Mapping[tuple[int, int], int] | None = None) -> None:
+        """`served`: when each (guild, member) and each (guild, GUILD_TURN) was last served, for
+        a line that continues one dispatched before (by turns counted up from 1)."""
         self._jobs: dict[int, QueuedJob] = {}  # in arrival order (dicts keep insertion order)
-        self._turns = itertools.count(1)
+        served = served or {}
+        self._turns = itertools.count(max(served.values(), default=0) + 1)
         # When each guild and each member was last served; never served counts as 0 (first).
         self._guild_served: dict[int, int] = {}
         self._member_served: dict[tuple[int, int], int] = {}
+        for (guild_id, user_id), turn in served.items():
+            if user_id == GUILD_TURN:
+                self._guild_served[guild_id] = turn
+            else:
+                self._member_served[(guild_id, user_id)] = turn
+        # The turns given out by take_next, as (guild, member or GUILD_TURN, turn), to record.
+        self.turns_taken: list[tuple[int, int, int]] = []
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -57,6 +71,7 @@ class FairQueue:
                 turn = next(self._turns)
                 self._guild_served[job.guild_id] = turn
                 self._member_served[(job.guild_id, job.user_id)] = turn
+                self.turns_taken += [(job.guild_id, GUILD_TURN, turn), (job.guild_id, job.user_id, turn)]
                 return job
         return None
 

@@ -9,9 +9,10 @@ in memory (the line, the tasks watching jobs) is rebuilt from the rows by `resum
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,22 @@ import aiohttp
 from bot.callbacks import CallbackHub
 from bot.clock import Clock
 from bot.credits import CreditLedger
-from bot.db import Database
+from bot.db import Database, Transaction
+from bot.db.events import EventBus
+from bot.db.shared_state import SharedState
 from bot.evolink.client import EvoLinkClient
-from bot.jobs import failures
 from bot.jobs.failures import JobFailure
 from bot.jobs.kinds import JobKindRules
-from bot.jobs.lifecycle import JobLifecycle, commit
+from bot.jobs.leases import LeaseKeeper
+from bot.jobs.lifecycle import JobLifecycle
 from bot.jobs.line import JobLine, PauseListener
 from bot.jobs.pause import PauseReason, SubmissionsPaused
 from bot.jobs.progress import JobReporter, ReporterFactory, report
+from bot.jobs.shared_line import SharedJobLine
 from bot.jobs.store import Job, JobKind, JobState, JobStore
 from bot.media.limits import MediaLimits
 from bot.requests import ImageRequest, VideoRequest
+from bot.units import to_millis
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class RunnerSettings:
     max_result_bytes: int
     kinds: dict[JobKind, JobKindRules]
     max_in_flight_per_user: int = 2  # per member and guild: the rest of their jobs wait in line
+    lease_seconds: float = 45.0  # how long another process waits before taking over a silent one's job
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class RunnerStatus:
     in_flight: int       # holding a slot at EvoLink (submitting or generating)
     finishing: int       # downloading or delivering
     paused: PauseReason | None
+    leases: tuple[int, ...] = ()  # the jobs this process holds a lease on
+    taken_over: int = 0  # jobs this process took over from another one
 
 
 class JobBusy(Exception):
@@ -78,24 +86,42 @@ class JobRunner:
         work_dir: Path | None = None,
         callbacks: CallbackHub | None = None,
         media: MediaLimits | None = None,
+        events: EventBus | None = None,
+        on_takeover: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._store = store
         self._ledger = ledger
         self._settings = settings
+        self._clock = clock
         self._helpers: set[asyncio.Task[Any]] = set()  # probes, notices: cancelled on close
-        # The line starts each job's steps; the steps give their slot back to the line.
-        self._line = JobLine(
+        # The line starts each job's steps; the steps give their slot back to the line. One
+        # process owns its line in memory; processes sharing a database decide it there.
+        self._shared = db.shared
+        make_line: Callable[..., JobLine] = functools.partial(
+            SharedJobLine, db=db, events=events or EventBus(), state=SharedState(db, clock),
+            claim=self._claim,
+        ) if self._shared else JobLine
+        self._line = make_line(
             store=store, ledger=ledger, evolink=evolink, clock=clock,
             max_in_flight=settings.max_in_flight,
             max_in_flight_per_user=settings.max_in_flight_per_user,
-            start=lambda job, reporter: self._lifecycle.run(job, reporter), spawn=self._spawn,
+            start=self._start_job, spawn=self._spawn,
         )
         self._lifecycle = JobLifecycle(
             db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=clock,
             kinds=settings.kinds, max_result_bytes=settings.max_result_bytes, line=self._line,
             spawn=self._spawn, work_dir=work_dir, callbacks=callbacks, media=media,
         )
+        self._leases = LeaseKeeper(store=store, line=self._line, lifecycle=self._lifecycle, clock=clock,
+                                   lease_seconds=settings.lease_seconds, events=events,
+                                   on_takeover=on_takeover)
+
+    async def _start_job(self, job: Job, reporter: JobReporter) -> None:
+        await self._lifecycle.run(job, reporter)
+
+    async def _claim(self, tx: Transaction, job_id: int) -> Job | None:
+        return await self._lifecycle.claim(tx, job_id)
 
     @property
     def on_pause_change(self) -> PauseListener | None:
@@ -155,35 +181,35 @@ class JobRunner:
         return self._settings.kinds[job.kind].estimate(job.request)
 
     async def resume_unfinished(self, reporter_for: ReporterFactory) -> Counter[JobState]:
-        """Pick up every job a previous process left unfinished. Call once, before commands
-        arrive. Only database writes are awaited here; Discord and EvoLink are reached by the
-        jobs' own tasks, so start-up never waits on the network."""
-        jobs = await self._store.unfinished()
-        found = Counter(job.state for job in jobs)
+        """Pick up the jobs a previous process left unfinished, then start the line. Call once,
+        before commands arrive. Only database writes are awaited here; Discord and EvoLink are
+        reached by the jobs' own tasks, so start-up never waits on the network.
+
+        One process on its own file takes every unfinished job. Processes sharing a database
+        take only the jobs whose lease lapsed, and keep taking those while they run."""
+        if self._shared:
+            found = await self._leases.sweep(reporter_for)
+            self._leases.start(reporter_for)
+            assert isinstance(self._line, SharedJobLine)
+            self._line.start(reporter_for)
+            self._log_resumed(found)
+            return found
+        found = await self._leases.sweep(reporter_for, everything=True)
+        queued = [job for job in await self._store.unfinished() if job.state is JobState.QUEUED]
         running_limits = {guild_id: await self._ledger.running_limit(guild_id)
-                          for guild_id in {job.guild_id for job in jobs if job.state is JobState.QUEUED}}
-        for job in jobs:
-            if job.state is JobState.QUEUED and job.message_id is None and job.interaction_id is not None:
-                # Written and its credits held, but its command was never acknowledged (the process
-                # died first, or before it could write the refund): nobody saw it start, so it
-                # must never run and be charged. Nothing to tell: there is no message to edit.
-                await commit(self._lifecycle.mark_failed_and_refund(job.id, failures.NOT_ACKNOWLEDGED))
-                continue
-            reporter = reporter_for(job)
-            if job.state is JobState.QUEUED:
-                self._line.line_up(job, reporter, running_limits[job.guild_id])
-            elif job.state is JobState.SUBMITTING:
-                # The create may or may not have reached EvoLink: sending it again could pay twice.
-                await self._lifecycle.end_and_tell(job, failures.INTERRUPTED_SUBMIT, reporter)
-            else:
-                if job.state is JobState.RUNNING:
-                    self._line.hold_slot(job)
-                self._line.launch(job, reporter)
-        if jobs:
-            log.info("Resumed %d unfinished job(s): %s", len(jobs),
-                     ", ".join(f"{count} {state}" for state, count in sorted(found.items())))
+                          for guild_id in {job.guild_id for job in queued}}
+        for job in queued:
+            self._line.line_up(job, reporter_for(job), running_limits[job.guild_id])
+        found[JobState.QUEUED] += len(queued)
+        self._log_resumed(+found)
         self._line.dispatch()
-        return found
+        return +found
+
+    @staticmethod
+    def _log_resumed(found: Counter[JobState]) -> None:
+        if found:
+            log.info("Resumed %d unfinished job(s): %s", sum(found.values()),
+                     ", ".join(f"{count} {state}" for state, count in sorted(found.items())))
 
     async def cancel_unstarted(self, job_id: int, failure: JobFailure) -> None:
         """End a job that was written but never put in line (e.g. Discord refused the answer)."""
@@ -196,6 +222,8 @@ class JobRunner:
         for task in self._helpers:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._shared:  # another process takes this one's jobs over at once
+            await self._leases.close()
 
     # -- what operators see and do --------------------------------------------------------------
 
@@ -203,6 +231,7 @@ class JobRunner:
         return RunnerStatus(
             queued=self._line.queued, in_flight=self._line.in_flight,
             finishing=self._line.working - self._line.in_flight, paused=self._line.paused,
+            leases=self._store.leases_held, taken_over=self._leases.taken_over,
         )
 
     def is_busy(self, job_id: int) -> bool:
@@ -213,7 +242,8 @@ class JobRunner:
         failed, refund it and say so in its message. Raises JobAlreadyFinished if it is done."""
         await self._line.stop(job_id)
         job = await self._store.get(job_id)
-        refunded = await self._lifecycle.mark_failed_and_refund(job_id, failure)
+        # Whichever process works on it: that one finds its next write refused, and stops.
+        refunded = await self._lifecycle.mark_failed_and_refund(job_id, failure, overrule_lease=True)
         reporter = self._line.forget_reporter(job_id) or reporter_for(job)
         self._spawn(report(job_id, reporter.show_failure(job, failure, refunded)), f"job-{job_id}-refund")
         self._line.dispatch()
@@ -224,9 +254,14 @@ class JobRunner:
         given a missing permission). A job that was already refunded is delivered free; an
         unfinished one is settled as usual. Raises JobBusy if the runner is still on it, and
         JobFailed if the results cannot be fetched or posted."""
-        if self._line.holds(job_id):
+        if self._line.holds(job_id) or (self._shared and await self._worked_on_elsewhere(job_id)):
             raise JobBusy(f"job {job_id} is still being worked on")
         await self._lifecycle.redeliver(job_id, reporter)
+
+    async def _worked_on_elsewhere(self, job_id: int) -> bool:
+        job = await self._store.get(job_id)
+        return job.state.is_leased and job.lease_expires_at is not None and (
+            job.lease_expires_at > to_millis(self._clock.now()))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)

@@ -5,8 +5,10 @@ jobs.lease_owner / lease_token / lease_expires_at: the process working on a job 
   line, the token of its claim (new with every claim: every write of the job is fenced by it, so
   a process that lost its lease cannot overwrite the new owner), and when the claim lapses unless
   renewed (Unix ms). NULL while queued and once finished.
-jobs.acknowledged_at: when Discord accepted the command's first answer (Unix ms). Only an
-  acknowledged job may leave the line; one never acknowledged is cancelled and refunded.
+jobs.acknowledged_at: when Discord accepted the command's first answer (Unix ms; a job without
+  an interaction counts as acknowledged when written). Only an acknowledged job may leave the
+  line; one never acknowledged is cancelled and refunded. jobs_callback finds the job an EvoLink
+  callback is for, whichever process receives it.
 line_turns: when each guild (user_id 0) and each member of a guild was last served by the fair
   line: turns counted up across every process, so servers take turns, then members, whichever
   process dispatches.
@@ -23,10 +25,11 @@ ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
 ALTER TABLE jobs ADD COLUMN lease_token TEXT;
 ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;
 ALTER TABLE jobs ADD COLUMN acknowledged_at INTEGER;
-UPDATE jobs SET acknowledged_at = created_at WHERE message_id IS NOT NULL;
+UPDATE jobs SET acknowledged_at = created_at WHERE message_id IS NOT NULL OR interaction_id IS NULL;
 CREATE INDEX jobs_queued ON jobs (id) WHERE state = 'queued';
 CREATE INDEX jobs_leased ON jobs (lease_expires_at)
     WHERE state IN ('submitting', 'running', 'downloading', 'delivering');
+CREATE INDEX jobs_callback ON jobs (callback_token) WHERE callback_token IS NOT NULL;
 
 CREATE TABLE line_turns (
     guild_id INTEGER NOT NULL,

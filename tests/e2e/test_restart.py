@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 import io
 import os
-import signal
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
@@ -22,42 +20,13 @@ import pytest
 from PIL import Image
 
 from bot.evolink.fake import FakeEvoLink
+from tests.e2e.processes import REPO, BotProcess
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, slash_command_payload
 
-REPO = Path(__file__).resolve().parents[2]
 BOT_TOKEN = "MTIz.restart-test-bot-token.xyz"
 EVOLINK_KEY = "sk-restart-test-evolink-key"
 GUILD_ID, CHANNEL_ID, USER_ID = 8300, 8301, 5005
 FIVE_SECOND_720P = 25_500  # milli-credits: 5 s x 5.1 credits
-
-
-class BotProcess:
-    """One run of the bot, its output captured to a file that survives a SIGKILL."""
-
-    def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-
-    @classmethod
-    async def start(cls, env: dict[str, str], workdir: Path, name: str) -> BotProcess:
-        log_path = workdir / f"{name}.log"
-        with log_path.open("wb") as log_file:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", cwd=workdir, env=env,
-                stdout=log_file, stderr=asyncio.subprocess.STDOUT,
-            )
-        return cls(process, log_path)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def kill(self) -> None:
-        self.process.kill()  # SIGKILL: no handler, no cleanup, no last write
-        await self.process.wait()
-
-    async def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), timeout=15)
 
 
 def _identifies(fake: FakeDiscord) -> int:
