@@ -1,4 +1,5 @@
-"""Command line: `python -m bot [run | sync [--guild ID] | demo | check | healthcheck]`."""
+"""Command line: `python -m bot [run | sync [--guild ID] | demo | check | healthcheck |
+copy-database [--sqlite PATH]]`."""
 
 from __future__ import annotations
 
@@ -12,13 +13,22 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import discord
 
 from bot.app import WanBot, use_discord_api
 from bot.clock import Clock
-from bot.config import ConfigError, Settings, load_settings, load_web_server_address
+from bot.config import (
+    ConfigError,
+    Settings,
+    load_copy_databases,
+    load_settings,
+    load_web_server_address,
+    postgresql_secrets,
+    postgresql_shown,
+)
 from bot.health import run_checks
 from bot.logging_setup import configure_logging
 from bot.web import WebServerUnavailable
@@ -27,6 +37,7 @@ log = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
 EXIT_CHECK_FAILED = 1
+EXIT_REFUSED = 1
 # Docker's HEALTHCHECK kills the probe after 5 s; answer before that, with a verdict.
 HEALTHCHECK_TIMEOUT_SECONDS = 4
 
@@ -43,11 +54,19 @@ def main(argv: list[str] | None = None, *, bot_class: type[WanBot] = WanBot) -> 
     commands.add_parser("check", help="verify the settings, both keys, the database and ffmpeg, then exit")
     commands.add_parser("healthcheck", help="ask the running bot's /healthz (on HTTP_PORT) whether it is "
                         "healthy: exit 0 if so, 1 if not (for Docker's HEALTHCHECK)")
+    copy = commands.add_parser("copy-database", help="copy the SQLite database at DATABASE_PATH into the empty "
+                               "PostgreSQL database at DATABASE_URL, then exit (stop the bot first)")
+    copy.add_argument("--sqlite", type=Path, metavar="PATH",
+                      help="the SQLite database to copy (default: DATABASE_PATH, ./data/bot.db)")
     args = parser.parse_args(argv)
     command = args.command or "run"
     if command == "healthcheck":
         # Before load_settings: the probe needs no token or key, only where the server listens.
         return probe_health()
+    if command == "copy-database":
+        # Neither: the copy needs the two databases only. DATABASE_URL is read from the
+        # environment or .env, never from the command line, where `ps` would show its password.
+        return copy_database(args.sqlite)
 
     overrides: dict[str, Any] = {}
     if command == "demo":
@@ -113,6 +132,41 @@ def probe_health() -> int:
         return EXIT_CHECK_FAILED
     print(f"{'healthy' if status == 200 else f'unhealthy (HTTP {status})'}: {_health_summary(body)}")
     return 0 if status == 200 else EXIT_CHECK_FAILED
+
+
+def copy_database(sqlite_path: Path | None) -> int:
+    """`python -m bot copy-database`: one line per table copied and a last line; 0 if copied."""
+    from bot.db.copy import CopyRefused, copy_sqlite_to_postgresql, rows_text
+
+    try:
+        database_path, database_url = load_copy_databases()
+    except ConfigError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    url = database_url.get_secret_value()
+    source, target = sqlite_path or database_path, postgresql_shown(url)
+    # Whatever a driver or a library says passes through the redactor: the password never shows.
+    redactor = configure_logging("WARNING", secrets=postgresql_secrets(url))
+
+    def say(line: str, *, file: Any = sys.stdout) -> None:
+        print(redactor.redact(line), file=file, flush=True)
+
+    def copied(table: str, rows: int) -> None:
+        say(f"{table}: {rows_text(rows)}")
+
+    say(f"Copying {source} into {target}")
+    try:
+        counts = copy_sqlite_to_postgresql(source, url, on_table=copied)
+    except CopyRefused as refusal:
+        say(f"error: {refusal}", file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception:
+        # Not foreseen: the traceback goes to the log, whose formatter redacts the password too.
+        log.exception("The copy failed; PostgreSQL was left as it was")
+        return EXIT_REFUSED
+    say(f"Done: {rows_text(sum(counts.values()))} in {len(counts)} tables copied from {source} into {target}. "
+        "Start the bot with DATABASE_URL set.")
+    return 0
 
 
 def _health_summary(body: bytes) -> str:

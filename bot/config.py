@@ -7,7 +7,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -195,9 +195,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not is_postgresql_url(value.get_secret_value()):
-            raise ValueError("not a postgresql:// URL")
-        return value
+        return value if value is None else _postgresql_url(value)
 
     @property
     def database(self) -> str | Path:
@@ -209,8 +207,7 @@ class Settings(BaseSettings):
         """What the log must never show: the tokens, the key, and the database's password."""
         secrets = [self.discord_token.get_secret_value(), self.evolink_api_key.get_secret_value()]
         if self.database_url is not None:
-            password = urlsplit(self.database_url.get_secret_value()).password
-            secrets += [self.database_url.get_secret_value(), *([password] if password else [])]
+            secrets += postgresql_secrets(self.database_url.get_secret_value())
         return secrets
 
     @property
@@ -219,13 +216,18 @@ class Settings(BaseSettings):
         (never the password)."""
         if self.database_url is None:
             return str(self.database_path)
-        parts = urlsplit(self.database_url.get_secret_value())
-        return f"PostgreSQL {parts.hostname}:{parts.port or 5432}{parts.path}"
+        return postgresql_shown(self.database_url.get_secret_value())
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+
+def _postgresql_url(value: SecretStr) -> SecretStr:
+    if not is_postgresql_url(value.get_secret_value()):
+        raise ValueError("not a postgresql:// URL")
+    return value
 
 
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -294,6 +296,41 @@ def load_web_server_address(env_file: str | os.PathLike[str] | None = ".env") ->
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     return address.http_host, address.http_port
+
+
+def postgresql_shown(url: str) -> str:
+    """A PostgreSQL URL as logs and messages show it: host, port and database, never the password."""
+    parts = urlsplit(url)
+    return f"PostgreSQL {parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def postgresql_secrets(url: str) -> list[str]:
+    """What no output may show of a PostgreSQL URL: the URL itself and its password, as written
+    and decoded (a password with `@` or `/` is written percent-encoded in the URL)."""
+    password = urlsplit(url).password
+    return [url, *([password, unquote(password)] if password else [])]
+
+
+class _CopyDatabases(BaseSettings):
+    """Only the two databases: what `python -m bot copy-database` needs, read the same way as the
+    bot reads them, without asking for the token and key it has no use for. The PostgreSQL URL
+    is required here (it is where the copy goes)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True, hide_input_in_errors=True)
+
+    database_path: Path = Settings.model_fields["database_path"].default
+    database_url: Annotated[SecretStr, AfterValidator(_postgresql_url)]
+
+
+def load_copy_databases(env_file: str | os.PathLike[str] | None = ".env") -> tuple[Path, SecretStr]:
+    """(DATABASE_PATH, DATABASE_URL) as the bot would read them, or ConfigError naming the
+    variable (DATABASE_URL must be set)."""
+    try:
+        databases = _CopyDatabases(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return databases.database_path, databases.database_url
 
 
 def _describe(exc: ValidationError) -> str:

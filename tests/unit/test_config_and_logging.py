@@ -206,6 +206,16 @@ def test_database_url_selects_postgresql_and_its_password_stays_secret():
     assert plain.database == Path("data/bot.db") and plain.database_shown == "data/bot.db"
 
 
+def test_a_percent_encoded_database_password_is_redacted_as_written_and_decoded():
+    # `@` and `/` in a password must be percent-encoded in the URL; a driver may quote it decoded.
+    settings = load_settings(None, discord_token="t", evolink_api_key="k",
+                             database_url="postgresql://wan:p%40ss%2Fw0rd@db.internal/wanbot")
+    redactor = SecretRedactor(settings.secrets)
+    line = redactor.redact("password p@ss/w0rd (p%40ss%2Fw0rd) refused for wan")
+    assert "p@ss/w0rd" not in line and "p%40ss%2Fw0rd" not in line
+    assert line.endswith("refused for wan")
+
+
 def test_a_database_url_that_is_not_postgresql_is_refused_without_echoing_it():
     with pytest.raises(ConfigError) as bad:
         load_settings(None, discord_token="t", evolink_api_key="k",
