@@ -26,6 +26,7 @@ from bot.jobs.store import JobKind, JobStore
 from bot.media.limits import MediaLimits
 from bot.media.sources import DiscordMedia, MediaOrigins, media_session
 from bot.media.video import find_ffmpeg
+from bot.metrics import Metrics
 from bot.periods import Period
 from bot.quotas import QuotaDefaults, QuotaStore
 from bot.web import WebServer
@@ -55,6 +56,7 @@ class Services:
     media: MediaLimits  # slots for downloads, decodes and ffmpeg runs, shared fairly by the guilds
     discord_media: DiscordMedia  # fetching members' pictures (and /show's files) from Discord only
     messages: JobMessages  # each job's message in Discord: progress, results, failures
+    metrics: Metrics  # what /metrics shows: EvoLink calls, Discord requests, credits, jobs
 
     async def close(self) -> None:
         """Stop the jobs' watchers and the web server (the bot then closes its gateway), ..."""
@@ -70,9 +72,10 @@ class Services:
 
 
 async def build_services(client: discord.Client, settings: Settings, clock: Clock,
-                         kinds: dict[JobKind, JobKindRules]) -> Services:
+                         kinds: dict[JobKind, JobKindRules], metrics: Metrics) -> Services:
     """Open the database (migrating it), and build every service on it. `kinds` says what differs
-    per kind of job (the benchmark's baseline swaps the polling policy there)."""
+    per kind of job (the benchmark's baseline swaps the polling policy there). `metrics`: the
+    process's, made before the services (the bot's Discord requests are counted from its login)."""
     session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
     db = await Database.open(settings.database)
     evolink_stats = CallStats(clock)
@@ -84,6 +87,7 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
         timeout=aiohttp.ClientTimeout(total=settings.evolink_timeout_seconds, connect=10),
         upload_timeout=UPLOAD_TIMEOUT,
         stats=evolink_stats,
+        observer=metrics,
     )
     quotas = QuotaStore(db, clock, QuotaDefaults(
         allowance=to_milli(settings.default_daily_credits),
@@ -93,7 +97,8 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
         member_ceiling_per_day=to_milli(settings.max_member_credits_per_day),
         server_ceiling_per_day=to_milli(settings.max_server_credits_per_day),
     ))
-    ledger = CreditLedger(db, clock, quotas, bot_daily_budget=to_milli(settings.bot_daily_budget))
+    ledger = CreditLedger(db, clock, quotas, bot_daily_budget=to_milli(settings.bot_daily_budget),
+                          observer=metrics)
     media = MediaLimits(downloads=settings.max_concurrent_downloads,
                         processing=settings.max_concurrent_media_processing)
     discord_media = DiscordMedia(media_session(), MediaOrigins(settings.discord_media_base_urls), media)
@@ -112,9 +117,10 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
         ),
         callbacks=callbacks,
         media=media,
+        observer=metrics,
     )
     web = WebServer(bot=client, db=db, runner=runner, callbacks=callbacks,
-                    host=settings.http_host, port=settings.http_port)
+                    host=settings.http_host, port=settings.http_port, metrics=metrics, store=store)
     ffmpeg = find_ffmpeg(settings.ffmpeg_path)
     if ffmpeg is None:
         log.warning("ffmpeg not found (FFMPEG_PATH=%s): videos over Discord's upload limit "
@@ -122,4 +128,4 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
     messages = JobMessages(client, store=store, clock=clock, runner=runner, ffmpeg=ffmpeg, media=media)
     return Services(settings, clock, db, session, evolink, ledger, store, runner, ffmpeg, quotas,
                     BlockedTerms(db, clock), evolink_stats, ChannelDefaultsStore(db, clock), callbacks,
-                    web, media, discord_media, messages)
+                    web, media, discord_media, messages, metrics)

@@ -26,7 +26,7 @@ from bot.evolink.client import EvoLinkClient
 from bot.jobs import failures
 from bot.jobs.failures import JobFailure
 from bot.jobs.kinds import JobKindRules
-from bot.jobs.lifecycle import JobLifecycle, commit
+from bot.jobs.lifecycle import JobLifecycle, JobObserver, commit
 from bot.jobs.line import JobLine, PauseListener
 from bot.jobs.pause import PauseReason, SubmissionsPaused
 from bot.jobs.progress import JobReporter, ReporterFactory, report
@@ -78,6 +78,7 @@ class JobRunner:
         work_dir: Path | None = None,
         callbacks: CallbackHub | None = None,
         media: MediaLimits | None = None,
+        observer: JobObserver | None = None,  # told of every job this process ends
     ) -> None:
         self._db = db
         self._store = store
@@ -94,7 +95,7 @@ class JobRunner:
         self._lifecycle = JobLifecycle(
             db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=clock,
             kinds=settings.kinds, max_result_bytes=settings.max_result_bytes, line=self._line,
-            spawn=self._spawn, work_dir=work_dir, callbacks=callbacks, media=media,
+            spawn=self._spawn, work_dir=work_dir, callbacks=callbacks, media=media, observer=observer,
         )
 
     @property

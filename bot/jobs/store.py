@@ -146,6 +146,16 @@ class JobStore:
         )
         return Job.from_row(row) if row else None
 
+    async def count_unfinished(self) -> dict[tuple[JobKind, JobState], int]:
+        """How many unfinished jobs of every process there are, by kind and state (0 for none)."""
+        rows = await self._db.fetchall(
+            "SELECT kind, state, COUNT(*) AS jobs FROM jobs WHERE state NOT IN ('done', 'failed') "
+            "GROUP BY kind, state"
+        )
+        counts = {(kind, state): 0 for kind in JobKind for state in JobState if not state.is_final}
+        counts.update({(JobKind(row["kind"]), JobState(row["state"])): row["jobs"] for row in rows})
+        return counts
+
     async def set_message(self, job_id: int, message_id: int) -> None:
         async with self._db.transaction() as tx:
             await tx.execute(
@@ -193,8 +203,9 @@ class JobStore:
     async def mark_done(self, tx: Transaction, job_id: int) -> None:
         await self._transition_in(tx, job_id, JobState.DONE, finished_at=self._now())
 
-    async def mark_failed(self, tx: Transaction, job_id: int, *, code: str, message: str) -> None:
-        await self._transition_in(
+    async def mark_failed(self, tx: Transaction, job_id: int, *, code: str, message: str) -> JobKind:
+        """Mark the job failed; returns its kind (for the metrics, without another query)."""
+        return await self._transition_in(
             tx, job_id, JobState.FAILED, error_code=code, error_message=message,
             finished_at=self._now(),
         )
@@ -205,16 +216,18 @@ class JobStore:
 
     async def _transition_in(
         self, tx: Transaction, job_id: int, state: JobState, **fields: Any
-    ) -> None:
+    ) -> JobKind:
+        """Move an unfinished job to `state`; returns its kind (read by the same statement)."""
         # Column names come from this module's keyword arguments, never from input.
         assignments = "".join(f", {column} = :{column}" for column in fields)
-        changed = await tx.execute(
+        changed = await tx.fetchone(
             f"UPDATE jobs SET state = :state, updated_at = :now{assignments} "
-            "WHERE id = :id AND state NOT IN ('done', 'failed')",
+            "WHERE id = :id AND state NOT IN ('done', 'failed') RETURNING kind",
             {"state": state, "now": self._now(), "id": job_id, **fields},
         )
-        if changed != 1:
+        if changed is None:
             raise JobAlreadyFinished(job_id)
+        return JobKind(changed["kind"])
 
 
 class JobAlreadyFinished(Exception):
