@@ -4,7 +4,9 @@ closes everything in order."""
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
+import aiohttp
 import discord
 import yarl
 from discord.ext import commands
@@ -17,6 +19,7 @@ from bot.jobs.kinds import ImageJobRules, JobKindRules, VideoJobRules
 from bot.jobs.pause import RESUMED_NOTICE, PauseReason
 from bot.jobs.store import JobKind
 from bot.launch import Launcher
+from bot.metrics import Metrics
 from bot.services import Services, build_services
 from bot.ui.errors import ReplyingCommandTree
 from bot.ui.moderation_log import post_to_every_log_channel
@@ -36,6 +39,32 @@ def use_discord_api(base_url: str) -> None:
     discord.http.Route.BASE = base_url.rstrip("/")
 
 
+def discord_rest_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+    """Count every REST request discord.py makes (interaction answers and followups included: they
+    share its session) by method and status, and its 429s. Only requests under the REST base are
+    counted: the gateway's websocket and CDN reads use the same session but are not REST calls.
+    The path is never looked at beyond that prefix: it holds interaction tokens."""
+
+    def is_rest(url: yarl.URL) -> bool:
+        return str(url).startswith(discord.http.Route.BASE + "/")
+
+    async def on_request_end(session: aiohttp.ClientSession, context: SimpleNamespace,
+                             params: aiohttp.TraceRequestEndParams) -> None:
+        if is_rest(params.url):
+            response = params.response
+            metrics.discord_request(params.method, response.status, response.headers.get("X-RateLimit-Scope"))
+
+    async def on_request_exception(session: aiohttp.ClientSession, context: SimpleNamespace,
+                                   params: aiohttp.TraceRequestExceptionParams) -> None:
+        if is_rest(params.url):
+            metrics.discord_request(params.method, None)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    trace.on_request_exception.append(on_request_exception)
+    return trace
+
+
 class WanBot(commands.AutoShardedBot):
     services: Services
     launcher: Launcher  # the one path that starts a job, for every command, button and form
@@ -45,6 +74,9 @@ class WanBot(commands.AutoShardedBot):
         # (boost tier for upload limits, channels and roles for /show) and nothing else is cached.
         intents = discord.Intents.none()
         intents.guilds = True
+        # Made here rather than with the other services: discord.py's session (and the trace that
+        # counts its requests) exists from the first request, the login, before setup_hook.
+        self.metrics = Metrics()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -59,6 +91,7 @@ class WanBot(commands.AutoShardedBot):
             shard_count=settings.shard_count,
             # None is discord.py's own default (its typing omits it).
             shard_ids=list(settings.shard_ids) or None,  # type: ignore[arg-type]
+            http_trace=discord_rest_trace(self.metrics),
         )
         # Spaces IDENTIFYs per bucket (before_identify_hook). Its max_concurrency comes from
         # GET /gateway/bot in connect(); a gate shared with other processes can be set as
@@ -73,7 +106,8 @@ class WanBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        self.services = services = await build_services(self, settings, self.clock, self.job_kinds())
+        self.services = services = await build_services(self, settings, self.clock, self.job_kinds(),
+                                                        self.metrics)
         self.launcher = Launcher(services)
         # Before the cogs: the translator localises their commands' names and descriptions
         # whenever the tree is synced.
@@ -89,7 +123,7 @@ class WanBot(commands.AutoShardedBot):
         await web.start()
         where = (f"EvoLink callbacks at {settings.public_base_url}{CALLBACK_PATH}/…" if services.callbacks.enabled
                  else "EvoLink callbacks off: no PUBLIC_BASE_URL")
-        log.info("Web server on http://%s:%d (healthz; %s)", web.host, web.port, where)
+        log.info("Web server on http://%s:%d (healthz, metrics; %s)", web.host, web.port, where)
         if services.db.shared:
             # Processes sharing the database wake each other (the line moved, a callback arrived)
             # and take turns at IDENTIFY in each bucket, as Discord allows one per 5 s.

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypedDict, cast
+from typing import Protocol, TypedDict, cast
 
 from bot import audit
 from bot.audit import AuditAction
@@ -29,7 +29,7 @@ from bot.quotas import Allowance, GuildQuotaSettings, QuotaStore, effective_allo
 from bot.units import MILLI, format_credits, to_milli, to_millis
 
 __all__ = [
-    "MILLI", "Balance", "BotBudgetExhausted", "CreditLedger", "GuildBudgetExhausted",
+    "MILLI", "Balance", "BotBudgetExhausted", "CreditLedger", "CreditObserver", "GuildBudgetExhausted",
     "InsufficientCredits", "JobCost", "MemberBlocked", "NeverFits", "ServerCeilingReached", "TooManyJobs",
     "credit_amount", "format_credits", "per_period", "period_adjective", "this_period", "to_milli",
 ]
@@ -160,13 +160,23 @@ class NeverFits(UserFacingError):
     a moderator (or the operator) raising the limit will, and the message says who and how."""
 
 
+class CreditObserver(Protocol):
+    """Told of the credits jobs reserve, are charged and get back (in credits, not milli-credits),
+    once the transaction that moved them has committed (bot.metrics.Metrics is one)."""
+
+    def credits_reserved(self, credits: float) -> None: ...
+    def credits_settled(self, credits: float) -> None: ...
+    def credits_refunded(self, credits: float) -> None: ...
+
+
 class CreditLedger:
     def __init__(self, db: Database, clock: Clock, quotas: QuotaStore, *,
-                 bot_daily_budget: int | None = None) -> None:
+                 bot_daily_budget: int | None = None, observer: CreditObserver | None = None) -> None:
         self._db = db
         self._clock = clock
         self._quotas = quotas
         self._bot_daily_budget = bot_daily_budget
+        self._observer = observer
 
     async def balance(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> Balance:
         async with self._db.transaction() as tx:
@@ -198,6 +208,9 @@ class CreditLedger:
             "VALUES (:job, :guild, :user, :amount, :now)",
             {"job": job_id, "guild": guild_id, "user": user_id, "amount": amount, "now": now},
         )
+        if self._observer is not None:
+            told = self._observer.credits_reserved
+            tx.after_commit(lambda: told(amount / MILLI))
         return balance
 
     async def check_allowed(self, guild_id: int, user_id: int, role_ids: Iterable[int],
@@ -419,6 +432,9 @@ class CreditLedger:
                 "ON CONFLICT (day, guild_id) DO UPDATE SET amount = daily_spend.amount + excluded.amount",
                 {"day": to_millis(Period.DAY.bounds(now)[0]), "guild": hold["guild_id"], "amount": amount},
             )
+        if self._observer is not None:
+            told = self._observer.credits_settled if kind == "settle" else self._observer.credits_refunded
+            tx.after_commit(lambda: told(amount / MILLI))
         return amount
 
     async def _consumed(self, tx: Transaction, start: datetime, end: datetime,

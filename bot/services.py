@@ -28,6 +28,7 @@ from bot.jobs.store import JobKind, JobStore
 from bot.media.limits import MediaLimits
 from bot.media.sources import DiscordMedia, MediaOrigins, media_session
 from bot.media.video import find_ffmpeg
+from bot.metrics import Metrics
 from bot.periods import Period
 from bot.quotas import QuotaDefaults, QuotaStore
 from bot.web import CALLBACK_EVENT, WebServer
@@ -59,6 +60,7 @@ class Services:
     messages: JobMessages  # each job's message in Discord: progress, results, failures
     events: EventBus  # wake-ups from the other processes sharing the database (PostgreSQL)
     shared_state: SharedState  # what every process reads: the pause, the IDENTIFY buckets
+    metrics: Metrics  # what /metrics shows: EvoLink calls, Discord requests, credits, jobs
 
     async def close(self) -> None:
         """Stop the jobs' watchers and the web server (the bot then closes its gateway), ..."""
@@ -75,9 +77,10 @@ class Services:
 
 
 async def build_services(client: discord.Client, settings: Settings, clock: Clock,
-                         kinds: dict[JobKind, JobKindRules]) -> Services:
+                         kinds: dict[JobKind, JobKindRules], metrics: Metrics) -> Services:
     """Open the database (migrating it), and build every service on it. `kinds` says what differs
-    per kind of job (the benchmark's baseline swaps the polling policy there)."""
+    per kind of job (the benchmark's baseline swaps the polling policy there). `metrics`: the
+    process's, made before the services (the bot's Discord requests are counted from its login)."""
     session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
     db = await Database.open(settings.database)
     evolink_stats = CallStats(clock)
@@ -89,6 +92,7 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
         timeout=aiohttp.ClientTimeout(total=settings.evolink_timeout_seconds, connect=10),
         upload_timeout=UPLOAD_TIMEOUT,
         stats=evolink_stats,
+        observer=metrics,
     )
     quotas = QuotaStore(db, clock, QuotaDefaults(
         allowance=to_milli(settings.default_daily_credits),
@@ -98,7 +102,8 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
         member_ceiling_per_day=to_milli(settings.max_member_credits_per_day),
         server_ceiling_per_day=to_milli(settings.max_server_credits_per_day),
     ))
-    ledger = CreditLedger(db, clock, quotas, bot_daily_budget=to_milli(settings.bot_daily_budget))
+    ledger = CreditLedger(db, clock, quotas, bot_daily_budget=to_milli(settings.bot_daily_budget),
+                          observer=metrics)
     media = MediaLimits(downloads=settings.max_concurrent_downloads,
                         processing=settings.max_concurrent_media_processing)
     discord_media = DiscordMedia(media_session(), MediaOrigins(settings.discord_media_base_urls), media)
@@ -122,9 +127,11 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
         callbacks=callbacks,
         media=media,
         events=events,
+        on_takeover=metrics.lease_taken_over,
+        observer=metrics,
     )
     web = WebServer(bot=client, db=db, runner=runner, callbacks=callbacks, store=store, events=events,
-                    host=settings.http_host, port=settings.http_port)
+                    host=settings.http_host, port=settings.http_port, metrics=metrics)
     ffmpeg = find_ffmpeg(settings.ffmpeg_path)
     if ffmpeg is None:
         log.warning("ffmpeg not found (FFMPEG_PATH=%s): videos over Discord's upload limit "
@@ -132,4 +139,4 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
     messages = JobMessages(client, store=store, clock=clock, runner=runner, ffmpeg=ffmpeg, media=media)
     return Services(settings, clock, db, session, evolink, ledger, store, runner, ffmpeg, quotas,
                     BlockedTerms(db, clock), evolink_stats, ChannelDefaultsStore(db, clock), callbacks,
-                    web, media, discord_media, messages, events, SharedState(db, clock))
+                    web, media, discord_media, messages, events, SharedState(db, clock), metrics)

@@ -1,8 +1,10 @@
-"""The bot's small web server: `/healthz` for Docker's HEALTHCHECK, and the EvoLink callback endpoint.
+"""The bot's small web server: `/healthz` for Docker's HEALTHCHECK, `/metrics` for Prometheus, and
+the EvoLink callback endpoint.
 
 Everything it serves is cheap and local: health is read from the gateway state, one trivial
-database query and the runner's counters (no Discord or EvoLink request), and a callback only sets
-an event in the CallbackHub. Callback paths are secret capabilities, so aiohttp's access log is off
+database query and the runner's counters (no Discord or EvoLink request), metrics from the
+process's counters and one grouped count of the unfinished jobs, and a callback only sets an event
+in the CallbackHub. Callback paths are secret capabilities, so aiohttp's access log is off
 (it would print them) and our own log lines show only the first characters of a token.
 
 Strangers can reach it (callbacks come through a published port), so every connection is bounded
@@ -30,6 +32,7 @@ from aiohttp import web
 from bot.callbacks import CALLBACK_PATH, CallbackHub
 from bot.db import Database
 from bot.db.events import EventBus
+from bot.metrics import Metrics
 
 if TYPE_CHECKING:
     from bot.jobs.runner import JobRunner
@@ -124,13 +127,17 @@ class WebServer:
         callbacks: CallbackHub,
         host: str,
         port: int,
-        store: JobStore | None = None,  # with events: where a callback for another process goes
+        # Where /metrics counts the unfinished jobs, and (with events) where a callback for a job
+        # of another process is looked up.
+        store: JobStore | None = None,
         events: EventBus | None = None,
         database_timeout: float = DATABASE_TIMEOUT_SECONDS,
         header_timeout: float = HEADER_TIMEOUT_SECONDS,
         body_timeout: float = BODY_TIMEOUT_SECONDS,
+        metrics: Metrics | None = None,  # None: no /metrics
     ) -> None:
         self._bot = bot
+        self._metrics = metrics
         self._db = db
         self._runner = runner
         self._callbacks = callbacks
@@ -157,6 +164,8 @@ class WebServer:
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
         app.router.add_get("/healthz", self._healthz)
+        if self._metrics is not None:
+            app.router.add_get("/metrics", self._serve_metrics)
         if self._callbacks.enabled:
             app.router.add_post(f"{CALLBACK_PATH}/{{token}}", self._callback)
         return app
@@ -204,6 +213,22 @@ class WebServer:
             # The jobs this process holds a lease on (others take them over if it stops renewing).
             body["leases"] = {"jobs": list(status.leases), "taken_over": status.taken_over}
         return web.json_response(body, status=200 if healthy else 503)
+
+    async def _serve_metrics(self, request: web.Request) -> web.Response:
+        assert self._metrics is not None
+        metrics = self._metrics
+        _, shards = shard_health(self._bot)
+        metrics.set_shards_connected(sum(shard.connected for shard in shards))
+        if self._store is not None:
+            try:
+                counts = await asyncio.wait_for(self._store.count_unfinished(), self._database_timeout)
+            except Exception as exc:  # the rest is still worth scraping; the gauge keeps its last counts
+                log.warning("Metrics: the jobs could not be counted (%s)", type(exc).__name__)
+            else:
+                metrics.set_unfinished_jobs({(kind.value, state.value): count
+                                             for (kind, state), count in counts.items()})
+        body, content_type = metrics.render(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _database_answers(self) -> bool:
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from importlib import resources
@@ -90,6 +90,23 @@ def apply_migrations(target: str | Path) -> list[str]:
 
 class Transaction(ABC):
     """The statements of one open transaction (handed out by Database.transaction)."""
+
+    def __init__(self) -> None:
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once this transaction has committed, and never if it rolls back: for
+        telling others (metrics) of a write only once it lasts. It must be quick and must not
+        await; an error in it is logged, never raised into the code that committed."""
+        self._after_commit.append(action)
+
+    def _committed(self) -> None:
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            try:
+                action()
+            except Exception:
+                log.exception("An action after a commit failed")
 
     @abstractmethod
     async def execute(self, sql: str, params: Params | None = None) -> int:
@@ -183,13 +200,15 @@ class SqliteDatabase(Database):
         async with self._lock:
             _refuse_if(self._closed)
             await self._connection.execute("BEGIN IMMEDIATE")
+            tx = _SqliteTransaction(self._connection)
             try:
-                yield _SqliteTransaction(self._connection)
+                yield tx
             except BaseException:
                 await self._connection.rollback()
                 raise
             else:
                 await self._connection.commit()
+        tx._committed()
 
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
         async with self._lock:
@@ -204,6 +223,7 @@ class SqliteDatabase(Database):
 
 class _SqliteTransaction(Transaction):
     def __init__(self, connection: aiosqlite.Connection) -> None:
+        super().__init__()
         self._connection = connection
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
@@ -256,7 +276,11 @@ class PostgresDatabase(Database):
         _refuse_if(self._closed)
         async with self._pool.connection() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": WRITE_LOCK_KEY})
-            yield _PostgresTransaction(connection)
+            tx = _PostgresTransaction(connection)
+            yield tx
+        # Reached only when the block above committed: an error in it (or a failed COMMIT)
+        # propagates past this line.
+        tx._committed()
 
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
         _refuse_if(self._closed)
@@ -278,6 +302,7 @@ class PostgresDatabase(Database):
 
 class _PostgresTransaction(Transaction):
     def __init__(self, connection: AsyncConnection[Any]) -> None:
+        super().__init__()
         self._connection = connection
 
     async def execute(self, sql: str, params: Params | None = None) -> int:

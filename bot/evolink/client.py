@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -45,6 +46,13 @@ UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
 T = TypeVar("T")
 
 
+class CallObserver(Protocol):
+    """Told of every call: its route's short name (never its URL, which holds task ids), `ok`,
+    `error` or `rate_limited`, and how long it took (bot.metrics.Metrics is one)."""
+
+    def evolink_call(self, endpoint: str, outcome: str, seconds: float) -> None: ...
+
+
 class EvoLinkClient:
     def __init__(
         self,
@@ -56,6 +64,7 @@ class EvoLinkClient:
         timeout: aiohttp.ClientTimeout | None = None,
         upload_timeout: aiohttp.ClientTimeout | None = None,
         stats: CallStats | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key is required")
@@ -68,6 +77,7 @@ class EvoLinkClient:
         self._timeout = timeout or DEFAULT_TIMEOUT
         self._upload_timeout = upload_timeout or timeout or UPLOAD_TIMEOUT
         self._stats = stats  # None: nobody watches how the API answers
+        self._observer = observer
 
     def __repr__(self) -> str:
         return (
@@ -96,7 +106,8 @@ class EvoLinkClient:
         if callback_url:
             body["callback_url"] = callback_url
         return await self._call(
-            "POST", f"{self._base_url}/v1/images/generations", Task.from_wire, json_body=body
+            "create_image", "POST", f"{self._base_url}/v1/images/generations", Task.from_wire,
+            json_body=body,
         )
 
     async def create_video_task(
@@ -120,7 +131,8 @@ class EvoLinkClient:
         if callback_url:
             body["callback_url"] = callback_url
         return await self._call(
-            "POST", f"{self._base_url}/v1/videos/generations", Task.from_wire, json_body=body
+            "create_video", "POST", f"{self._base_url}/v1/videos/generations", Task.from_wire,
+            json_body=body,
         )
 
     async def get_task(self, task_id: str) -> Task:
@@ -129,15 +141,16 @@ class EvoLinkClient:
         if not task_id or task_id in (".", ".."):
             raise BadRequest("task id must be a non-empty path segment", code="invalid_task_id")
         url = URL(f"{self._base_url}/v1/tasks/{quote(task_id, safe='')}", encoded=True)
-        return await self._call("GET", url, Task.from_wire)
+        return await self._call("get_task", "GET", url, Task.from_wire)
 
     async def get_balance(self) -> AccountBalance:
-        return await self._call("GET", f"{self._base_url}/v1/credits", AccountBalance.from_wire)
+        return await self._call("balance", "GET", f"{self._base_url}/v1/credits", AccountBalance.from_wire)
 
     async def upload_file(self, data: bytes, *, filename: str, content_type: str) -> UploadedFile:
         form = aiohttp.FormData()
         form.add_field("file", data, filename=filename, content_type=content_type)
         return await self._call(
+            "upload",
             "POST",
             f"{self._files_base_url}/api/v1/files/upload/stream",
             UploadedFile.from_wire,
@@ -150,6 +163,7 @@ class EvoLinkClient:
 
     async def _call(
         self,
+        endpoint: str,
         method: str,
         url: str | URL,
         parse: Callable[[dict[str, Any]], T],
@@ -160,17 +174,25 @@ class EvoLinkClient:
         files_api: bool = False,
     ) -> T:
         """Every request goes through here, so each one (each attempt of a retried call) is
-        counted once in the stats: ok, or failed with whatever EvoLinkError it raised."""
+        counted once in the stats and by the observer: ok, or failed with whatever EvoLinkError it
+        raised. `endpoint` names the route for the observer."""
+        started = time.perf_counter()
         try:
             result = await self._exchange(
                 method, url, parse, json_body=json_body, form=form, timeout=timeout, files_api=files_api
             )
         except EvoLinkError as exc:
+            rate_limited = isinstance(exc, RateLimited)
             if self._stats is not None:
-                self._stats.record(ok=False, rate_limited=isinstance(exc, RateLimited))
+                self._stats.record(ok=False, rate_limited=rate_limited)
+            if self._observer is not None:
+                self._observer.evolink_call(endpoint, "rate_limited" if rate_limited else "error",
+                                            time.perf_counter() - started)
             raise
         if self._stats is not None:
             self._stats.record(ok=True)
+        if self._observer is not None:
+            self._observer.evolink_call(endpoint, "ok", time.perf_counter() - started)
         return result
 
     async def _exchange(
@@ -330,4 +352,4 @@ def _retry_after(headers: Any) -> float | None:
     return parse_retry_after(headers.get("Retry-After"), now=now)
 
 
-__all__ = ["EvoLinkClient", "IMAGE_MODEL", "VIDEO_MODEL", "DEFAULT_TIMEOUT", "UPLOAD_TIMEOUT"]
+__all__ = ["CallObserver", "EvoLinkClient", "IMAGE_MODEL", "VIDEO_MODEL", "DEFAULT_TIMEOUT", "UPLOAD_TIMEOUT"]

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 
@@ -47,6 +47,13 @@ SLOW_API_NOTE = Message("runner.slow_api")
 OVERDUE_NOTE = Message("runner.overdue")
 
 
+class JobObserver(Protocol):
+    """Told when this process ends a job, once that is committed: its kind and `done` or `failed`
+    (bot.metrics.Metrics is one)."""
+
+    def job_finished(self, kind: str, outcome: str) -> None: ...
+
+
 async def commit(write: Awaitable[T]) -> T:
     """Finish a write even if the job is cancelled meanwhile (shutdown): a settle or a refund
     cut in half would leave the next start to guess."""
@@ -72,8 +79,10 @@ class JobLifecycle:
         work_dir: Path | None = None,
         callbacks: CallbackHub | None = None,
         media: MediaLimits | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
         self._db = db
+        self._observer = observer
         # Result downloads take a download slot, shared fairly by the guilds with other media work.
         self._media = media or MediaLimits.unbounded()
         # Off (no PUBLIC_BASE_URL): jobs are polled. On: EvoLink calls back, and polls are a safety net.
@@ -355,6 +364,8 @@ class JobLifecycle:
                 await self._ledger.settle(tx, job_id=job.id, amount=charged)
 
         await commit(finish())
+        if self._observer is not None:
+            self._observer.job_finished(job.kind, JobState.DONE)
         log.info("Job %d: done, %d file(s) delivered", job.id, len(results))
 
     def _links_expire_at(self, job: Job, task: Task | None) -> datetime:
@@ -402,9 +413,11 @@ class JobLifecycle:
                                      only_unacknowledged: bool = False) -> int | None:
         """See JobStore.mark_failed for the two conditions."""
         async with self._db.transaction() as tx:
-            await self._store.mark_failed(tx, job_id, code=failure.code, message=failure.message,
-                                          overrule_lease=overrule_lease,
-                                          only_unacknowledged=only_unacknowledged)
+            kind = await self._store.mark_failed(tx, job_id, code=failure.code, message=failure.message,
+                                                 overrule_lease=overrule_lease,
+                                                 only_unacknowledged=only_unacknowledged)
             refunded = await self._ledger.refund(tx, job_id=job_id, reason=failure.code)
+        if self._observer is not None:
+            self._observer.job_finished(kind, JobState.FAILED)
         log.info("Job %d: failed (%s), refunded %s milli-credits", job_id, failure.code, refunded)
         return refunded

@@ -29,7 +29,7 @@ from bot.evolink.client import EvoLinkClient
 from bot.jobs.failures import JobFailure
 from bot.jobs.kinds import JobKindRules
 from bot.jobs.leases import LeaseKeeper
-from bot.jobs.lifecycle import JobLifecycle
+from bot.jobs.lifecycle import JobLifecycle, JobObserver
 from bot.jobs.line import JobLine, PauseListener
 from bot.jobs.pause import PauseReason, SubmissionsPaused
 from bot.jobs.progress import JobReporter, ReporterFactory, report
@@ -87,7 +87,8 @@ class JobRunner:
         callbacks: CallbackHub | None = None,
         media: MediaLimits | None = None,
         events: EventBus | None = None,
-        on_takeover: Callable[[], None] | None = None,
+        on_takeover: Callable[[], None] | None = None,  # told of every job taken over
+        observer: JobObserver | None = None,  # told of every job this process ends
     ) -> None:
         self._db = db
         self._store = store
@@ -111,7 +112,7 @@ class JobRunner:
         self._lifecycle = JobLifecycle(
             db=db, store=store, ledger=ledger, evolink=evolink, session=session, clock=clock,
             kinds=settings.kinds, max_result_bytes=settings.max_result_bytes, line=self._line,
-            spawn=self._spawn, work_dir=work_dir, callbacks=callbacks, media=media,
+            spawn=self._spawn, work_dir=work_dir, callbacks=callbacks, media=media, observer=observer,
         )
         self._leases = LeaseKeeper(store=store, line=self._line, lifecycle=self._lifecycle, clock=clock,
                                    lease_seconds=settings.lease_seconds, events=events,

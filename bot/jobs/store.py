@@ -185,6 +185,16 @@ class JobStore:
         )
         return Job.from_row(row) if row else None
 
+    async def count_unfinished(self) -> dict[tuple[JobKind, JobState], int]:
+        """How many unfinished jobs of every process there are, by kind and state (0 for none)."""
+        rows = await self._db.fetchall(
+            "SELECT kind, state, COUNT(*) AS jobs FROM jobs WHERE state NOT IN ('done', 'failed') "
+            "GROUP BY kind, state"
+        )
+        counts = {(kind, state): 0 for kind in JobKind for state in JobState if not state.is_final}
+        counts.update({(JobKind(row["kind"]), JobState(row["state"])): row["jobs"] for row in rows})
+        return counts
+
     async def acknowledge(self, job_id: int, message_id: int | None) -> bool:
         """Discord accepted the command's answer (`message_id`, when known, is the message the job
         edits): from now on the job may leave the line. False if the job is no longer waiting
@@ -359,11 +369,12 @@ class JobStore:
         await self._transition_in(tx, job_id, JobState.DONE, finished_at=self._now(), **_NO_LEASE)
 
     async def mark_failed(self, tx: Transaction, job_id: int, *, code: str, message: str,
-                          overrule_lease: bool = False, only_unacknowledged: bool = False) -> None:
-        """`overrule_lease`: an operator's call, which ends the job whoever works on it (that
+                          overrule_lease: bool = False, only_unacknowledged: bool = False) -> JobKind:
+        """Mark the job failed; returns its kind (for the metrics, without another query).
+        `overrule_lease`: an operator's call, which ends the job whoever works on it (that
         process finds its next write refused). `only_unacknowledged`: only a job still waiting
         for its command's answer (raises JobAlreadyFinished otherwise)."""
-        await self._transition_in(
+        return await self._transition_in(
             tx, job_id, JobState.FAILED, error_code=code, error_message=message,
             finished_at=self._now(), fence=not overrule_lease,
             condition="state = 'queued' AND acknowledged_at IS NULL" if only_unacknowledged else None,
@@ -375,13 +386,17 @@ class JobStore:
             await self._transition_in(tx, job_id, state, **fields)
 
     async def _transition_in(self, tx: Transaction, job_id: int, state: JobState, *, fence: bool = True,
-                             condition: str | None = None, **fields: Any) -> None:
-        await self._fenced(tx, job_id, {"state": state, **fields}, fence=fence, condition=condition)
+                             condition: str | None = None, **fields: Any) -> JobKind:
+        """Move an unfinished job to `state`; returns its kind (read by the same statement)."""
+        kind = await self._fenced(tx, job_id, {"state": state, **fields}, fence=fence, condition=condition)
+        assert kind is not None  # an unfinished job's update changed it, or raised
         if state.is_final or state is JobState.QUEUED:
             self._forget(job_id)
+        return kind
 
     async def _fenced(self, tx: Transaction, job_id: int, columns: dict[str, Any], *,
-                      fence: bool = True, condition: str | None = None, any_state: bool = False) -> None:
+                      fence: bool = True, condition: str | None = None,
+                      any_state: bool = False) -> JobKind | None:
         """Update an unfinished job's `columns` (`any_state`: any job's, e.g. an operator's
         redelivery of a failed one), only under this process's lease when it holds one."""
         # Column names come from this module, never from input.
@@ -392,12 +407,14 @@ class JobStore:
             where += " AND lease_token = :fence_token"
         if condition is not None:
             where += f" AND {condition}"
-        changed = await tx.execute(
-            f"UPDATE jobs SET {assignments}, updated_at = :now WHERE {where}",
+        changed = await tx.fetchone(
+            f"UPDATE jobs SET {assignments}, updated_at = :now WHERE {where} RETURNING kind",
             {**columns, "now": self._now(), "id": job_id, "fence_token": token},
         )
-        if changed == 1 or (any_state and token is None):
-            return
+        if changed is not None:
+            return JobKind(changed["kind"])
+        if any_state and token is None:
+            return None
         if token is not None:
             row = await tx.fetchone("SELECT state FROM jobs WHERE id = :id", {"id": job_id})
             if row is not None and not JobState(row["state"]).is_final:

@@ -67,6 +67,11 @@ class Bot:
                 await self.ledger.reserve(tx, guild_id=guild, user_id=user, job_id=job, amount=to_milli(cost))
         return job
 
+    async def submit(self, job: int, *, callback_token: str | None = None) -> None:
+        """Take the job out of the line (claimed by this process), as the runner does."""
+        async with self.db.transaction() as tx:
+            assert await self.jobs.claim_queued(tx, job, callback_token=callback_token) is not None
+
 
 async def build_sqlite_database(path: Path, clock: ScaledClock) -> dict[str, int]:
     """A SQLite database written by the bot's own code: settings, grants, jobs in every kind of
@@ -85,7 +90,7 @@ async def build_sqlite_database(path: Path, clock: ScaledClock) -> dict[str, int
 
         done = await bot.new_job(ALICE)
         await bot.jobs.set_message(done, 9001)
-        await bot.jobs.mark_submitting(done)
+        await bot.submit(done)
         await bot.jobs.mark_running(done, task_id="task-done", estimated_seconds=12.5)
         await bot.jobs.mark_downloading(done, result_urls=["https://files.example/1.png"])
         await bot.jobs.mark_delivering(done)
@@ -102,7 +107,7 @@ async def build_sqlite_database(path: Path, clock: ScaledClock) -> dict[str, int
             await bot.jobs.mark_failed(tx, failed, code="content_policy_violation", message="refused")
 
         running = await bot.new_job(ALICE, kind=JobKind.VIDEO, cost=25.5, parent=done)
-        await bot.jobs.mark_submitting(running, callback_token="callback-secret")
+        await bot.submit(running, callback_token="callback-secret")
         await bot.jobs.mark_running(running, task_id="task-running", estimated_seconds=None)
         queued = await bot.new_job(ALICE, cost=2)
 
