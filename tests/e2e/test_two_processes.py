@@ -20,12 +20,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 import pytest
 
 from bot.evolink.fake import FakeEvoLink
 from tests.e2e.processes import REPO, BotProcess
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, slash_command_payload
+from tests.prometheus_text import Scrape
 
 BOT_TOKEN = "MTIz.two-process-test-bot-token.xyz"
 EVOLINK_KEY = "sk-two-process-test-evolink-key"
@@ -132,6 +134,17 @@ class Cluster:
                 posted[replies.get(message.id, message.id)] += len(images)
         return posted
 
+    async def web_pages(self, bot: BotProcess) -> tuple[dict[str, Any], str]:
+        """A process's /healthz (as JSON) and /metrics (Prometheus' text)."""
+        base = f"http://127.0.0.1:{bot.web_port()}"
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"{base}/healthz") as response:
+                health = await response.json()
+            async with client.get(f"{base}/metrics") as response:
+                assert response.status == 200
+                metrics = await response.text()
+        return health, metrics
+
     def assert_no_secret_in_logs(self) -> None:
         password = psycopg.conninfo.conninfo_to_dict(self.database_url).get("password")
         tokens = [self.discord.interaction_responses[i].token for i in self.interactions]
@@ -164,15 +177,17 @@ async def test_a_burst_survives_killing_one_process_delivered_once_and_charged_o
                 for member in range(3):
                     prompt = f"lantern {guild} {member}"
                     prompts[await c.imagine(guild, 500 + member, prompt)] = prompt
-        first, second = c.bots[0], c.bots[1]
 
-        # Kill shard 0's process while every slot generates (nothing half-sent), some of them
-        # its own, and jobs of its servers still wait in line.
+        # Kill a process while every slot generates (nothing half-sent) and jobs still wait in
+        # line: the one holding more of the generating jobs (whichever claimed them).
         await c.wait_for_rows(
-            f"SELECT COUNT(*) FILTER (WHERE state = 'running'), COUNT(*) FILTER (WHERE state = 'submitting'), "
-            f"COUNT(*) FILTER (WHERE state = 'running' AND {owner_clause(first)}), "
-            f"COUNT(*) FILTER (WHERE state = 'queued' AND acknowledged_at IS NOT NULL) FROM jobs",
-            lambda rows: rows[0][0] == in_flight and rows[0][1] == 0 and rows[0][2] >= 1 and rows[0][3] >= 1)
+            "SELECT COUNT(*) FILTER (WHERE state = 'running'), COUNT(*) FILTER (WHERE state = 'submitting'), "
+            "COUNT(*) FILTER (WHERE state = 'queued' AND acknowledged_at IS NOT NULL) FROM jobs",
+            lambda rows: rows[0][0] == in_flight and rows[0][1] == 0 and rows[0][2] >= 1)
+        held = {shard: len(await c.rows(f"SELECT id FROM jobs WHERE state = 'running' AND {owner_clause(bot)}"))
+                for shard, bot in c.bots.items()}
+        victim = max(held, key=held.__getitem__)
+        first, second = c.bots[victim], c.bots[1 - victim]
         orphans = await c.rows(f"SELECT id FROM jobs WHERE state = 'running' AND {owner_clause(first)}")
         await first.kill()
 
@@ -194,9 +209,15 @@ async def test_a_burst_survives_killing_one_process_delivered_once_and_charged_o
             by_job.setdefault(job_id, []).append((kind, amount))
         assert by_job == {job_id: [("reserve", IMAGE_PRICE), ("settle", IMAGE_PRICE)] for job_id in range(1, 13)}
         assert await c.rows("SELECT COUNT(*) FROM credit_holds") == [(0,)]
-        # The survivor took the dead one's generating jobs over and finished them.
+        # The survivor took the dead one's generating jobs over and finished them, and says so
+        # on /healthz and /metrics.
         assert orphans and all(f"Job {job_id}: taken over in state running" in second.log()
                                for (job_id,) in orphans)
+        taken_over = second.log().count("taken over in state")
+        health, metrics = await c.web_pages(second)
+        assert health["leases"] == {"jobs": [], "taken_over": taken_over}
+        assert Scrape.parse(metrics).value("wanbot_lease_takeovers_total") == taken_over
+        assert Scrape.parse(metrics).value("wanbot_jobs", kind="image", state="queued") == 0
         assert await second.stop() == 0
         c.assert_no_secret_in_logs()
 
