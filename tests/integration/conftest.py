@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import discord
 import pytest
@@ -262,14 +263,13 @@ async def start_harness(tmp_path, speed: float = CLOCK_SPEED, **setting_override
         None,
         discord_token=BOT_TOKEN,
         evolink_api_key=EVOLINK_KEY,
-        database_path=tmp_path / "bot.db",
         evolink_base_url=evolink_url,
         evolink_files_base_url=evolink_url,
         discord_api_base_url=fake_discord.api_base,
         # Members' pictures come from the fake Discord's CDN, as from Discord's in production.
         discord_media_base_urls=(fake_discord.base_url,),
         # Any free loopback port: hundreds of harness bots (some at once) must never fight over 8080.
-        **{"http_host": "127.0.0.1", "http_port": 0, **setting_overrides},
+        **{"http_host": "127.0.0.1", "http_port": 0, "database_path": tmp_path / "bot.db", **setting_overrides},
     )
     previous_base = discord.http.Route.BASE
     use_discord_api(settings.discord_api_base_url)
@@ -290,8 +290,18 @@ def small_video(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("video") / "small.mp4", seconds=5, width=640, height=360)
 
 
+def on_store(database_target: Path | str) -> dict[str, object]:
+    """The setting that puts a harness bot on `database_target` (the `database_target` fixture:
+    a SQLite file, or a fresh PostgreSQL database's URL, where the bot shares its line and leases
+    through the database as several processes would)."""
+    if isinstance(database_target, Path):
+        return {"database_path": database_target}
+    return {"database_url": database_target}
+
+
 @pytest.fixture
-async def harness(tmp_path) -> AsyncIterator[Harness]:
-    async for running in start_harness(tmp_path):
+async def harness(tmp_path, database_target) -> AsyncIterator[Harness]:
+    """A started bot against the fakes; every test using it runs on SQLite and on PostgreSQL."""
+    async for running in start_harness(tmp_path, **on_store(database_target)):
         yield running
 

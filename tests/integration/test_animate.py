@@ -16,7 +16,7 @@ from tests.fakes.discord import (
     modal_submit_payload,
     payload_text,
 )
-from tests.integration.conftest import CHANNEL_ID, GUILD_ID, USER_ID, start_harness
+from tests.integration.conftest import CHANNEL_ID, GUILD_ID, USER_ID, on_store, start_harness
 from tests.media_samples import ffmpeg_for_tests, make_video, png
 
 MiB = 1024 * 1024
@@ -38,8 +38,8 @@ async def _harness(tmp_path, video, **settings):
 
 
 @pytest.fixture
-async def harness(tmp_path, small_video):
-    async for running in _harness(tmp_path, small_video):
+async def harness(tmp_path, small_video, database_target):
+    async for running in _harness(tmp_path, small_video, **on_store(database_target)):
         yield running
 
 

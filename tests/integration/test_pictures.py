@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from tests.fakes.discord import payload_text
-from tests.integration.conftest import start_harness
+from tests.integration.conftest import on_store, start_harness
 from tests.media_samples import avif, deep_grey, ffmpeg_for_tests, heic, photo, tiff
 
 RED = (255, 0, 0)
@@ -19,10 +19,10 @@ ACCEPTED = ("Pictures the bot takes: JPEG, PNG, WebP and BMP as they are; GIF, T
 
 
 @pytest.fixture
-async def harness(tmp_path, small_video):
+async def harness(tmp_path, small_video, database_target):
     # Video jobs take 120 s of clock time: run the shared clock 40x so each test takes seconds.
     async for running in start_harness(tmp_path, speed=40, default_daily_credits=100,
-                                       ffmpeg_path=ffmpeg_for_tests()):
+                                       ffmpeg_path=ffmpeg_for_tests(), **on_store(database_target)):
         running.evolink.video_result = small_video
         yield running
 

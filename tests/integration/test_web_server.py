@@ -68,9 +68,11 @@ async def test_healthz_reports_a_connected_bot_with_its_job_counts_and_no_secret
     assert status == 200
     # One process runs every shard (one here); its latency is the last heartbeat's round trip.
     latency = health["shards"][0]["latency_ms"]
+    # On a database shared by processes (PostgreSQL), it also names the jobs it holds a lease on.
+    shared = {"leases": {"jobs": [], "taken_over": 0}} if harness.bot.services.db.shared else {}
     assert health == {"status": "ok", "discord": "connected", "database": "ok",
                       "shard_count": 1, "shards": [{"id": 0, "state": "connected", "latency_ms": latency}],
-                      "jobs": {"queued": 0, "in_flight": 0, "finishing": 0}, "paused": None}
+                      "jobs": {"queued": 0, "in_flight": 0, "finishing": 0}, "paused": None, **shared}
     assert isinstance(latency, float) and latency >= 0
     assert BOT_TOKEN not in text and EVOLINK_KEY not in text
 
@@ -80,6 +82,8 @@ async def test_healthz_reports_a_connected_bot_with_its_job_counts_and_no_secret
     await asyncio.wait_for(hold.arrived.wait(), 30)
     status, health, _ = await get_health(web)
     assert (status, health["jobs"]) == (200, {"queued": 0, "in_flight": 0, "finishing": 1})
+    if shared:  # the job downloading is this process's, under its lease
+        assert health["leases"] == {"jobs": [1], "taken_over": 0}
     hold.release()
     await harness.wait_for_original(interaction, lambda m: len(m.attachments) == 1, timeout=30)
 
