@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.callbacks import CALLBACK_PATH
 from bot.clock import Clock
 from bot.config import Settings
+from bot.db.shared_state import SharedState
 from bot.identify_pacing import IDENTIFY_SPACING_SECONDS, IdentifyPacer
 from bot.jobs.kinds import ImageJobRules, JobKindRules, VideoJobRules
 from bot.jobs.pause import RESUMED_NOTICE, PauseReason
@@ -159,7 +160,8 @@ class WanBot(commands.AutoShardedBot):
 
     async def _identify_turn_across_processes(self, bucket: int, _max_concurrency: int) -> None:
         try:
-            await self.services.shared_state.wait_turn(f"identify:{bucket}", IDENTIFY_SPACING_SECONDS)
+            # On the wall clock, never the bot's (tests run theirs faster): Discord counts real seconds.
+            await SharedState(self.services.db, Clock()).wait_turn(f"identify:{bucket}", IDENTIFY_SPACING_SECONDS)
         except Exception as exc:  # the gate must not raise (see IdentifyGate): identify anyway
             log.warning("IDENTIFY turn: the database did not answer (%s); identifying without it",
                         type(exc).__name__)

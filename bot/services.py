@@ -18,7 +18,6 @@ from bot.config import Settings
 from bot.credits import CreditLedger, to_milli
 from bot.db import Database
 from bot.db.events import EventBus, event_bus_for
-from bot.db.shared_state import SharedState
 from bot.delivery import JobMessages
 from bot.evolink.client import UPLOAD_TIMEOUT, EvoLinkClient
 from bot.evolink.stats import CallStats
@@ -59,7 +58,6 @@ class Services:
     discord_media: DiscordMedia  # fetching members' pictures (and /show's files) from Discord only
     messages: JobMessages  # each job's message in Discord: progress, results, failures
     events: EventBus  # wake-ups from the other processes sharing the database (PostgreSQL)
-    shared_state: SharedState  # what every process reads: the pause, the IDENTIFY buckets
     metrics: Metrics  # what /metrics shows: EvoLink calls, Discord requests, credits, jobs
 
     async def close(self) -> None:
@@ -139,4 +137,4 @@ async def build_services(client: discord.Client, settings: Settings, clock: Cloc
     messages = JobMessages(client, store=store, clock=clock, runner=runner, ffmpeg=ffmpeg, media=media)
     return Services(settings, clock, db, session, evolink, ledger, store, runner, ffmpeg, quotas,
                     BlockedTerms(db, clock), evolink_stats, ChannelDefaultsStore(db, clock), callbacks,
-                    web, media, discord_media, messages, events, SharedState(db, clock), metrics)
+                    web, media, discord_media, messages, events, metrics)

@@ -48,7 +48,7 @@ class Fakes:
             database_path=self.tmp_path / f"{name}.db",
             evolink_base_url=self.evolink.base_url, evolink_files_base_url=self.evolink.base_url,
             discord_api_base_url=self.discord.api_base, discord_media_base_urls=(self.discord.base_url,),
-            http_host="127.0.0.1", http_port=0, **overrides)
+            **{"http_host": "127.0.0.1", "http_port": 0, **overrides})
 
     @asynccontextmanager
     async def running(self, settings: Settings) -> AsyncIterator[Harness]:
