@@ -17,6 +17,7 @@ from tests.integration.conftest import (
     USER_ID,
     fields,
     integer,
+    on_store,
     start_harness,
     text,
 )
@@ -55,9 +56,9 @@ async def _wait_for_polls(harness, count: int) -> None:
     await harness.discord.wait_for(lambda fake: _all_polls(harness) >= count, timeout=30)
 
 
-async def test_status_shows_the_line_the_oldest_job_and_evolink_errors(tmp_path):
+async def test_status_shows_the_line_the_oldest_job_and_evolink_errors(tmp_path, database_target):
     # One slot at EvoLink, so the member's second job waits in line behind the first.
-    async for harness in start_harness(tmp_path, max_jobs_in_flight=1):
+    async for harness in start_harness(tmp_path, max_jobs_in_flight=1, **on_store(database_target)):
         first = await harness.command("imagine", prompt="a heron at the front")
         await harness.wait_for_original(first, lambda m: "Generating" in m.text)
         second = await harness.command("imagine", prompt="a heron behind it")

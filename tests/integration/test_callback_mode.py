@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.ports import free_port
-from tests.integration.conftest import Harness, start_harness
+from tests.integration.conftest import Harness, on_store, start_harness
 
 
 def _task_reads(harness: Harness) -> list:
@@ -20,9 +20,10 @@ def _task_reads(harness: Harness) -> list:
 
 
 @pytest.fixture
-async def calling_back(tmp_path) -> AsyncIterator[Harness]:
+async def calling_back(tmp_path, database_target) -> AsyncIterator[Harness]:
     port = free_port()
-    async for running in start_harness(tmp_path, http_port=port, public_base_url=f"http://127.0.0.1:{port}"):
+    async for running in start_harness(tmp_path, http_port=port, public_base_url=f"http://127.0.0.1:{port}",
+                                       **on_store(database_target)):
         yield running
 
 

@@ -8,7 +8,7 @@ import re
 from PIL import Image
 
 from tests.fakes.discord import payload_text
-from tests.integration.conftest import EVOLINK_KEY, USER_ID, fields, start_harness
+from tests.integration.conftest import EVOLINK_KEY, USER_ID, fields, on_store, start_harness
 
 PROGRESS = re.compile(r"Generating\*\* · (\d+)%\n`[▰▱]{20}`")
 
@@ -83,8 +83,9 @@ async def test_bad_input_is_refused_with_the_rule_and_the_value_and_nothing_is_s
     assert (balance.spent, balance.held, balance.remaining) == (0, 0, 40_000)
 
 
-async def test_not_enough_credits_says_what_is_left_and_when_it_refills(tmp_path):
-    async for harness in start_harness(tmp_path, default_max_concurrent_jobs=5, default_daily_credits=20):
+async def test_not_enough_credits_says_what_is_left_and_when_it_refills(tmp_path, database_target):
+    async for harness in start_harness(tmp_path, default_max_concurrent_jobs=5, default_daily_credits=20,
+                                       **on_store(database_target)):
         first = await harness.command("imagine", prompt="four foxes", n=4)      # 8 credits
         second = await harness.command("imagine", prompt="four more foxes", n=4)  # 16 held now
         third = await harness.command("imagine", prompt="and again", n=4)        # would be 24 > 20
@@ -115,8 +116,8 @@ async def test_a_third_job_at_once_waits_in_line_for_the_members_own_jobs(harnes
     assert (balance.spent, balance.remaining) == (6_000, 34_000)
 
 
-async def test_past_the_places_in_line_a_job_is_refused_naming_both_limits(tmp_path):
-    async for harness in start_harness(tmp_path, max_waiting_jobs_per_member=1):
+async def test_past_the_places_in_line_a_job_is_refused_naming_both_limits(tmp_path, database_target):
+    async for harness in start_harness(tmp_path, max_waiting_jobs_per_member=1, **on_store(database_target)):
         for prompt in ("one fox", "two foxes", "three foxes"):
             await harness.command("imagine", prompt=prompt)
         fourth = await harness.command("imagine", prompt="four foxes")

@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     MANAGE_SERVER,
     USER_ID,
     channel,
+    on_store,
     start_harness,
 )
 
@@ -174,9 +175,10 @@ async def test_rate_limited_progress_edits_back_off_and_the_result_still_arrives
 # -- overload: the fair line ---------------------------------------------------------------------
 
 
-async def test_one_heavy_member_cannot_starve_another(tmp_path):
+async def test_one_heavy_member_cannot_starve_another(tmp_path, database_target):
     async for harness in start_harness(tmp_path, speed=60, max_jobs_in_flight=1,
-                                       default_max_concurrent_jobs=20, default_daily_credits=100):
+                                       default_max_concurrent_jobs=20, default_daily_credits=100,
+                                       **on_store(database_target)):
         heavy = [await harness.command("imagine", prompt=f"heavy fox {index}") for index in range(1, 11)]
         await harness.wait_for_original(heavy[-1], lambda m: "in line" in m.text)
         light = await harness.command("imagine", prompt="light fox", user_id=OTHER_USER)
