@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.db import Database, Transaction
+from bot.db import Database, Row, Transaction
 from bot.db.events import EventBus
 from bot.db.shared_state import PAUSE_KEY, SharedState
 from bot.i18n import Message
@@ -31,13 +31,16 @@ from bot.jobs.pause import PAUSE_REASONS, PauseReason
 from bot.jobs.progress import JobProgress, JobReporter, Phase, ReporterFactory, report
 from bot.jobs.queue import FairQueue, QueuedJob
 from bot.jobs.store import Job
-from bot.units import from_millis
+from bot.units import from_millis, to_millis
 
 log = logging.getLogger(__name__)
 
 # How often a process looks at the shared line without being woken (a lost notification).
 LINE_POLL_SECONDS = 2.0
 LINE_EVENT = "line"
+# A command is put in line right after Discord accepts its answer; a job of this process still not
+# in line after this long never will be (the task that answered it failed): start it anyway.
+LINE_UP_GRACE_MS = 5_000
 
 # Claims a waiting job for this process in the dispatch's transaction (JobLifecycle.claim).
 Claim = Callable[[Transaction, int], Awaitable[Job | None]]
@@ -128,8 +131,10 @@ class SharedJobLine(JobLine):
                 "SELECT guild_id, user_id, COUNT(*) AS n FROM jobs "
                 "WHERE state IN ('submitting', 'running') GROUP BY guild_id, user_id")})
             waiting = await tx.fetchall(
-                "SELECT id, guild_id, user_id FROM jobs "
+                "SELECT id, guild_id, user_id, acknowledged_at, lease_owner, lease_expires_at FROM jobs "
                 "WHERE state = 'queued' AND acknowledged_at IS NOT NULL ORDER BY id")
+            now = to_millis(self._clock.now())
+            waiting_rows = {row["id"]: row for row in waiting}
             turns = await tx.fetchall(
                 "SELECT guild_id, user_id, served FROM line_turns "
                 "WHERE guild_id IN (SELECT guild_id FROM jobs WHERE state = 'queued')")
@@ -148,11 +153,16 @@ class SharedJobLine(JobLine):
                 entry = queue.take_next(may_start)
                 if entry is None:
                     break
+                # Its slot is taken whoever starts it, so the caps and the fair order hold.
+                running[(entry.guild_id, entry.user_id)] += 1
+                in_flight += 1
+                if not self._may_claim(waiting_rows[entry.job_id], now):
+                    # Its own process starts it (woken by the same event): it records the turn.
+                    del queue.turns_taken[-2:]
+                    continue
                 job = await self._claim(tx, entry.job_id)
                 if job is not None:
                     claimed.append((entry, job))
-                    running[(entry.guild_id, entry.user_id)] += 1
-                    in_flight += 1
             for guild_id, user_id, turn in queue.turns_taken:
                 await tx.execute(
                     "INSERT INTO line_turns (guild_id, user_id, served) VALUES (:guild, :user, :turn) "
@@ -166,6 +176,18 @@ class SharedJobLine(JobLine):
         still_waiting = {row["id"] for row in waiting} - {job.id for _, job in claimed}
         self._drop_taken_elsewhere(still_waiting)
         await self._show_places(queue, running)
+
+    def _may_claim(self, row: Row, now: int) -> bool:
+        """Whether this process starts a waiting job: one it lined up itself (it holds the
+        command's reporter and token), or one whose process stopped renewing its claim (died,
+        stopped, or lost the database). A job this process wrote but has not lined up yet (its
+        command was acknowledged a moment ago) waits for its reporter, a few seconds at most."""
+        if row["id"] in self._waiting:
+            return True
+        if row["lease_owner"] == self._store.owner:
+            return row["acknowledged_at"] < now - LINE_UP_GRACE_MS
+        expires = row["lease_expires_at"]
+        return row["lease_owner"] is None or expires is None or expires < now
 
     async def _shared_pause(self, tx: Transaction) -> PauseReason | None:
         """Write this process's pause change, or read the one every process shares."""

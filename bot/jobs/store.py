@@ -151,13 +151,21 @@ class JobStore:
         acknowledged = now if interaction_id is None else None
         return await tx.insert(
             "INSERT INTO jobs (kind, guild_id, channel_id, user_id, interaction_id, request, state, "
-            "created_at, updated_at, locale, parent_job_id, acknowledged_at) "
+            "created_at, updated_at, locale, parent_job_id, acknowledged_at, lease_owner, lease_expires_at) "
             "VALUES (:kind, :guild, :channel, :user, :interaction, :request, 'queued', :now, :now, :locale, "
-            ":parent, :acknowledged) RETURNING id",
+            ":parent, :acknowledged, :lease_owner, :lease_expires_at) RETURNING id",
             {"kind": kind.value, "guild": guild_id, "channel": channel_id, "user": user_id,
              "interaction": interaction_id, "request": json.dumps(request), "now": now, "locale": locale,
-             "parent": parent_job_id, "acknowledged": acknowledged},
+             "parent": parent_job_id, "acknowledged": acknowledged, **self._origin(now)},
         )
+
+    def _origin(self, now: int | None = None) -> dict[str, Any]:
+        """A waiting job's claim by the process that holds its command (no token: it is not being
+        worked on yet). That process starts it when its turn comes, and edits its reply with the
+        interaction's token; another process starts it only once this claim lapses (the process
+        stopped renewing it), and then edits with the bot token, under a tighter rate limit."""
+        now = self._now() if now is None else now
+        return {"lease_owner": self.owner, "lease_token": None, "lease_expires_at": now + self._lease_ms}
 
     async def get(self, job_id: int) -> Job:
         row = await self._db.fetchone("SELECT * FROM jobs WHERE id = :id", {"id": job_id})
@@ -307,10 +315,13 @@ class JobStore:
     async def renew_leases(self) -> set[int]:
         """Push this process's leases forward; returns the jobs whose lease it no longer holds
         (another process took them over, or an operator ended them)."""
-        if not self._leases:
-            return set()
         until = self._now() + self._lease_ms
         async with self._db.transaction() as tx:
+            # The waiting jobs this process lined up stay its own to start.
+            await tx.execute("UPDATE jobs SET lease_expires_at = :until WHERE lease_owner = :owner "
+                             "AND state = 'queued'", {"until": until, "owner": self.owner})
+            if not self._leases:
+                return set()
             rows = await tx.fetchall(
                 "UPDATE jobs SET lease_expires_at = :until "
                 f"WHERE lease_owner = :owner AND state IN {_LEASED_SQL} RETURNING id, lease_token",
@@ -326,10 +337,13 @@ class JobStore:
 
     async def give_up_leases(self) -> int:
         """Let this process's leases lapse at once (it is stopping): another process may take
-        the jobs over without waiting for them to expire."""
+        the jobs over, and start the ones waiting, without waiting for them to expire. Returns
+        how many jobs under way were given up."""
         for job_id in list(self._leases):
             self._lose(job_id)
         async with self._db.transaction() as tx:
+            await tx.execute("UPDATE jobs SET lease_expires_at = 0 WHERE lease_owner = :owner AND state = 'queued'",
+                             {"owner": self.owner})
             return await tx.execute(
                 f"UPDATE jobs SET lease_expires_at = 0 WHERE lease_owner = :owner AND state IN {_LEASED_SQL}",
                 {"owner": self.owner},
@@ -352,7 +366,7 @@ class JobStore:
     async def mark_requeued(self, job_id: int) -> None:
         """Back in line after EvoLink refused the create for the account's sake (nothing was
         created, so sending it again later cannot pay twice)."""
-        await self._transition(job_id, JobState.QUEUED, submitted_at=None, **_NO_LEASE)
+        await self._transition(job_id, JobState.QUEUED, submitted_at=None, **self._origin())
 
     async def mark_running(self, job_id: int, *, task_id: str, estimated_seconds: float | None) -> None:
         await self._transition(

@@ -118,6 +118,7 @@ async def test_a_third_job_at_once_waits_in_line_for_the_members_own_jobs(harnes
 
 async def test_past_the_places_in_line_a_job_is_refused_naming_both_limits(tmp_path, database_target):
     async for harness in start_harness(tmp_path, max_waiting_jobs_per_member=1, **on_store(database_target)):
+        harness.evolink.image_seconds = 3600  # none of them may end while the fourth is asked
         for prompt in ("one fox", "two foxes", "three foxes"):
             await harness.command("imagine", prompt=prompt)
         fourth = await harness.command("imagine", prompt="four foxes")

@@ -12,6 +12,7 @@ import pytest
 from bot.clock import ScaledClock
 from bot.db import Database
 from bot.jobs.store import JobAlreadyFinished, JobKind, JobState, JobStore, LeaseLost
+from bot.units import to_millis
 
 LEASE_SECONDS = 30
 GUILD, ALICE = 1001, 42
@@ -131,6 +132,20 @@ async def test_a_process_knows_by_its_own_clock_when_its_lease_lapsed(db, first,
     assert first.lease_lapsed(job_id) is db.shared
     assert await first.renew_leases() == set()  # nobody took it meanwhile: it is still its own
     assert not first.lease_lapsed(job_id)
+
+
+async def test_a_waiting_job_stays_its_own_process_s_while_that_process_renews(db, first, second, clock):
+    job_id = await new_job(db, first)
+    waiting = await second.get(job_id)
+    # Claimed without a token: the process that holds the command starts it when its turn comes.
+    assert (waiting.state, waiting.lease_owner, waiting.lease_token) == (JobState.QUEUED, "first", None)
+    assert waiting.lease_expires_at == waiting.created_at + LEASE_SECONDS * 1000
+
+    clock.advance(LEASE_SECONDS - 1)
+    await first.renew_leases()
+    assert (await second.get(job_id)).lease_expires_at >= to_millis(clock.now()) + (LEASE_SECONDS - 1) * 1000
+    await first.give_up_leases()  # stopping: any process may start it now
+    assert (await second.get(job_id)).lease_expires_at == 0
 
 
 async def test_leases_given_up_at_shutdown_are_taken_at_once(db, first, second):
