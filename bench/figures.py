@@ -45,6 +45,7 @@ class ProcessFigures:
     peak_rss: int = 0        # bytes: the kernel's high-water mark, reset before the burst
     cpu_burst: float = 0.0   # user + system seconds during the burst
     cpu_total: float = 0.0   # user + system seconds since it started
+    idle_cpu_rate: float = 0.0  # CPU seconds per second while connected and idle, before any job
     killed: bool = False
 
 
@@ -74,6 +75,8 @@ class RunFigures:
     delays: list[float] = field(default_factory=list)           # completion -> files accepted, s
     discord_requests: int = 0
     rate_limited: int = 0
+    rate_limited_by: Counter[str] = field(default_factory=Counter)   # "<bucket>: <route>" -> 429s
+    shown_with_bot_token: int = 0  # jobs whose message was edited with the bot token (not the interaction's)
     edits: int = 0
     edits_too_close: int = 0       # consecutive edits of one message less than 3 s apart
     shortest_edit_gap: float | None = None
@@ -102,6 +105,12 @@ class RunFigures:
     @property
     def cpu_total(self) -> float:
         return sum(process.cpu_total for process in self.processes)
+
+    @property
+    def idle_cpu_ms_per_second(self) -> float:
+        """What every process together spends per second with nothing to do (heartbeats, the
+        shared line's polls, lease checks): part of each burst's CPU that is not per job."""
+        return 1000 * sum(process.idle_cpu_rate for process in self.processes)
 
     @property
     def polls_per_job(self) -> float:
@@ -171,6 +180,7 @@ def figures_of(label: str, world: World, job_rows: list[dict[str, Any]], ledger:
     discord = world.discord
     figures.discord_requests = len(discord.requests)
     figures.rate_limited = len(discord.rate_limited)
+    figures.rate_limited_by = Counter(f"{hit.bucket}: {hit.route}" for hit in discord.rate_limited)
     uploads, strays = _uploads(world, since=fired.started)
     message_of: dict[int, int | None] = {}
     for row in jobs:
@@ -199,6 +209,11 @@ def figures_of(label: str, world: World, job_rows: list[dict[str, Any]], ledger:
     tasks_per_job = Counter(int(match["number"]) for task in world.evolink.tasks.values()
                             if (match := _JOB_PROMPT.match(task.prompt)) and int(match["number"]) in numbers)
     figures.created_twice = sum(1 for count in tasks_per_job.values() if count > 1)
+    job_messages = {message_id for message_id in message_of.values() if message_id is not None}
+    figures.shown_with_bot_token = len({
+        int(match["message"]) for request in discord.requests
+        if request.method == "PATCH" and request.time >= fired.started and (match := _CHANNEL_ROUTE.match(request.path))
+    } & job_messages)
     figures.kill = kill
     if kill is not None and killed_at is not None:
         _orphans_delivered(kill, killed_at, jobs, message_of, uploads, world)

@@ -22,6 +22,7 @@ BOT_MODULE = "bot"
 BASELINE_MODULE = "bench.naive_bot"
 # Generous: the slowest task ends at video_estimate x 1.3; the rest is start-up and delivery.
 END_TIMEOUT_MARGIN = 180.0
+IDLE_SECONDS = 3.0  # how long the connected, idle bot's CPU is watched before anything is asked
 # The kill run's lease: a killed process's jobs wait at most this long before another takes them.
 KILL_LEASE_SECONDS = 10.0
 _KILL_WAIT_SECONDS = 120.0
@@ -60,6 +61,9 @@ async def run_mode(mode: Mode, scenario: Scenario, workdir: Path, store: Store, 
             tails = "\n".join(f"{bot.log_path.name}:\n{bot.log_tail()}" for bot in bots)
             raise RuntimeError(f"the bot did not connect; its log ends with:\n{tails}") from None
         await asyncio.sleep(1.0)  # let start-up settle, so it is not counted as the burst's work
+        idle_before = [bot.cpu_seconds() for bot in bots]
+        await asyncio.sleep(IDLE_SECONDS)
+        idle_rates = [(bot.cpu_seconds() - before) / IDLE_SECONDS for bot, before in zip(bots, idle_before, strict=True)]
         measured_big = None
         if big_video is not None:
             measured_big = await deliver_big_video(world, bots, database, big_video)
@@ -88,6 +92,8 @@ async def run_mode(mode: Mode, scenario: Scenario, workdir: Path, store: Store, 
         figures.problems[:0] = problems
         figures.processes = [at_kill.get(index) or process_figures(bot, len(bots), index, cpu_before[index])
                              for index, bot in enumerate(bots)]
+        for process, rate in zip(figures.processes, idle_rates, strict=True):
+            process.idle_cpu_rate = rate
         if server_cpu_before is not None and server_cpu_after is not None:
             figures.server_cpu_burst = server_cpu_after - server_cpu_before
         figures.wall = fired.finished - fired.started

@@ -15,8 +15,9 @@ MiB = 1024 * 1024
 
 def two_processes(**kwargs) -> RunFigures:
     figures = RunFigures("polling", jobs=200, done=200, **kwargs)
-    figures.processes = [ProcessFigures("shard 0", peak_rss=110 * MiB, cpu_burst=1.5, cpu_total=4.0),
-                         ProcessFigures("shard 1", peak_rss=95 * MiB, cpu_burst=0.9, cpu_total=3.0)]
+    figures.processes = [
+        ProcessFigures("shard 0", peak_rss=110 * MiB, cpu_burst=1.5, cpu_total=4.0, idle_cpu_rate=0.004),
+        ProcessFigures("shard 1", peak_rss=95 * MiB, cpu_burst=0.9, cpu_total=3.0, idle_cpu_rate=0.002)]
     return figures
 
 
@@ -26,6 +27,7 @@ def test_memory_is_the_largest_process_and_cpu_the_sum_of_them_all():
     assert figures.peak_rss == 110 * MiB
     assert figures.cpu_burst == pytest.approx(2.4)
     assert figures.cpu_total == pytest.approx(7.0)
+    assert figures.idle_cpu_ms_per_second == pytest.approx(6.0)
     assert figures.cpu_ms_per_job == pytest.approx(12.0)
     assert [figures.process_cpu_ms_per_job(i) for i in (0, 1)] == pytest.approx([7.5, 4.5])
 
