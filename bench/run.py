@@ -63,7 +63,8 @@ async def run_mode(mode: Mode, scenario: Scenario, workdir: Path, store: Store, 
         await asyncio.sleep(1.0)  # let start-up settle, so it is not counted as the burst's work
         idle_before = [bot.cpu_seconds() for bot in bots]
         await asyncio.sleep(IDLE_SECONDS)
-        idle_rates = [(bot.cpu_seconds() - before) / IDLE_SECONDS for bot, before in zip(bots, idle_before, strict=True)]
+        idle_rates = [(bot.cpu_seconds() - before) / IDLE_SECONDS
+                      for bot, before in zip(bots, idle_before, strict=True)]
         measured_big = None
         if big_video is not None:
             measured_big = await deliver_big_video(world, bots, database, big_video)
@@ -77,7 +78,7 @@ async def run_mode(mode: Mode, scenario: Scenario, workdir: Path, store: Store, 
         at_kill: dict[int, ProcessFigures] = {}
         kill, killed_at, watching = None, None, None
         if mode.kill:
-            kill, killed_at, victim_pid = await kill_one(world, bots, database, fired, lease_seconds or 0,
+            kill, killed_at, victim_pid = await kill_one(bots, database, fired, lease_seconds or 0,
                                                          cpu_before, at_kill)
             watching = asyncio.create_task(watch_takeover(database, kill, victim_pid, killed_at))
         timeout = scenario.burst_seconds + scenario.video_estimate * 1.5 + END_TIMEOUT_MARGIN
@@ -116,7 +117,7 @@ def process_figures(bot: BotProcess, count: int, index: int, cpu_before: float, 
                           cpu_burst=cpu - cpu_before, cpu_total=cpu, killed=killed)
 
 
-async def kill_one(world: World, bots: list[BotProcess], database: BotDatabase, fired: Fired,
+async def kill_one(bots: list[BotProcess], database: BotDatabase, fired: Fired,
                    lease_seconds: float, cpu_before: list[float],
                    at_kill: dict[int, ProcessFigures]) -> tuple[KillFigures, float, int]:
     """Once every command of the burst has its job (so none is left unanswered on the dead
