@@ -4,16 +4,14 @@ to end, as the bot's own database tells it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-import sqlite3
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from PIL import Image
 
-from bench.world import GUILD_ID, World
+from bench.store import BotDatabase
+from bench.world import World
 from tests.fakes.discord import slash_command_payload
 
 FIRST_USER_ID = 9_000_000
@@ -37,7 +35,7 @@ def first_frame() -> bytes:
 
 def imagine_payload(world: World, number: int, user_id: int, channel_id: int) -> dict:
     options = [{"name": "prompt", "type": 3, "value": f"bench job {number}: a lighthouse at dusk"}]
-    return slash_command_payload(world.discord, name="imagine", guild_id=GUILD_ID,
+    return slash_command_payload(world.discord, name="imagine", guild_id=world.guild_of[channel_id],
                                  channel_id=channel_id, user_id=user_id, options=options)
 
 
@@ -47,7 +45,7 @@ def animate_payload(world: World, number: int, user_id: int, channel_id: int, fr
     options = [{"name": "image", "type": 11, "value": attachment["id"]},
                {"name": "prompt", "type": 3, "value": f"bench job {number}: waves roll in"}]
     return slash_command_payload(
-        world.discord, name="animate", guild_id=GUILD_ID, channel_id=channel_id, user_id=user_id,
+        world.discord, name="animate", guild_id=world.guild_of[channel_id], channel_id=channel_id, user_id=user_id,
         options=options, resolved={"attachments": {attachment["id"]: attachment}},
         attachment_size_limit=attachment_size_limit,
     )
@@ -78,19 +76,19 @@ async def fire_burst(world: World) -> Fired:
     return fired
 
 
-def _job_states(database: Path) -> list[tuple[int, str]]:
-    # Another process's WAL database, read without taking part in its writes.
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:
-        return db.execute("SELECT interaction_id, state FROM jobs").fetchall()
+async def job_states(database: BotDatabase, fired: Fired) -> dict[int, str]:
+    """Interaction id -> the state of its job, for the fired interactions that have one."""
+    # In a thread: the fakes share this loop, and must keep answering the bot meanwhile.
+    rows = await asyncio.to_thread(database.rows, "SELECT interaction_id, state FROM jobs")
+    return {row["interaction_id"]: row["state"] for row in rows if row["interaction_id"] in fired.interactions}
 
 
-async def wait_until_all_end(database: Path, fired: Fired, world: World, timeout: float) -> list[str]:
+async def wait_until_all_end(database: BotDatabase, fired: Fired, world: World, timeout: float) -> list[str]:
     """Wait until every fired interaction either has a job that is done or failed, or was refused
     without a job. Returns problems (jobs that did not end in time, refusals)."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = await asyncio.to_thread(_job_states, database) if database.exists() else []
-        states = {interaction: state for interaction, state in rows if interaction in fired.interactions}
+        states = await job_states(database, fired)
         ended = sum(1 for state in states.values() if state in ("done", "failed"))
         refused = _refused(world, fired, states)
         if ended + len(refused) >= len(fired.interactions):

@@ -1,17 +1,17 @@
-"""The figures of one run, read from what the fakes recorded and from the bot's database: nothing
-here relies on the bot reporting on itself."""
+"""The figures of one run, read from what the fakes recorded, from the bot's database and from
+/proc: nothing here relies on the bot reporting on itself."""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import re
-import sqlite3
 import statistics
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 from bench.burst import Fired
+from bench.store import BotDatabase
 from bench.world import World
 
 MIN_EDIT_GAP = 3.0  # seconds: Discord's webhook limit, and the target
@@ -19,6 +19,9 @@ _TASK_READ = re.compile(r"^/v1/tasks/(?P<task>[^/]+)$")
 _CREATE = ("/v1/images/generations", "/v1/videos/generations")
 _TOKEN_ROUTE = re.compile(r"^/webhooks/\d+/(?P<token>[^/]+)/messages/(?P<message>@original|\d+)$")
 _CHANNEL_ROUTE = re.compile(r"^/channels/\d+/messages/(?P<message>\d+)$")
+_JOB_PROMPT = re.compile(r"^bench job (?P<number>-?\d+):")  # bench/burst.py's prompts
+# The states of a job that some process holds a lease on (bot/jobs/store.py).
+LEASED_STATES = ("submitting", "running", "downloading", "delivering")
 
 
 @dataclass
@@ -35,8 +38,34 @@ class BigVideo:
 
 
 @dataclass
+class ProcessFigures:
+    """One bot process during the burst (until it was killed, for a killed one)."""
+
+    name: str                # "bot" when it is the only one, else "shard <n>"
+    peak_rss: int = 0        # bytes: the kernel's high-water mark, reset before the burst
+    cpu_burst: float = 0.0   # user + system seconds during the burst
+    cpu_total: float = 0.0   # user + system seconds since it started
+    idle_cpu_rate: float = 0.0  # CPU seconds per second while connected and idle, before any job
+    killed: bool = False
+
+
+@dataclass
+class KillFigures:
+    """The kill run: one process SIGKILLed mid-burst, its jobs taken over by the others."""
+
+    lease_seconds: float
+    victim: str                            # the killed process's name
+    orphans: list[int] = field(default_factory=list)   # ids of the jobs it held a lease on
+    last_taken_over: float | None = None   # s from the kill until no orphan was still its (seen every 0.2 s)
+    last_delivered: float | None = None    # s from the kill to the last orphan's files accepted
+    last_completed: float | None = None    # s from the kill to the last orphan's task completing
+    undelivered: int = 0                   # orphans never delivered
+
+
+@dataclass
 class RunFigures:
     label: str
+    store: str = "sqlite"
     jobs: int = 0
     done: int = 0
     failed: int = 0
@@ -46,17 +75,42 @@ class RunFigures:
     delays: list[float] = field(default_factory=list)           # completion -> files accepted, s
     discord_requests: int = 0
     rate_limited: int = 0
+    rate_limited_by: Counter[str] = field(default_factory=Counter)   # "<bucket>: <route>" -> 429s
+    shown_with_bot_token: int = 0  # jobs whose message was edited with the bot token (not the interaction's)
     edits: int = 0
     edits_too_close: int = 0       # consecutive edits of one message less than 3 s apart
     shortest_edit_gap: float | None = None
     callbacks_received: int = 0
     most_in_flight: int = 0        # the most tasks of the burst running at EvoLink at one moment
-    peak_rss: int = 0
-    cpu_total: float = 0.0
-    cpu_burst: float = 0.0
+    delivered_once: int = 0        # done jobs whose message received their files exactly once
+    charged_once: int = 0          # done jobs with exactly one reserve and one settle in the ledger
+    created_twice: int = 0         # jobs for which EvoLink created more than one task
+    processes: list[ProcessFigures] = field(default_factory=list)
+    server_cpu_burst: float | None = None  # PostgreSQL's CPU seconds during the burst (None: SQLite)
     wall: float = 0.0
     big_video: BigVideo | None = None
+    kill: KillFigures | None = None
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def peak_rss(self) -> int:
+        """The largest peak of any one process (each is its own machine's worth of memory)."""
+        return max((process.peak_rss for process in self.processes), default=0)
+
+    @property
+    def cpu_burst(self) -> float:
+        """Every process's CPU during the burst, summed: what the jobs cost the bot in all."""
+        return sum(process.cpu_burst for process in self.processes)
+
+    @property
+    def cpu_total(self) -> float:
+        return sum(process.cpu_total for process in self.processes)
+
+    @property
+    def idle_cpu_ms_per_second(self) -> float:
+        """What every process together spends per second with nothing to do (heartbeats, the
+        shared line's polls, lease checks): part of each burst's CPU that is not per job."""
+        return 1000 * sum(process.idle_cpu_rate for process in self.processes)
 
     @property
     def polls_per_job(self) -> float:
@@ -77,16 +131,34 @@ class RunFigures:
     def cpu_ms_per_job(self) -> float:
         return 1000 * self.cpu_burst / self.jobs if self.jobs else 0.0
 
+    def process_cpu_ms_per_job(self, index: int) -> float:
+        """One process's share of `cpu_ms_per_job` (the shares add up to it)."""
+        return 1000 * self.processes[index].cpu_burst / self.jobs if self.jobs else 0.0
 
-def _jobs(database: Path) -> list[sqlite3.Row]:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:
-        db.row_factory = sqlite3.Row
-        return db.execute("SELECT id, kind, state, interaction_id, message_id, task_id FROM jobs").fetchall()
+    @property
+    def server_cpu_ms_per_job(self) -> float | None:
+        if self.server_cpu_burst is None or not self.jobs:
+            return None
+        return 1000 * self.server_cpu_burst / self.jobs
 
 
-def collect(label: str, world: World, database: Path, fired: Fired) -> RunFigures:
+def _read(database: BotDatabase) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    jobs = database.rows("SELECT id, kind, state, interaction_id, message_id, task_id, lease_owner FROM jobs")
+    ledger = database.rows("SELECT job_id, kind FROM ledger WHERE job_id IS NOT NULL ORDER BY id")
+    return jobs, ledger
+
+
+async def collect(label: str, world: World, database: BotDatabase, fired: Fired, *,
+                  kill: KillFigures | None = None, killed_at: float | None = None) -> RunFigures:
+    # In a thread: the fakes share this loop, and the bot processes may still be talking to them.
+    job_rows, ledger = await asyncio.to_thread(_read, database)
+    return figures_of(label, world, job_rows, ledger, fired, kill=kill, killed_at=killed_at)
+
+
+def figures_of(label: str, world: World, job_rows: list[dict[str, Any]], ledger: list[dict[str, Any]],
+               fired: Fired, *, kill: KillFigures | None = None, killed_at: float | None = None) -> RunFigures:
     figures = RunFigures(label)
-    jobs = [row for row in _jobs(database) if row["interaction_id"] in fired.interactions]
+    jobs = [row for row in job_rows if row["interaction_id"] in fired.interactions]
     figures.jobs = len(jobs)
     figures.jobs_by_kind = Counter(row["kind"] for row in jobs)
     figures.done = sum(1 for row in jobs if row["state"] == "done")
@@ -108,20 +180,45 @@ def collect(label: str, world: World, database: Path, fired: Fired) -> RunFigure
     discord = world.discord
     figures.discord_requests = len(discord.requests)
     figures.rate_limited = len(discord.rate_limited)
-    delivered_at = _files_accepted_at(world)
+    figures.rate_limited_by = Counter(f"{hit.bucket}: {hit.route}" for hit in discord.rate_limited)
+    uploads, strays = _uploads(world, since=fired.started)
+    message_of: dict[int, int | None] = {}
+    for row in jobs:
+        record = discord.interaction_responses.get(row["interaction_id"])
+        message_of[row["id"]] = record.original_message_id if record else row["message_id"]
     for row in jobs:
         if row["state"] != "done" or not row["task_id"]:
             continue
         task = world.evolink.tasks.get(row["task_id"])
-        record = discord.interaction_responses.get(row["interaction_id"])
-        message_id = record.original_message_id if record else row["message_id"]
-        accepted = delivered_at.get(message_id)
-        if task is not None and accepted is not None:
-            figures.delays.append(accepted - task.ends_at)
+        message_id = message_of[row["id"]]
+        accepted = uploads.get(message_id, []) if message_id is not None else []
+        if len(accepted) == 1:
+            figures.delivered_once += 1
+        elif accepted:
+            figures.problems.append(f"job {row['id']}: its files were uploaded {len(accepted)} times")
+        if task is not None and accepted:
+            figures.delays.append(accepted[0] - task.ends_at)
         else:
             figures.problems.append(f"job {row['id']}: no upload of its files was seen")
+    if strays:
+        figures.problems.append(f"{strays} upload(s) of files to a message of no job")
 
-    gaps = []
+    figures.charged_once, charge_problems = _charged_once(jobs, ledger)
+    figures.problems += charge_problems
+    numbers = set(fired.interactions.values())
+    tasks_per_job = Counter(int(match["number"]) for task in world.evolink.tasks.values()
+                            if (match := _JOB_PROMPT.match(task.prompt)) and int(match["number"]) in numbers)
+    figures.created_twice = sum(1 for count in tasks_per_job.values() if count > 1)
+    job_messages = {message_id for message_id in message_of.values() if message_id is not None}
+    figures.shown_with_bot_token = len({
+        int(match["message"]) for request in discord.requests
+        if request.method == "PATCH" and request.time >= fired.started and (match := _CHANNEL_ROUTE.match(request.path))
+    } & job_messages)
+    figures.kill = kill
+    if kill is not None and killed_at is not None:
+        _orphans_delivered(kill, killed_at, jobs, message_of, uploads, world)
+
+    gaps: list[float] = []
     for interaction_id in fired.interactions:
         record = discord.interaction_responses.get(interaction_id)
         message = discord.messages.get(record.original_message_id) if record and record.original_message_id else None
@@ -144,14 +241,16 @@ def _most_at_once(spans: list[tuple[float, float]]) -> int:
     return most
 
 
-def _files_accepted_at(world: World) -> dict[int, float]:
-    """Message id -> when Discord first accepted a request that put files on it."""
+def _uploads(world: World, since: float) -> tuple[dict[int, list[float]], int]:
+    """Message id -> when Discord accepted each request that put files on it (in order), counting
+    requests from `since` on; and how many accepted uploads went to a new message instead."""
     discord = world.discord
     original_by_token = {record.token: record.original_message_id
                          for record in discord.interaction_responses.values()}
-    accepted: dict[int, float] = {}
+    accepted: dict[int, list[float]] = defaultdict(list)
+    strays = 0
     for request in discord.requests:
-        if not request.files or not 200 <= request.status < 300:
+        if not request.files or not 200 <= request.status < 300 or request.time < since:
             continue
         message_id: int | None = None
         if match := _TOKEN_ROUTE.match(request.path):
@@ -159,6 +258,54 @@ def _files_accepted_at(world: World) -> dict[int, float]:
                           else int(match["message"]))
         elif match := _CHANNEL_ROUTE.match(request.path):
             message_id = int(match["message"])
-        if message_id is not None and message_id not in accepted:
-            accepted[message_id] = request.time
-    return accepted
+        if message_id is None:
+            strays += 1
+        else:
+            accepted[message_id].append(request.time)
+    return accepted, strays
+
+
+def _charged_once(jobs: list[dict[str, Any]], ledger: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """How many done jobs were reserved once and settled once, and what was wrong with the rest
+    (a failed job must be reserved once and refunded once, never settled)."""
+    entries: dict[int, list[str]] = defaultdict(list)
+    for entry in ledger:
+        entries[entry["job_id"]].append(entry["kind"])
+    charged_once, problems = 0, []
+    for row in jobs:
+        kinds = sorted(entries.get(row["id"], []))
+        if row["state"] == "done":
+            if kinds == ["reserve", "settle"]:
+                charged_once += 1
+            else:
+                problems.append(f"job {row['id']} (done): ledger {kinds}")
+        elif row["state"] == "failed" and kinds != ["refund", "reserve"]:
+            problems.append(f"job {row['id']} (failed): ledger {kinds}")
+    return charged_once, problems
+
+
+def _orphans_delivered(kill: KillFigures, killed_at: float, jobs: list[dict[str, Any]],
+                       message_of: dict[int, int | None], uploads: dict[int, list[float]], world: World) -> None:
+    """When the last of the killed process's jobs had its files accepted, and when the last of
+    their tasks had completed at EvoLink, both from the kill."""
+    by_id = {row["id"]: row for row in jobs}
+    delivered, completed = [], []
+    for job_id in kill.orphans:
+        row = by_id.get(job_id)
+        message_id = message_of.get(job_id)
+        accepted = uploads.get(message_id, []) if message_id is not None else []
+        if accepted:
+            delivered.append(accepted[0] - killed_at)
+        else:
+            kill.undelivered += 1
+        task = world.evolink.tasks.get(row["task_id"]) if row is not None and row["task_id"] else None
+        if task is not None:
+            completed.append(task.ends_at - killed_at)
+    kill.last_delivered = max(delivered) if delivered and not kill.undelivered else None
+    kill.last_completed = max(completed) if completed else None
+
+
+def lease_pid(lease_owner: str | None) -> int | None:
+    """The process id in a lease's owner, "host:pid:random" (bot/jobs/store.py)."""
+    parts = (lease_owner or "").split(":")
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -60,9 +61,7 @@ class BotProcess:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time used so far (children such as ffmpeg not included)."""
-        with open(f"/proc/{self.pid}/stat") as stat:
-            # The command name (field 2) may hold spaces: split after its closing parenthesis.
-            fields = stat.read().rpartition(")")[2].split()
+        fields = _stat_fields(self.pid)
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
     async def _sample_memory(self) -> None:
@@ -75,6 +74,12 @@ class BotProcess:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
+    async def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is given up or written on the way out."""
+        self._sampler.cancel()
+        self.process.kill()
+        await self.process.wait()
+
     async def stop(self) -> int:
         self._sampler.cancel()
         if self.process.returncode is None:
@@ -84,3 +89,26 @@ class BotProcess:
             except TimeoutError:
                 self.process.kill()
         return await self.process.wait()
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from its third field (the state) on."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name (field 2) may hold spaces: split after its closing parenthesis.
+        return stat.read().rpartition(")")[2].split()
+
+
+def process_tree_cpu_seconds(pid: int, leave_out: Collection[int] = ()) -> float:
+    """CPU time of a server and its children (PostgreSQL's backends): the parent's own user and
+    system time, what its ended children used (cutime, cstime: counted once they are reaped), and
+    what its live children have used so far, but for the live children in `leave_out`."""
+    fields = _stat_fields(pid)
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):  # ended while being read
+            child = _stat_fields(int(entry.name))
+            if int(child[1]) == pid and int(entry.name) not in leave_out:  # ppid
+                ticks += int(child[11]) + int(child[12])
+    return ticks / CLOCK_TICKS

@@ -1,5 +1,6 @@
 """The world the bot runs in during a benchmark: fake Discord and fake EvoLink on loopback, in
-the benchmark's process, and the settings that point a bot process at them."""
+the benchmark's process, and the settings that point a bot process (or several, one gateway shard
+each) at them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.store import BotDatabase
 from bot.evolink.fake import FakeEvoLink
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild
 
@@ -15,6 +17,14 @@ EVOLINK_KEY = "sk-bench-evolink-key"
 GUILD_ID = 7100
 FIRST_CHANNEL_ID = 7200
 REPO = Path(__file__).resolve().parents[1]
+# Settings of the bot that the benchmark decides, whatever the shell running it has set.
+_DECIDED_HERE = ("DISCORD_TOKEN", "EVOLINK_API_KEY", "PUBLIC_BASE_URL", "DATABASE_PATH", "DATABASE_URL",
+                 "SHARD_COUNT", "SHARD_IDS", "LEASE_SECONDS")
+
+
+def shard_guild_id(shard: int, shard_count: int) -> int:
+    """A guild that Discord puts on `shard`: a guild's shard is (guild_id >> 22) % shard_count."""
+    return ((100 * shard_count + shard) << 22) + GUILD_ID
 
 
 @dataclass(frozen=True)
@@ -38,16 +48,24 @@ class Scenario:
 
 
 class World:
-    def __init__(self, scenario: Scenario, workdir: Path, video_result: Path) -> None:
+    """The fakes. With one shard, one server holds every channel (as in every run before shards);
+    with `shards` > 1, one server per shard, the channels dealt round-robin among them."""
+
+    def __init__(self, scenario: Scenario, workdir: Path, video_result: Path, *, shards: int = 1) -> None:
         self.scenario = scenario
         self.workdir = workdir
+        self.shards = shards
         self.channel_ids = [FIRST_CHANNEL_ID + i for i in range(scenario.channels)]
-        self.discord = FakeDiscord(
-            guilds=[FakeGuild(id=GUILD_ID, name="Bench server", member_count=scenario.users + 1,
-                              channels=[FakeChannel(cid, name=f"gen-{i}")
-                                        for i, cid in enumerate(self.channel_ids)])],
-            rate_limits=True,
-        )
+        guild_ids = [GUILD_ID] if shards == 1 else [shard_guild_id(shard, shards) for shard in range(shards)]
+        # Channel i is in server i % len(guild_ids).
+        self.guild_of = {cid: guild_ids[i % len(guild_ids)] for i, cid in enumerate(self.channel_ids)}
+        guilds = [FakeGuild(id=guild_id, name="Bench server" if shards == 1 else f"Bench server {shard}",
+                            member_count=scenario.users + 1,
+                            channels=[FakeChannel(cid, name=f"gen-{i}") for i, cid in enumerate(self.channel_ids)
+                                      if self.guild_of[cid] == guild_id])
+                  for shard, guild_id in enumerate(guild_ids)]
+        self.discord = (FakeDiscord(guilds=guilds, rate_limits=True) if shards == 1 else
+                        FakeDiscord(guilds=guilds, rate_limits=True, shard_count=shards, max_concurrency=shards))
         self.evolink = FakeEvoLink(
             api_key=EVOLINK_KEY,
             image_seconds=scenario.image_estimate, image_estimate=scenario.image_estimate,
@@ -66,15 +84,28 @@ class World:
         await self.discord.close()
         await self.evolink.close()
 
-    def bot_env(self, database: Path, *, http_port: int, callbacks: bool) -> dict[str, str]:
-        """The bot's settings, as environment variables (how an operator sets them)."""
-        env = {key: value for key, value in os.environ.items()
-               if key not in ("DISCORD_TOKEN", "EVOLINK_API_KEY", "PUBLIC_BASE_URL")}
+    async def wait_until_connected(self, timeout: float) -> None:
+        """Until every shard has identified at the fake gateway."""
+        if self.shards == 1:
+            await self.discord.wait_until_identified(timeout=timeout)
+        else:
+            await self.discord.wait_until_shards_identified(set(range(self.shards)), timeout=timeout)
+
+    def bot_env(self, database: BotDatabase, *, http_port: int, callbacks: bool, shard: int | None = None,
+                lease_seconds: float | None = None) -> dict[str, str]:
+        """The bot's settings, as environment variables (how an operator sets them). `shard`: the
+        one gateway shard this process runs, of `self.shards`."""
+        env = {key: value for key, value in os.environ.items() if key not in _DECIDED_HERE}
+        env.update(database.env())
+        if shard is not None:
+            env.update(SHARD_COUNT=str(self.shards), SHARD_IDS=str(shard))
+        if lease_seconds is not None:
+            env["LEASE_SECONDS"] = f"{lease_seconds:g}"
         env.update(
             DISCORD_TOKEN=BOT_TOKEN, DISCORD_API_BASE_URL=self.discord.api_base,
             EVOLINK_API_KEY=EVOLINK_KEY, EVOLINK_BASE_URL=self.evolink_url,
             EVOLINK_FILES_BASE_URL=self.evolink_url,
-            DATABASE_PATH=str(database), LOG_LEVEL="INFO", PYTHONPATH=str(REPO),
+            LOG_LEVEL="INFO", PYTHONPATH=str(REPO),
             HTTP_HOST="127.0.0.1", HTTP_PORT=str(http_port),
             # The burst is the point: every job goes to EvoLink at once, none waits in line.
             MAX_JOBS_IN_FLIGHT="1000", MAX_JOBS_IN_FLIGHT_PER_MEMBER="1000",
