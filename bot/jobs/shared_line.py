@@ -59,6 +59,8 @@ class SharedJobLine(JobLine):
         self._dispatcher: asyncio.Task[None] | None = None
         # This process changed the pause (or lifted it) and has not written it yet.
         self._pause_to_write = False
+        # Whether jobs (of any process) were left waiting at the last dispatch.
+        self._jobs_waited = True
         events.subscribe(LINE_EVENT, lambda _payload: self.dispatch())
 
     def start(self, reporter_for: ReporterFactory) -> None:
@@ -95,10 +97,13 @@ class SharedJobLine(JobLine):
             self._wanted.set()
 
     def release_slot(self, job_id: int) -> None:
-        # The row already left `submitting`/`running` (committed): every process may now start one.
+        # The row already left `submitting`/`running` (committed): every process may now start one,
+        # if any job waits. When none did at the last look, a freed slot changes nothing: a job
+        # lined up since then was dispatched by its own process (and the timer looks anyway).
         self._in_flight.pop(job_id, None)
-        self.dispatch()
-        self._spawn(self._events.publish(LINE_EVENT), "line-moved")
+        if self._jobs_waited:
+            self.dispatch()
+            self._spawn(self._events.publish(LINE_EVENT), "line-moved")
 
     def close(self) -> list[asyncio.Task[Any]]:
         tasks = super().close()
@@ -174,6 +179,10 @@ class SharedJobLine(JobLine):
         for entry, job in claimed:
             self._start_claimed(entry, job)
         still_waiting = {row["id"] for row in waiting} - {job.id for _, job in claimed}
+        if still_waiting and not self._jobs_waited:
+            # The line just started to wait: the others look, so that a slot they free is passed on.
+            self._spawn(self._events.publish(LINE_EVENT), "line-waits")
+        self._jobs_waited = bool(still_waiting)
         self._drop_taken_elsewhere(still_waiting)
         await self._show_places(queue, running)
 
