@@ -34,6 +34,20 @@ def database_target(request, tmp_path):
         yield url
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked `store_independent` runs on SQLite only: its PostgreSQL run would repeat
+    the same work on a store it does not exercise (and the whole suite must stay quick)."""
+    def postgres_run_of_a_store_independent_test(item: pytest.Item) -> bool:
+        callspec = getattr(item, "callspec", None)
+        return (item.get_closest_marker("store_independent") is not None and callspec is not None
+                and callspec.params.get("database_target") == "postgres")
+
+    deselected = [item for item in items if postgres_run_of_a_store_independent_test(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
 @pytest.fixture
 async def db(database_target):
     """A fresh, migrated database per test, on SQLite and on PostgreSQL: the same tests, the same

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.fakes.discord import slash_command_payload
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID, MANAGE_SERVER, USER_ID, member, number, role
 from tests.integration.test_history import settled
+
+# Nothing here depends on the store: once, on SQLite (see tests/conftest.py).
+pytestmark = pytest.mark.store_independent
 
 MOD_ID = 6006
 TOO_LARGE = {"code": 40005, "message": "Request entity too large"}

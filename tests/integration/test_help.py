@@ -6,8 +6,13 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.discord import payload_text, slash_command_payload
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID
+
+# Nothing here depends on the store: once, on SQLite (see tests/conftest.py).
+pytestmark = pytest.mark.store_independent
 
 LOCALES = Path(__file__).parents[2] / "bot" / "locales"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.fakes.discord import slash_command_payload
 from tests.integration.conftest import (
     CHANNEL_ID,
@@ -16,6 +18,9 @@ from tests.integration.conftest import (
     member,
     number,
 )
+
+# Nothing here depends on the store: once, on SQLite (see tests/conftest.py).
+pytestmark = pytest.mark.store_independent
 
 MOD_ID = 6006
 

@@ -120,7 +120,10 @@ async def test_past_the_places_in_line_a_job_is_refused_naming_both_limits(tmp_p
     async for harness in start_harness(tmp_path, max_waiting_jobs_per_member=1, **on_store(database_target)):
         harness.evolink.image_seconds = 3600  # none of them may end while the fourth is asked
         for prompt in ("one fox", "two foxes", "three foxes"):
-            await harness.command("imagine", prompt=prompt)
+            sent = await harness.command("imagine", prompt=prompt)
+            # Answered before the next is sent: commands are handled concurrently, and which of
+            # two racing ones gets the last place in line is not what this test is about.
+            await harness.discord.wait_for(lambda fake, sent=sent: fake.interaction_responses[sent].callback_type)
         fourth = await harness.command("imagine", prompt="four foxes")
         assert await harness.private_refusal(fourth) == (
             "You already have 3 jobs running or waiting in line here, the most this server allows: "

@@ -13,6 +13,9 @@ from tests.fakes.discord import payload_text
 from tests.integration.conftest import on_store, start_harness
 from tests.media_samples import avif, deep_grey, ffmpeg_for_tests, heic, photo, tiff
 
+# Nothing here depends on the store: once, on SQLite (see tests/conftest.py).
+pytestmark = pytest.mark.store_independent
+
 RED = (255, 0, 0)
 ACCEPTED = ("Pictures the bot takes: JPEG, PNG, WebP and BMP as they are; GIF, TIFF, HEIC/HEIF, AVIF "
             "and most other picture formats are converted.")

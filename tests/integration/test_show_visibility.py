@@ -6,10 +6,14 @@ bot's gateway cache, as on Discord."""
 from __future__ import annotations
 
 import discord
+import pytest
 
 from tests.fakes.discord import FakeChannel, FakeOverwrite, FakeRole, slash_command_payload
 from tests.integration.conftest import CHANNEL_ID, GUILD_ID
 from tests.integration.test_history import settled
+
+# Nothing here depends on the store: once, on SQLite (see tests/conftest.py).
+pytestmark = pytest.mark.store_independent
 
 STAFF_ROLE = 7310
 STAFF_CHANNEL = 7311

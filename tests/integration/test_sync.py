@@ -1,9 +1,14 @@
 """`python -m bot sync`: the commands Discord gets, with the rules its client enforces, and their
 Chinese names and descriptions."""
 
+import pytest
+
 from bot.__main__ import sync_commands
 from bot.i18n import CHINESE, command_strings
 from tests.integration.conftest import GUILD_ID
+
+# Nothing here depends on the store: once, on SQLite (see tests/conftest.py).
+pytestmark = pytest.mark.store_independent
 
 ZH = "zh-CN"
 

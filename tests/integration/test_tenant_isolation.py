@@ -7,7 +7,12 @@ import asyncio
 import math
 import time
 
+import pytest
+
 from tests.integration.conftest import GUILD_ID, OTHER_GUILD_ID, USER_ID, text
+
+# Nothing here depends on the store: once, on SQLite (see tests/conftest.py).
+pytestmark = pytest.mark.store_independent
 
 MOD_ID = 6006
 OTHER_MEMBERS = [USER_ID + 100 + i for i in range(5)]
