@@ -151,25 +151,29 @@ class JobLine:
         throttled per message), so this never waits on Discord."""
         while self._positions_stale:
             self._positions_stale = False
-            running = self._running_per_member()
-            entries = {entry.job_id: entry for entry in self._queue.order()}
-            for job_id, position in self._queue.positions().items():
-                job = self._waiting.get(job_id)
-                entry = entries.get(job_id)
-                if job is None or entry is None:
-                    continue  # started meanwhile
-                own = running[(entry.guild_id, entry.user_id)]
-                note: Message | None = None
-                if self._paused:
-                    note = self._paused.waiting_note
-                elif own >= self._member_share(entry):
-                    note = waiting_for_own_jobs(own)
-                shown = (position, note.key if note else None)
-                if self._shown_positions.get(job_id) == shown:
-                    continue  # no change to show
-                self._shown_positions[job_id] = shown
-                await report(job_id, self._reporters[job_id].show_progress(JobProgress(
-                    job, Phase.QUEUED, from_millis(job.created_at), note=note, position=position)))
+            await self._show_places_in(self._queue, self._running_per_member())
+
+    async def _show_places_in(self, queue: FairQueue, running: Counter[tuple[int, int]]) -> None:
+        """Show this process's waiting jobs their places in `queue` (the line, as this process
+        sees it), given the jobs each member has running."""
+        entries = {entry.job_id: entry for entry in queue.order()}
+        for job_id, position in queue.positions().items():
+            job = self._waiting.get(job_id)
+            entry = entries.get(job_id)
+            if job is None or entry is None:
+                continue  # started meanwhile, or another process's
+            own = running[(entry.guild_id, entry.user_id)]
+            note: Message | None = None
+            if self._paused:
+                note = self._paused.waiting_note
+            elif own >= self._member_share(entry):
+                note = waiting_for_own_jobs(own)
+            shown = (position, note.key if note else None)
+            if self._shown_positions.get(job_id) == shown:
+                continue  # no change to show
+            self._shown_positions[job_id] = shown
+            await report(job_id, self._reporters[job_id].show_progress(JobProgress(
+                job, Phase.QUEUED, from_millis(job.created_at), note=note, position=position)))
 
     def hold_slot(self, job: Job) -> None:
         """Count a job EvoLink already works on (resumed after a restart) as holding a slot."""

@@ -25,13 +25,12 @@ from typing import Any
 from bot.db import Database, Row, Transaction
 from bot.db.events import EventBus
 from bot.db.shared_state import PAUSE_KEY, SharedState
-from bot.i18n import Message
-from bot.jobs.line import JobLine, waiting_for_own_jobs
+from bot.jobs.line import JobLine
 from bot.jobs.pause import PAUSE_REASONS, PauseReason
-from bot.jobs.progress import JobProgress, JobReporter, Phase, ReporterFactory, report
+from bot.jobs.progress import JobReporter, ReporterFactory
 from bot.jobs.queue import FairQueue, QueuedJob
 from bot.jobs.store import Job
-from bot.units import from_millis, to_millis
+from bot.units import to_millis
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +183,8 @@ class SharedJobLine(JobLine):
             self._spawn(self._events.publish(LINE_EVENT), "line-waits")
         self._jobs_waited = bool(still_waiting)
         self._drop_taken_elsewhere(still_waiting)
-        await self._show_places(queue, running)
+        if self._waiting:  # each of this process's waiting commands, its place in the whole line
+            await self._show_places_in(queue, running)
 
     def _may_claim(self, row: Row, now: int) -> bool:
         """Whether this process starts a waiting job: one it lined up itself (it holds the
@@ -246,25 +246,3 @@ class SharedJobLine(JobLine):
                 reporter = self._reporters.pop(job_id, None)
                 if reporter is not None:
                     reporter.stop()
-
-    async def _show_places(self, queue: FairQueue, running: Counter[tuple[int, int]]) -> None:
-        """Each of this process's waiting commands is shown its place in the whole line."""
-        if not self._waiting:
-            return
-        entries = {entry.job_id: entry for entry in queue.order()}
-        for job_id, position in queue.positions().items():
-            job, entry = self._waiting.get(job_id), entries[job_id]
-            if job is None:
-                continue
-            own = running[(entry.guild_id, entry.user_id)]
-            note: Message | None = None
-            if self._paused:
-                note = self._paused.waiting_note
-            elif own >= self._member_share(entry):
-                note = waiting_for_own_jobs(own)
-            shown = (position, note.key if note else None)
-            if self._shown_positions.get(job_id) == shown:
-                continue
-            self._shown_positions[job_id] = shown
-            await report(job_id, self._reporters[job_id].show_progress(JobProgress(
-                job, Phase.QUEUED, from_millis(job.created_at), note=note, position=position)))
