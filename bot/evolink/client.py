@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
@@ -37,6 +37,7 @@ from .stats import CallStats
 log = logging.getLogger("bot.evolink")
 
 IMAGE_MODEL = "wan2.5-text-to-image"
+EDIT_MODEL = "wan2.5-image-to-image"  # the same endpoint: edit one picture, or fuse two
 VIDEO_MODEL = "wan2.5-image-to-video"
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
@@ -107,6 +108,31 @@ class EvoLinkClient:
             body["callback_url"] = callback_url
         return await self._call(
             "create_image", "POST", f"{self._base_url}/v1/images/generations", Task.from_wire,
+            json_body=body,
+        )
+
+    async def create_edit_task(
+        self,
+        *,
+        prompt: str,
+        image_urls: Sequence[str],
+        n: int,
+        prompt_extend: bool,
+        callback_url: str | None = None,
+    ) -> Task:
+        """Edit one picture (one URL) or fuse two, into `n` images. There is no size: the result
+        follows the input picture."""
+        body: dict[str, Any] = {
+            "model": EDIT_MODEL,
+            "prompt": prompt,
+            "image_urls": list(image_urls),
+            "n": n,
+            "prompt_extend": prompt_extend,
+        }
+        if callback_url:
+            body["callback_url"] = callback_url
+        return await self._call(
+            "create_edit", "POST", f"{self._base_url}/v1/images/generations", Task.from_wire,
             json_body=body,
         )
 
@@ -352,4 +378,4 @@ def _retry_after(headers: Any) -> float | None:
     return parse_retry_after(headers.get("Retry-After"), now=now)
 
 
-__all__ = ["CallObserver", "EvoLinkClient", "IMAGE_MODEL", "VIDEO_MODEL", "DEFAULT_TIMEOUT", "UPLOAD_TIMEOUT"]
+__all__ = ["CallObserver", "EDIT_MODEL", "EvoLinkClient", "IMAGE_MODEL", "VIDEO_MODEL", "DEFAULT_TIMEOUT", "UPLOAD_TIMEOUT"]

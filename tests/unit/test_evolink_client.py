@@ -177,6 +177,27 @@ async def test_upload_then_video_task(client: EvoLinkClient, fake: FakeEvoLink, 
             assert resp.content_type == "video/mp4"
 
 
+async def test_upload_then_edit_and_fusion_tasks(client: EvoLinkClient, fake: FakeEvoLink, clock: ScaledClock):
+    callback_url = f"http://127.0.0.1:{free_port()}/cb/x"  # loopback, where nothing listens
+    first = await client.upload_file(png_bytes(640, 480), filename="fox.png", content_type="image/png")
+    second = await client.upload_file(png_bytes(512, 512), filename="mug.png", content_type="image/png")
+
+    edit = await client.create_edit_task(prompt="the same fox, at night", image_urls=[first.file_url],
+                                         n=2, prompt_extend=False)
+    fusion = await client.create_edit_task(prompt="the fox printed on the mug",
+                                           image_urls=[first.file_url, second.file_url], n=1,
+                                           prompt_extend=True, callback_url=callback_url)
+    assert edit.credits_reserved == Decimal("3.6") and fusion.credits_reserved == Decimal("1.8")
+    sent = [r.json for r in fake.requests if r.path == "/v1/images/generations"]
+    assert sent[0] == {"model": "wan2.5-image-to-image", "prompt": "the same fox, at night",
+                       "image_urls": [first.file_url], "n": 2, "prompt_extend": False}
+    assert sent[1]["image_urls"] == [first.file_url, second.file_url]
+    assert sent[1]["callback_url"] == callback_url and "size" not in sent[1]
+
+    final = (await poll_until_final(client, clock, edit.id))[-1]
+    assert final.succeeded and len(final.results) == 2
+
+
 async def test_balance(client: EvoLinkClient, fake: FakeEvoLink, clock: ScaledClock):
     before = await client.get_balance()
     assert isinstance(before, AccountBalance)

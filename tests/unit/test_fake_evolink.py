@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -550,3 +551,100 @@ def test_render_png_is_fast_and_exact():
         assert image.size == (1440, 1440) and image.format == "PNG"
         assert "transparency" not in image.info
     assert render_png(1440, 1440, 3) is data  # cached
+
+
+# -- wan2.5-image-to-image: editing one picture, or fusing two -------------------------------------
+
+
+def edit_body(**overrides: Any) -> dict[str, Any]:
+    body = {"model": "wan2.5-image-to-image", "prompt": "the same fox, at night",
+            "image_urls": ["https://example.com/fox.png"], "n": 1}
+    body.update(overrides)
+    return body
+
+
+def picture(width: int, height: int, *, mode: str = "RGB", kind: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, (width, height), (30, 120, 200, 128)[: len(mode)]).save(out, kind)
+    return out.getvalue()
+
+
+async def upload_picture(fake: FakeEvoLink, http, data: bytes, content_type: str = "image/png") -> str:
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename="in", content_type=content_type)
+    async with http.post(f"{fake.base_url}/api/v1/files/upload/stream", data=form, headers=AUTH) as r:
+        assert r.status == 200
+        return (await r.json())["data"]["file_url"]
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"image_urls": []}, "image_urls"),
+    ({"image_urls": ["https://a.example/1.png", "https://a.example/2.png", "https://a.example/3.png"]}, "image_urls"),
+    ({"image_urls": "https://a.example/1.png"}, "image_urls"),
+    ({"image_urls": ["ftp://a.example/1.png"]}, "image_urls"),
+    ({"size": "1024x1024"}, "size"),  # the output follows the input: no size for this model
+    ({"n": 5}, "n"),
+    ({"n": 0}, "n"),
+    ({"prompt": "x" * 2001}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+])
+async def test_edit_validation(fake: FakeEvoLink, http, overrides, field):
+    status, body, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations", json=edit_body(**overrides))
+    assert status == 400
+    assert body["error"]["param"] == field and body["error"]["type"] == "invalid_request_error"
+    assert fake.tasks == {}
+
+
+async def test_an_edit_of_one_picture_and_a_fusion_of_two_are_accepted(fake: FakeEvoLink, http, clock):
+    one = await upload_picture(fake, http, picture(800, 600))
+    other = await upload_picture(fake, http, picture(512, 512))
+    for urls, n in (([one], 2), ([one, other], 1)):
+        status, task, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                                     json=edit_body(image_urls=urls, n=n))
+        assert status == 200
+        assert (task["model"], task["type"], task["status"]) == ("wan2.5-image-to-image", "image", "pending")
+        assert Decimal(str(task["usage"]["credits_reserved"])) == Decimal("1.8") * n
+    clock.advance(60)
+    for task in fake.tasks.values():
+        _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{task.id}")
+        assert read["status"] == "completed" and len(read["results"]) == task.result_count
+        # The result follows the first picture, and is that picture changed, not a stock image.
+        async with http.get(read["results"][0], headers={"User-Agent": USER_AGENT}) as r:
+            assert r.status == 200 and r.content_type == "image/png"
+            with Image.open(io.BytesIO(await r.read())) as result:
+                assert result.size == (800, 600) and result.mode == "RGB"
+                assert result.getpixel((10, 10)) != (30, 120, 200)  # edited, not returned as it was
+
+
+@pytest.mark.parametrize(("data", "content_type", "code"), [
+    (picture(300, 600), "image/png", "image_dimension_mismatch"),     # under 384 px
+    (picture(5200, 400), "image/png", "image_dimension_mismatch"),    # over 5000 px
+    (picture(600, 600, mode="RGBA"), "image/png", "image_processing_error"),  # transparency
+    (picture(600, 600, kind="GIF"), "image/gif", "image_processing_error"),   # not jpeg/png/bmp/webp
+    (b"GIF89a not really", "image/gif", "image_processing_error"),            # not a picture
+])
+async def test_an_edit_checks_each_picture_as_evolink_does(fake: FakeEvoLink, http, clock, data, content_type, code):
+    good = await upload_picture(fake, http, picture(800, 600))
+    bad = await upload_picture(fake, http, data, content_type)
+    # The bad one is checked whether it is the picture to edit or the one to fuse in.
+    for urls in ([bad], [good, bad]):
+        status, task, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations",
+                                     json=edit_body(image_urls=urls))
+        assert status == 200
+    clock.advance(60)
+    for task in fake.tasks.values():
+        _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{task.id}")
+        assert read["status"] == "failed" and read["error"]["code"] == code
+
+
+async def test_an_edit_of_a_picture_too_large_in_bytes_fails(fake: FakeEvoLink, http, clock):
+    noisy = Image.frombytes("RGB", (2400, 2400), os.urandom(2400 * 2400 * 3))  # noise: it will not compress
+    out = io.BytesIO()
+    noisy.save(out, "PNG", compress_level=0)
+    assert out.tell() > 10 * 1024 * 1024
+    url = await upload_picture(fake, http, out.getvalue())
+    status, task, _ = await call(http, "POST", f"{fake.base_url}/v1/images/generations", json=edit_body(image_urls=[url]))
+    assert status == 200
+    clock.advance(60)
+    _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{task['id']}")
+    assert read["error"]["code"] == "image_too_large"

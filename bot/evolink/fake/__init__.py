@@ -42,6 +42,7 @@ from bot.evolink.fake.models import (
 from bot.evolink.fake.pictures import render_png
 from bot.evolink.fake.server import FakeEvoLink
 from bot.evolink.fake.tasks import (
+    EDIT_MODEL,
     IMAGE_CREDITS,
     IMAGE_MODEL,
     QUALITY_FACTORS,
@@ -62,6 +63,7 @@ __all__ = [
     "CALLBACK_RETRY_DELAYS",
     "CALLBACK_TIMEOUT",
     "FAIL_FRACTION",
+    "EDIT_MODEL",
     "IMAGE_CREDITS",
     "IMAGE_MODEL",
     "MAX_UPLOAD_BYTES",

@@ -13,7 +13,7 @@ from aiohttp import web
 from bot.evolink.fake.base import FakeEvoLinkBase
 from bot.evolink.fake.faults import FakeHold
 from bot.evolink.fake.models import FakeUpload
-from bot.evolink.fake.pictures import render_png
+from bot.evolink.fake.pictures import render_edit, render_png
 from bot.evolink.limits import UPLOADED_FILE_LIFETIME
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -103,7 +103,10 @@ class FileRoutes(FakeEvoLinkBase):
             return web.Response(body=PLACEHOLDER_MP4, content_type="video/mp4")
         assert task.size is not None
         # Off the event loop: a large PNG takes a few milliseconds; cached after the first call.
-        png = await asyncio.to_thread(render_png, task.size[0], task.size[1], index)
+        if task.edit_source is not None:
+            png = await asyncio.to_thread(render_edit, task.edit_source, task.size[0], task.size[1], index)
+        else:
+            png = await asyncio.to_thread(render_png, task.size[0], task.size[1], index)
         return web.Response(body=png, content_type="image/png")
 
     async def _uploaded(self, request: web.Request) -> web.Response:

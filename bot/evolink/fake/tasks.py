@@ -9,6 +9,7 @@ import random
 import secrets
 import string
 from decimal import Decimal
+from typing import Literal
 
 from aiohttp import web
 from PIL import Image
@@ -16,21 +17,28 @@ from yarl import URL
 
 from bot.evolink.fake.callbacks import Callbacks
 from bot.evolink.fake.faults import Faults
-from bot.evolink.fake.models import FakeTask
+from bot.evolink.fake.models import FakeTask, FakeUpload
 from bot.evolink.fake.validation import (
     _bool_field,
     _callback_url,
+    _edit_image_urls,
     _image_urls,
     _int_field,
     _Invalid,
     _json_object,
     _model,
+    _no_size,
     _prompt,
     _size,
 )
 
 IMAGE_MODEL = "wan2.5-text-to-image"
+EDIT_MODEL = "wan2.5-image-to-image"
 VIDEO_MODEL = "wan2.5-image-to-video"
+# What the editing model accepts of each picture (EvoLink's docs), and the formats it reads.
+EDIT_SIDE_RANGE = (384, 5000)
+EDIT_MAX_BYTES = 10 * 1024 * 1024
+EDIT_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
 
 # Prices from the docs' public pricing; the API's credits_reserved is what clients must trust.
 IMAGE_CREDITS = Decimal("1.8")  # per image
@@ -87,6 +95,8 @@ class TaskRoutes(Faults, Callbacks):
     async def _create_image(self, request: web.Request) -> web.Response:
         try:
             body = await _json_object(request)
+            if body.get("model") == EDIT_MODEL:  # one endpoint, two models (EvoLink's docs)
+                return self._create_edit(request, body)
             _model(body, IMAGE_MODEL)
             prompt = _prompt(body, 2000)
             width, height = _size(body)
@@ -113,6 +123,76 @@ class TaskRoutes(Faults, Callbacks):
                 callback_url=callback_url,
             ),
         )
+
+    def _create_edit(self, request: web.Request, body: dict) -> web.Response:
+        """wan2.5-image-to-image: edit one picture, or fuse two, as the prompt says."""
+        try:
+            prompt = _prompt(body, 2000)
+            image_urls = _edit_image_urls(body)
+            _no_size(body)
+            n = _int_field(body, "n", default=1, allowed=range(1, 5))
+            prompt_extend = _bool_field(body, "prompt_extend", default=True)
+            callback_url = _callback_url(body)
+        except _Invalid as exc:
+            return self._error(request, 400, "invalid_request", exc.message, param=exc.param)
+        checked = [self._edit_input(request, url) for url in image_urls]
+        failure = next((problem for problem, _, _ in checked if problem is not None), None)
+        # The output follows the first picture's shape (an unchecked one: a square).
+        _, size, source = checked[0]
+        return self._create_task(
+            request,
+            FakeTask(
+                id="",
+                kind="image",
+                model=EDIT_MODEL,
+                prompt=prompt,
+                created=0,
+                started_at=0.0,
+                duration=self.image_seconds,
+                estimated_time=self.image_estimate,
+                credits_reserved=IMAGE_CREDITS * n,
+                result_count=n + self.extra_image_results,
+                size=size or (1024, 1024),
+                prompt_extend=prompt_extend,
+                callback_url=callback_url,
+                image_urls=image_urls,
+                edit_source=source,
+                failure=failure,
+            ),
+        )
+
+    def _edit_input(self, request: web.Request, image_url: str
+                    ) -> tuple[tuple[str, str] | None, tuple[int, int] | None, bytes | None]:
+        """Check a picture to edit as EvoLink does on download: (problem or None, its size, its
+        bytes). Only pictures the fake hosts (its own uploads) can be read; others pass unchecked:
+        the fake never reaches out to the network."""
+        upload = self._own_upload(request, image_url)
+        if upload is None:
+            return None, None, None
+        if upload is False:
+            return ("image_processing_error", "The input image could not be downloaded"), None, None
+        data = upload.data
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                image_format = image.format or ""
+                transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        except Exception:  # Pillow raises many types for undecodable data
+            return ("image_processing_error", "The input image format is not supported"), None, None
+        low, high = EDIT_SIDE_RANGE
+        if image_format not in EDIT_FORMATS:
+            problem: tuple[str, str] | None = (
+                "image_processing_error", f"Input image format {image_format} is not supported (jpeg, png, bmp, webp)")
+        elif len(data) > EDIT_MAX_BYTES:
+            problem = ("image_too_large", f"Input image is {len(data)} bytes; at most {EDIT_MAX_BYTES}")
+        elif transparent:
+            problem = ("image_processing_error", "Input image must not have transparency")
+        elif not (low <= width <= high and low <= height <= high):
+            problem = ("image_dimension_mismatch",
+                       f"Input image is {width}x{height}; width and height must be within {low}..{high} px")
+        else:
+            problem = None
+        return problem, (width, height), data
 
     async def _create_video(self, request: web.Request) -> web.Response:
         try:
@@ -181,12 +261,10 @@ class TaskRoutes(Faults, Callbacks):
     def _input_image_problem(self, request: web.Request, image_url: str) -> tuple[str, str] | None:
         """Check an input image the fake itself hosts (its own uploads), like EvoLink would on
         download. Other URLs are accepted unchecked: the fake never reaches out to the network."""
-        url = URL(image_url)
-        own = URL(self._public_base(request))
-        if url.origin() != own.origin() or not url.path.startswith("/uploads/"):
-            return None
-        upload = self.uploads.get(url.path.removeprefix("/uploads/"))
+        upload = self._own_upload(request, image_url)
         if upload is None:
+            return None
+        if upload is False:
             return "image_processing_error", "The input image could not be downloaded"
         try:
             with Image.open(io.BytesIO(upload.data)) as image:
@@ -199,6 +277,15 @@ class TaskRoutes(Faults, Callbacks):
                 f"Input image is {width}x{height}; width and height must be within 360..2000 px",
             )
         return None
+
+    def _own_upload(self, request: web.Request, image_url: str) -> FakeUpload | Literal[False] | None:
+        """The upload an input URL names when the fake hosts it; False for one of its own URLs
+        that names nothing; None for anyone else's URL."""
+        url = URL(image_url)
+        own = URL(self._public_base(request))
+        if url.origin() != own.origin() or not url.path.startswith("/uploads/"):
+            return None
+        return self.uploads.get(url.path.removeprefix("/uploads/")) or False
 
     async def _get_task(self, request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]

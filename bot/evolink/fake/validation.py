@@ -110,3 +110,21 @@ def _image_urls(body: dict[str, Any]) -> str:
     ):
         raise _Invalid("image_urls", "image_urls must be a list of exactly 1 image URL")
     return urls[0]
+
+
+def _edit_image_urls(body: dict[str, Any]) -> tuple[str, ...]:
+    """wan2.5-image-to-image: 1 picture to edit, or 2 to fuse."""
+    urls = body.get("image_urls")
+    if (
+        not isinstance(urls, list)
+        or not 1 <= len(urls) <= 2
+        or not all(isinstance(url, str) and url.startswith(("http://", "https://")) for url in urls)
+    ):
+        raise _Invalid("image_urls", "image_urls must be a list of 1 or 2 image URLs")
+    return tuple(urls)
+
+
+def _no_size(body: dict[str, Any]) -> None:
+    """The editing model takes no size: its output follows the input picture."""
+    if "size" in body:
+        raise _Invalid("size", "size is not supported by wan2.5-image-to-image: the output follows the input image")
