@@ -178,6 +178,12 @@ async def test_a_job_killed_while_being_submitted_is_refunded_and_never_sent_twi
         rig.evolink.stall_next_create(5.0)
         interaction = await rig.animate()
         await _wait_for_state(rig.db_path, 1, "submitting")
+        # The create has reached EvoLink (which sits on its answer): the state is written just
+        # before the create is sent, so waiting for the state alone could kill before it leaves.
+        deadline = time.monotonic() + 30
+        while rig.creates() == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert rig.creates() == 1
         await first.kill()
 
         second = await rig.start_bot()
