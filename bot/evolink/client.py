@@ -104,12 +104,7 @@ class EvoLinkClient:
             "n": n,
             "prompt_extend": prompt_extend,
         }
-        if callback_url:
-            body["callback_url"] = callback_url
-        return await self._call(
-            "create_image", "POST", f"{self._base_url}/v1/images/generations", Task.from_wire,
-            json_body=body,
-        )
+        return await self._create_image_generation("create_image", body, callback_url)
 
     async def create_edit_task(
         self,
@@ -129,11 +124,15 @@ class EvoLinkClient:
             "n": n,
             "prompt_extend": prompt_extend,
         }
+        return await self._create_image_generation("create_edit", body, callback_url)
+
+    async def _create_image_generation(self, endpoint: str, body: dict[str, Any],
+                                       callback_url: str | None) -> Task:
+        """POST /v1/images/generations, the one endpoint of both image models."""
         if callback_url:
             body["callback_url"] = callback_url
         return await self._call(
-            "create_edit", "POST", f"{self._base_url}/v1/images/generations", Task.from_wire,
-            json_body=body,
+            endpoint, "POST", f"{self._base_url}/v1/images/generations", Task.from_wire, json_body=body,
         )
 
     async def create_video_task(

@@ -9,7 +9,7 @@ import random
 import secrets
 import string
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from PIL import Image
@@ -105,24 +105,8 @@ class TaskRoutes(Faults, Callbacks):
             callback_url = _callback_url(body)
         except _Invalid as exc:
             return self._error(request, 400, "invalid_request", exc.message, param=exc.param)
-        return self._create_task(
-            request,
-            FakeTask(
-                id="",
-                kind="image",
-                model=IMAGE_MODEL,
-                prompt=prompt,
-                created=0,
-                started_at=0.0,
-                duration=self.image_seconds,
-                estimated_time=self.image_estimate,
-                credits_reserved=IMAGE_CREDITS * n,
-                result_count=n + self.extra_image_results,
-                size=(width, height),
-                prompt_extend=prompt_extend,
-                callback_url=callback_url,
-            ),
-        )
+        return self._create_task(request, self._image_task(
+            IMAGE_MODEL, prompt, n, size=(width, height), prompt_extend=prompt_extend, callback_url=callback_url))
 
     def _create_edit(self, request: web.Request, body: dict) -> web.Response:
         """wan2.5-image-to-image: edit one picture, or fuse two, as the prompt says."""
@@ -139,26 +123,16 @@ class TaskRoutes(Faults, Callbacks):
         failure = next((problem for problem, _, _ in checked if problem is not None), None)
         # The output follows the first picture's shape (an unchecked one: a square).
         _, size, source = checked[0]
-        return self._create_task(
-            request,
-            FakeTask(
-                id="",
-                kind="image",
-                model=EDIT_MODEL,
-                prompt=prompt,
-                created=0,
-                started_at=0.0,
-                duration=self.image_seconds,
-                estimated_time=self.image_estimate,
-                credits_reserved=IMAGE_CREDITS * n,
-                result_count=n + self.extra_image_results,
-                size=size or (1024, 1024),
-                prompt_extend=prompt_extend,
-                callback_url=callback_url,
-                image_urls=image_urls,
-                edit_source=source,
-                failure=failure,
-            ),
+        return self._create_task(request, self._image_task(
+            EDIT_MODEL, prompt, n, size=size or (1024, 1024), prompt_extend=prompt_extend,
+            callback_url=callback_url, image_urls=image_urls, edit_source=source, failure=failure))
+
+    def _image_task(self, model: str, prompt: str, n: int, **fields: Any) -> FakeTask:
+        """A task of either image model: the same timing, price per image and results."""
+        return FakeTask(
+            id="", kind="image", model=model, prompt=prompt, created=0, started_at=0.0,
+            duration=self.image_seconds, estimated_time=self.image_estimate,
+            credits_reserved=IMAGE_CREDITS * n, result_count=n + self.extra_image_results, **fields,
         )
 
     def _edit_input(self, request: web.Request, image_url: str
