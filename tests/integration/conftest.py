@@ -200,6 +200,11 @@ class Harness:
         message_id = self.record(interaction_id).original_message_id
         return self.discord.messages.get(message_id) if message_id else None
 
+    async def acknowledged(self, interaction_id: int) -> None:
+        """Wait until the bot answered the interaction (any first answer). Commands are handled
+        concurrently: a test about their order sends the next one only after this."""
+        await self.discord.wait_for(lambda fake: fake.interaction_responses[interaction_id].acknowledged)
+
     async def wait_for_original(self, interaction_id: int, predicate, timeout: float = 15.0):
         await self.discord.wait_for(
             lambda fake: (m := self.original(interaction_id)) is not None and predicate(m), timeout

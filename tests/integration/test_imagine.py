@@ -89,9 +89,9 @@ async def test_not_enough_credits_says_what_is_left_and_when_it_refills(tmp_path
         # One after another: sent at once, the three reservations race, and any one of them
         # may be the one refused.
         first = await harness.command("imagine", prompt="four foxes", n=4)      # 8 credits
-        await harness.discord.wait_for(lambda fake: fake.interaction_responses[first].acknowledged)
+        await harness.acknowledged(first)
         second = await harness.command("imagine", prompt="four more foxes", n=4)  # 16 held now
-        await harness.discord.wait_for(lambda fake: fake.interaction_responses[second].acknowledged)
+        await harness.acknowledged(second)
         third = await harness.command("imagine", prompt="and again", n=4)        # would be 24 > 20
         text = await harness.private_refusal(third)
         assert re.fullmatch(r"Not enough credits: this needs 8 and you have 4 left today\. "
