@@ -84,6 +84,7 @@ _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from bot.media.input_image import prepare_input_image
+from bot.media.picture_rules import VIDEO_FIRST_FRAME
 
 def peak_kib():
     try:
@@ -94,7 +95,7 @@ def peak_kib():
 
 before = peak_kib()
 started = time.perf_counter()
-prepared = prepare_input_image(Path(sys.argv[1]), Path(sys.argv[2]), display_name=Path(sys.argv[1]).name)
+prepared = prepare_input_image(Path(sys.argv[1]), Path(sys.argv[2]), VIDEO_FIRST_FRAME, display_name=Path(sys.argv[1]).name)
 seconds = time.perf_counter() - started
 peak = peak_kib()
 print(json.dumps({"before_kib": before, "peak_kib": peak, "seconds": seconds,

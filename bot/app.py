@@ -16,7 +16,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.db.shared_state import SharedState
 from bot.identify_pacing import IDENTIFY_SPACING_SECONDS, IdentifyPacer
-from bot.jobs.kinds import ImageJobRules, JobKindRules, VideoJobRules
+from bot.jobs.kinds import EditJobRules, ImageJobRules, JobKindRules, VideoJobRules
 from bot.jobs.pause import RESUMED_NOTICE, PauseReason
 from bot.jobs.store import JobKind
 from bot.launch import Launcher
@@ -29,7 +29,7 @@ from bot.ui.translator import CatalogueTranslator
 log = logging.getLogger(__name__)
 
 EXTENSIONS = (
-    "cogs.imagine", "cogs.animate", "cogs.credits", "cogs.quota", "cogs.usage", "cogs.moderation",
+    "cogs.imagine", "cogs.edit", "cogs.animate", "cogs.credits", "cogs.quota", "cogs.usage", "cogs.moderation",
     "cogs.admin", "cogs.defaults", "cogs.history", "cogs.help", "cogs.results",
 )
 
@@ -177,6 +177,7 @@ class WanBot(commands.AutoShardedBot):
         settings = self.settings
         return {
             JobKind.IMAGE: ImageJobRules(settings.prices, settings.image_job_timeout_seconds),
+            JobKind.EDIT: EditJobRules(settings.prices, settings.image_job_timeout_seconds),
             JobKind.VIDEO: VideoJobRules(settings.prices, settings.video_job_timeout_seconds),
         }
 

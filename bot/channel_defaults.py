@@ -1,5 +1,5 @@
-"""Per-channel defaults that moderators set with /defaults: what /imagine and /animate use for an
-option a member leaves out. A member's own option always wins; an option the channel does not
+"""Per-channel defaults that moderators set with /defaults: what /imagine, /edit and /animate use
+for an option a member leaves out. A member's own option always wins; an option the channel does not
 set falls back to the bot's built-in default (BUILT_IN).
 
 Values are checked with the same parsers as the commands' options (bot/requests.py) before they
@@ -22,10 +22,12 @@ from bot.clock import Clock
 from bot.db import Database, Row, Transaction
 from bot.requests import (
     DEFAULT_SIZE,
+    EditOptions,
     ImageRequest,
     InvalidRequest,
     VideoOptions,
     parse_duration,
+    parse_edit_options,
     parse_image_count,
     parse_image_request,
     parse_quality,
@@ -37,8 +39,9 @@ from bot.units import from_millis, to_millis
 log = logging.getLogger(__name__)
 
 # The options a channel can set, in the order /defaults shows them. prompt_extend is one setting
-# for both commands: it means the same thing to each.
+# for every command: it means the same thing to each. An edit's size follows its picture.
 IMAGE_OPTIONS = ("size", "n", "prompt_extend")
+EDIT_OPTIONS = ("n", "prompt_extend")
 VIDEO_OPTIONS = ("duration", "quality", "prompt_extend")
 OPTIONS = ("size", "n", "prompt_extend", "duration", "quality")
 
@@ -73,6 +76,12 @@ class ChannelDefaults:
             self.n if n is None else n,
             self.prompt_extend if prompt_extend is None else prompt_extend,
         )
+
+    def edit_options(self, prompt: str | None, n: int | str | None = None,
+                     prompt_extend: bool | None = None) -> EditOptions:
+        """/edit's options (and its forms'), the same way: an edit has no size of its own."""
+        return parse_edit_options(prompt, self.n if n is None or n == "" else n,
+                                  self.prompt_extend if prompt_extend is None else prompt_extend)
 
     def video_options(self, prompt: str | None, duration: int | str | None = None, quality: str | None = None,
                       prompt_extend: bool | None = None) -> VideoOptions:

@@ -74,12 +74,13 @@ class Settings(BaseSettings):
     discord_api_base_url: BaseUrl = DISCORD_API_DEFAULT
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    # Credits: every member gets this many per guild per UTC day; an image costs IMAGE_CREDITS; a
-    # video costs VIDEO_CREDITS_PER_SECOND (at 720p) x its seconds x its quality's multiplier.
+    # Credits: every member gets this many per guild per UTC day; an image costs IMAGE_CREDITS, an
+    # edited image EDIT_IMAGE_CREDITS (EvoLink prices it as text to image); a video costs VIDEO_CREDITS_PER_SECOND (at 720p) x its seconds x its quality's multiplier.
     # Defaults follow EvoLink's public pricing in late 2026. 40 a day covers the default /animate
     # (5 s at 720p: 25.5) and a few default /imagine (2 each) on the same day.
     default_daily_credits: Credits = Decimal(40)
     image_credits: Credits = Decimal(2)
+    edit_image_credits: Credits = Decimal(2)
     video_credits_per_second: Credits = Decimal("5.1")
     video_480p_multiplier: Credits = Decimal("0.5")
     video_1080p_multiplier: Credits = Decimal("1.67")
@@ -137,6 +138,7 @@ class Settings(BaseSettings):
     def prices(self) -> Prices:
         return Prices(
             image=self.image_credits,
+            edited_image=self.edit_image_credits,
             video_per_second=self.video_credits_per_second,
             video_quality_factors={
                 "480p": self.video_480p_multiplier,

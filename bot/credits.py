@@ -104,6 +104,7 @@ class LedgerRow(TypedDict):
     created_at: int
     user_id: int
     job_id: int | None
+    job_kind: str | None  # the job's kind (image, edit, video), for rows about a job
     kind: str
     amount: int
     reason: str | None
@@ -351,8 +352,10 @@ class CreditLedger:
     async def ledger_rows(self, guild_id: int) -> list[LedgerRow]:
         """Every ledger row of one guild, oldest first (for the CSV export)."""
         rows = await self._db.fetchall(
-            "SELECT id, created_at, user_id, job_id, kind, amount, reason, actor_id FROM ledger "
-            "WHERE guild_id = :guild ORDER BY id", {"guild": guild_id},
+            "SELECT ledger.id, ledger.created_at, ledger.user_id, ledger.job_id, jobs.kind AS job_kind, "
+            "ledger.kind, ledger.amount, ledger.reason, ledger.actor_id "
+            "FROM ledger LEFT JOIN jobs ON jobs.id = ledger.job_id "
+            "WHERE ledger.guild_id = :guild ORDER BY ledger.id", {"guild": guild_id},
         )
         return [cast(LedgerRow, dict(row)) for row in rows]
 

@@ -5,8 +5,8 @@ Every kind of job takes the same steps in the same order:
 
 1. refuse while new generations are paused (EvoLink refused the bot's account);
 2. refuse a prompt with one of the server's blocked terms;
-3. when the job has slow work to do before it can be reserved (a video's first frame: fetched,
-   checked, repaired, uploaded), refuse what the member cannot afford now, acknowledge publicly,
+3. when the job has slow work to do before it can be reserved (a video's first frame, or the
+   pictures to edit: fetched, checked, repaired, uploaded), refuse what the member cannot afford now, acknowledge publicly,
    then do that work, one picture per member at a time; a refusal from here on replaces the
    public "thinking…" with a private answer (bot/ui/errors.py);
 4. reserve: the job's row and its credit hold, in one transaction (every quota check again,
@@ -16,29 +16,32 @@ Every kind of job takes the same steps in the same order:
    reservation until the job is in line cancels it and frees its hold.
 
 Options and the channel's defaults are turned into a request by the callers, with
-ChannelDefaults.image_request / video_options (see `channel_defaults`).
+ChannelDefaults.image_request / edit_options / video_options (see `channel_defaults`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import discord
 
 from bot.channel_defaults import ChannelDefaults
 from bot.i18n import supported_locale
 from bot.jobs.failures import NOT_ACKNOWLEDGED
-from bot.jobs.inputs import ImageSource, prepare_video_input
+from bot.jobs.inputs import ImageSource, PreparedInput, prepare_input_picture
 from bot.jobs.runner import Submission
 from bot.jobs.store import JobKind
-from bot.requests import ImageRequest, VideoOptions, VideoRequest
+from bot.media.picture_rules import PICTURE_TO_EDIT, VIDEO_FIRST_FRAME, PictureRules
+from bot.pricing import Prices
+from bot.requests import EditOptions, EditRequest, GenerationRequest, VideoOptions, VideoRequest
 from bot.ui.checks import member_role_ids
 from bot.ui.errors import defer_publicly, placeholder_taken
+from bot.ui.render import shortened
 
 if TYPE_CHECKING:
     from bot.services import Services  # built above the launcher, which only uses them
@@ -48,15 +51,33 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Ready:
-    """A job whose request is complete: a prompt for images, or a video whose first frame is
-    already on Discord or EvoLink (a reroll or remix of a video)."""
+    """A job whose request is complete: a prompt for images, or pictures already on Discord or
+    EvoLink (a reroll or remix of a video or an edit)."""
 
     kind: JobKind
-    request: ImageRequest | VideoRequest
+    request: GenerationRequest
 
     @property
     def prompt(self) -> str:
         return self.request.prompt
+
+
+class PicturesToPrepare(Protocol):
+    """A job that starts from pictures still to fetch, check against its model's rules and
+    repair; its request is complete once they are."""
+
+    kind: ClassVar[JobKind]
+    rules: ClassVar[PictureRules]
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def sources(self) -> tuple[ImageSource, ...]: ...
+
+    def estimate(self, prices: Prices) -> int: ...
+
+    def request(self, prepared: Sequence[PreparedInput]) -> GenerationRequest: ...
 
 
 @dataclass(frozen=True)
@@ -65,14 +86,65 @@ class NeedsPicture:
 
     options: VideoOptions
     source: ImageSource
-    kind: JobKind = JobKind.VIDEO
+    kind: ClassVar[JobKind] = JobKind.VIDEO
+    rules: ClassVar[PictureRules] = VIDEO_FIRST_FRAME
 
     @property
     def prompt(self) -> str:
         return self.options.prompt
 
+    @property
+    def sources(self) -> tuple[ImageSource, ...]:
+        return (self.source,)
 
-JobDraft = Ready | NeedsPicture
+    def estimate(self, prices: Prices) -> int:
+        return prices.video_estimate(self.options.duration, self.options.quality)
+
+    def request(self, prepared: Sequence[PreparedInput]) -> VideoRequest:
+        [frame] = prepared
+        options = self.options
+        return VideoRequest(
+            prompt=options.prompt, duration=options.duration, quality=options.quality,
+            prompt_extend=options.prompt_extend, image_url=frame.image_url,
+            image_width=frame.width, image_height=frame.height, input_notes=frame.notes,
+        )
+
+
+@dataclass(frozen=True)
+class NeedsPicturesToEdit:
+    """An edit of one picture, or a fusion of two, whose pictures are still to fetch, check and
+    repair (to the editing model's rules, which are not the video's)."""
+
+    options: EditOptions
+    sources: tuple[ImageSource, ...]
+    kind: ClassVar[JobKind] = JobKind.EDIT
+    rules: ClassVar[PictureRules] = PICTURE_TO_EDIT
+
+    def __post_init__(self) -> None:
+        assert 1 <= len(self.sources) <= 2, "an edit takes one picture, or two to fuse"
+
+    @property
+    def prompt(self) -> str:
+        return self.options.prompt
+
+    def estimate(self, prices: Prices) -> int:
+        return prices.edit_estimate(self.options.n)
+
+    def request(self, prepared: Sequence[PreparedInput]) -> EditRequest:
+        options = self.options
+        notes = [note for picture in prepared for note in picture.notes] if len(prepared) == 1 else [
+            # Two pictures: say which one each repair was made to.
+            f"{shortened(source.name, 40)}: {note}" for source, picture in zip(self.sources, prepared, strict=True)
+            for note in picture.notes]
+        return EditRequest(
+            prompt=options.prompt, n=options.n, prompt_extend=options.prompt_extend,
+            image_urls=tuple(picture.image_url for picture in prepared),
+            image_sizes=tuple((picture.width, picture.height) for picture in prepared),
+            input_notes=tuple(notes),
+        )
+
+
+JobDraft = Ready | NeedsPicture | NeedsPicturesToEdit
 
 
 class Launcher:
@@ -93,44 +165,42 @@ class Launcher:
         services.runner.check_accepting()
         await services.blocked_terms.check(interaction.guild_id, draft.prompt)
         deferral: discord.InteractionCallbackResponse | None = None
-        if isinstance(draft, NeedsPicture):
-            deferral, submission = await self._prepare_and_reserve(interaction, draft, parent_job_id)
-        else:
+        if isinstance(draft, Ready):
             submission = await self._reserve(interaction, draft.kind, draft.request, parent_job_id)
+        else:
+            deferral, submission = await self._prepare_and_reserve(interaction, draft, parent_job_id)
         async with self._cancelled_unless_started(submission):
             if deferral is None:
                 deferral = await defer_publicly(interaction)
             await self._follow_in_reply(interaction, submission, deferral)
 
     async def _prepare_and_reserve(
-        self, interaction: discord.Interaction, draft: NeedsPicture, parent_job_id: int | None,
+        self, interaction: discord.Interaction, draft: PicturesToPrepare, parent_job_id: int | None,
     ) -> tuple[discord.InteractionCallbackResponse | None, Submission]:
         services = self._services
         assert interaction.guild_id is not None
         roles = member_role_ids(interaction)
-        estimate = services.settings.prices.video_estimate(draft.options.duration, draft.options.quality)
+        estimate = draft.estimate(services.settings.prices)
         # Refused privately before anything public happens; the real, atomic reservation comes
-        # once the picture is known to be usable.
+        # once the pictures are known to be usable.
         await services.ledger.check_allowed(interaction.guild_id, interaction.user.id, roles, estimate)
         deferral = await defer_publicly(interaction)
-        # One picture of a member's at a time: six parallel /animate from someone who can afford
-        # one video download and decode one picture; the others find the credits reserved.
+        # One job's pictures of a member's at a time: six parallel /animate from someone who can
+        # afford one video download and decode one picture; the others find the credits reserved.
         async with services.media.preparing_picture(interaction.user.id):
             await services.ledger.check_allowed(interaction.guild_id, interaction.user.id, roles, estimate)
-            prepared = await prepare_video_input(
-                draft.source, media=services.discord_media, evolink=services.evolink,
-                guild_id=interaction.guild_id, max_download_bytes=services.settings.max_input_image_bytes,
-                locale=supported_locale(interaction.locale))
-            options = draft.options
-            request = VideoRequest(
-                prompt=options.prompt, duration=options.duration, quality=options.quality,
-                prompt_extend=options.prompt_extend, image_url=prepared.image_url,
-                image_width=prepared.width, image_height=prepared.height, input_notes=prepared.notes,
-            )
-            return deferral, await self._reserve(interaction, JobKind.VIDEO, request, parent_job_id)
+            prepared = [
+                await prepare_input_picture(
+                    source, draft.rules, media=services.discord_media, evolink=services.evolink,
+                    guild_id=interaction.guild_id, max_download_bytes=services.settings.max_input_image_bytes,
+                    locale=supported_locale(interaction.locale))
+                for source in draft.sources
+            ]
+            request = draft.request(prepared)
+            return deferral, await self._reserve(interaction, draft.kind, request, parent_job_id)
 
     async def _reserve(self, interaction: discord.Interaction, kind: JobKind,
-                       request: ImageRequest | VideoRequest, parent_job_id: int | None) -> Submission:
+                       request: GenerationRequest, parent_job_id: int | None) -> Submission:
         assert interaction.guild_id is not None and interaction.channel_id is not None
         return await self._services.runner.submit(
             kind=kind, guild_id=interaction.guild_id, channel_id=interaction.channel_id,

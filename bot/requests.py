@@ -97,6 +97,45 @@ class VideoRequest:
 
 
 @dataclass(frozen=True)
+class EditOptions:
+    """What /edit asks for, before its pictures are known."""
+
+    prompt: str
+    n: int
+    prompt_extend: bool
+
+
+EDIT_PICTURES_RANGE = (1, 2)  # one picture edited, or two fused
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """A complete image-to-image request: the options plus the URLs EvoLink will fetch the
+    pictures from (our uploads on EvoLink's file host, or the Discord attachments themselves).
+    Its output follows the first picture's shape, so it has no size of its own."""
+
+    prompt: str
+    n: int
+    prompt_extend: bool
+    image_urls: tuple[str, ...]
+    image_sizes: tuple[tuple[int, int], ...]  # width and height of each picture, as sent
+    input_notes: tuple[str, ...] = ()  # what was repaired in the pictures, shown with the job
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EditRequest:
+        # Stored as JSON, whose lists come back as lists.
+        return cls(**{**data, "image_urls": tuple(data["image_urls"]),
+                      "image_sizes": tuple((int(w), int(h)) for w, h in data["image_sizes"]),
+                      "input_notes": tuple(data.get("input_notes", ()))})
+
+
+GenerationRequest = ImageRequest | VideoRequest | EditRequest
+
+
+@dataclass(frozen=True)
 class SizePreset:
     label: str
     width: int
@@ -173,6 +212,22 @@ def parse_image_request(
         prompt=parse_prompt(prompt),
         width=width,
         height=height,
+        n=parse_image_count(n),
+        prompt_extend=True if prompt_extend is None else prompt_extend,
+    )
+
+
+def parse_edit_options(prompt: str | None, n: int | str | None = None,
+                       prompt_extend: bool | None = None) -> EditOptions:
+    """The options of /edit (or its form, where n arrives as text) -> EditOptions."""
+    if isinstance(n, str):
+        text = n.strip()
+        if text and not text.isdigit():
+            raise InvalidRequest("n", _shown(n), Message("requests.image_count", low=IMAGE_COUNT_RANGE[0],
+                                                            high=IMAGE_COUNT_RANGE[1]))
+        n = int(text) if text else None
+    return EditOptions(
+        prompt=parse_prompt(prompt),
         n=parse_image_count(n),
         prompt_extend=True if prompt_extend is None else prompt_extend,
     )

@@ -18,34 +18,13 @@ from bot.requests import VIDEO_PROMPT_MAX_CHARS, VideoOptions
 from bot.ui.checks import in_guild
 from bot.ui.choices import DURATION_CHOICES, QUALITY_CHOICES, duration_options, quality_options
 from bot.ui.errors import describe_error, reply_with_error
+from bot.ui.message_pictures import first_picture
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-
 
 class NoImageInMessage(UserFacingError):
     def __init__(self) -> None:
         super().__init__("animate.no_image")
-
-
-def first_image(message: discord.Message) -> ImageSource | None:
-    """The first picture of a message: an image attachment, else an embed's image or thumbnail
-    (link previews). The bytes are checked later; this only finds a candidate.
-
-    For an embed, only Discord's cached copy (`proxy_url`, on its media proxy) is a candidate:
-    its `url` is the remote site's address, which anyone can point anywhere."""
-    for attachment in message.attachments:
-        claims_image = (attachment.content_type or "").startswith("image/") or (
-            attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
-        )
-        if claims_image or attachment.width:
-            return ImageSource(attachment.url, attachment.filename, attachment.size)
-    for embed in message.embeds:
-        for picture in (embed.image, embed.thumbnail):
-            if picture and picture.proxy_url:
-                return ImageSource(picture.proxy_url, "the embedded picture")
-    return None
 
 
 class Animate(commands.Cog):
@@ -87,7 +66,7 @@ class Animate(commands.Cog):
         await self.start_video(interaction, ImageSource(image.url, image.filename, image.size), options)
 
     async def animate_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        source = first_image(message)
+        source = first_picture(message)
         if source is None:
             raise NoImageInMessage()
         defaults = await self.bot.launcher.channel_defaults(interaction)

@@ -16,7 +16,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
-from bot.channel_defaults import BUILT_IN, IMAGE_OPTIONS, OPTIONS, VIDEO_OPTIONS, ChannelDefaults
+from bot.channel_defaults import (
+    BUILT_IN,
+    EDIT_OPTIONS,
+    IMAGE_OPTIONS,
+    OPTIONS,
+    VIDEO_OPTIONS,
+    ChannelDefaults,
+)
 from bot.errors import UserFacingError
 from bot.i18n import ENGLISH, Translate, command_strings, for_interaction
 from bot.requests import IMAGE_COUNT_RANGE
@@ -135,10 +142,10 @@ class Defaults(commands.GroupCog, group_name="defaults",
 
 
 def render_defaults(_: Translate, channel_id: int, defaults: ChannelDefaults) -> str:
-    """/defaults show: every option of both commands, this channel's value or the built-in one."""
+    """/defaults show: every option of each command, this channel's value or the built-in one."""
     effective = defaults.or_built_in()
     lines = [_("defaults.show_title", channel=f"<#{channel_id}>")]
-    for command, options in (("/imagine", IMAGE_OPTIONS), ("/animate", VIDEO_OPTIONS)):
+    for command, options in (("/imagine", IMAGE_OPTIONS), ("/edit", EDIT_OPTIONS), ("/animate", VIDEO_OPTIONS)):
         settings = _list(_, (_setting(_, option, getattr(effective, option), here=defaults.is_set(option))
                              for option in options))
         lines.append(_("defaults.show_command", command=command, settings=settings))

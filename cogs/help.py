@@ -47,7 +47,7 @@ def size_presets() -> str:
     return " · ".join(shown)
 
 
-def help_embeds(locale: str, *, image_price: int, video_price: int) -> list[discord.Embed]:
+def help_embeds(locale: str, *, image_price: int, edit_price: int, video_price: int) -> list[discord.Embed]:
     """The whole help: creating, your account, the buttons, and moderators' commands. Prices are
     in milli-credits (the operator's settings)."""
     _ = Translate(locale)
@@ -62,6 +62,13 @@ def help_embeds(locale: str, *, image_price: int, video_price: int) -> list[disc
           presets=size_presets(), price=format_credits(image_price)),
         example(locale, "imagine", prompt=_("help.imagine_prompt_1")),
         example(locale, "imagine", prompt=_("help.imagine_prompt_2"), size="1664x936", n=2),
+    ]))
+    create.add_field(name=command("edit"), inline=False, value="\n".join([
+        _("help.edit", menu=command_name(locale, "Edit image"), image2=command_name(locale, "image2"),
+          n=command_name(locale, "n"), price=format_credits(edit_price)),
+        example(locale, "edit", image=_("help.animate_image"), prompt=_("help.edit_prompt_1")),
+        example(locale, "edit", image=_("help.animate_image"), prompt=_("help.edit_prompt_2"),
+                image2=_("help.edit_image2")),
     ]))
     create.add_field(name=command("animate"), inline=False, value="\n".join([
         _("help.animate", menu=command_name(locale, "Animate image"), price=format_credits(video_price),
@@ -81,7 +88,7 @@ def help_embeds(locale: str, *, image_price: int, video_price: int) -> list[disc
         for action, emoji in BUTTON_EMOJI.items()
     ))
 
-    generators = {"imagine": command("imagine"), "animate": command("animate")}
+    generators = {"imagine": command("imagine"), "edit": command("edit"), "animate": command("animate")}
     moderators = discord.Embed(title=_("help.moderators_title"), colour=COLOUR, description="\n".join(
         _("help.line", name=f"**{command(name)}**", text=_(f"help.moderator_{name}", **generators))
         for name in MODERATOR_COMMANDS
@@ -100,6 +107,7 @@ class Help(commands.Cog):
         embeds = help_embeds(
             for_interaction(interaction).locale,
             image_price=prices.image_estimate(1),
+            edit_price=prices.edit_estimate(1),
             video_price=prices.video_estimate(VIDEO_DURATIONS[0], DEFAULT_VIDEO_QUALITY),
         )
         await interaction.response.send_message(embeds=embeds, ephemeral=True)

@@ -19,7 +19,8 @@ from bot.i18n import for_interaction
 from bot.ui.checks import moderator_only
 from bot.units import format_credits
 
-CSV_COLUMNS = ("id", "time_utc", "user_id", "job_id", "kind", "credits", "reason", "actor_id")
+# kind: the ledger row's (reserve, settle, refund, grant, adjust); job_kind: its job's (image, edit, video).
+CSV_COLUMNS = ("id", "time_utc", "user_id", "job_id", "job_kind", "kind", "credits", "reason", "actor_id")
 
 # What makes a spreadsheet run a cell as a formula (OWASP, "CSV Injection"): these first characters,
 # also in their full-width and small forms (＝, ＋, －, ＠, ﹦…), which some spreadsheets read as the
@@ -57,7 +58,7 @@ def ledger_csv(rows: Sequence[LedgerRow]) -> bytes:
         moment = datetime.fromtimestamp(row["created_at"] / 1000, UTC)
         cells = [
             row["id"], moment.isoformat(timespec="seconds"), row["user_id"], row["job_id"] or "",
-            row["kind"], format_credits(row["amount"]),
+            row["job_kind"] or "", row["kind"], format_credits(row["amount"]),
             row["reason"] or "", row["actor_id"] or "",
         ]
         writer.writerow([spreadsheet_safe(str(cell)) for cell in cells])

@@ -63,7 +63,7 @@ class UploadFitter:
         return Fitted(attachable, links)
 
     async def _shrink(self, job: Job, result: ResultFile, max_bytes: int) -> ResultFile:
-        if result.kind is JobKind.IMAGE:
+        if result.kind.makes_images:
             async with self.media.processing.slot(job.guild_id):
                 image = await asyncio.to_thread(shrink_to_fit, result.path, max_bytes)
             return replace(result, path=image.path, size=image.size, extension=image.extension,

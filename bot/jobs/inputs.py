@@ -1,4 +1,5 @@
-"""A video job's input picture: fetched from Discord, checked and repaired, uploaded if changed.
+"""A job's input picture (a video's first frame, a picture to edit): fetched from Discord, checked
+and repaired to the model's rules, uploaded if changed.
 
 Everything here happens before anything is reserved or paid: a picture that cannot be used ends
 with a reply naming the rule and the value, and no API call. The picture is fetched only from
@@ -24,7 +25,7 @@ from bot.evolink.errors import EvoLinkError
 from bot.i18n import ENGLISH, Message
 from bot.media import megabytes
 from bot.media.downloads import DownloadError
-from bot.media.input_image import PreparedImage, UnusableImage, prepare_input_image
+from bot.media.input_image import PictureRules, PreparedImage, UnusableImage, prepare_input_image
 from bot.media.sources import DiscordMedia, NotDiscordMedia
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ class InputUnavailable(UserFacingError):
     """The picture could not be fetched or handed to EvoLink (not the member's fault)."""
 
 
-async def prepare_video_input(
+async def prepare_input_picture(
     source: ImageSource,
+    rules: PictureRules,
     *,
     media: DiscordMedia,
     evolink: EvoLinkClient,
@@ -62,7 +64,7 @@ async def prepare_video_input(
     max_download_bytes: int,
     locale: str = ENGLISH,
 ) -> PreparedInput:
-    """Fetch, check and, when needed, repair and upload the picture. Raises UnusableImage (the
+    """Fetch, check against the model's `rules` and, when needed, repair and upload the picture. Raises UnusableImage (the
     member's to fix) or InputUnavailable. The notes on repairs are written in `locale`, the
     requester's: they are stored with the job, whose messages are in that language. The remote
     answer is never shown to the member (it is logged): a picture link must not become a way to
@@ -86,7 +88,7 @@ async def prepare_video_input(
             raise InputUnavailable("inputs.download_failed", name=source.name) from exc
         async with media.limits.processing.slot(guild_id):
             prepared = await asyncio.to_thread(
-                prepare_input_image, original, folder, display_name=source.name
+                prepare_input_image, original, folder, rules, display_name=source.name
             )
         if not prepared.repaired:
             # Untouched: EvoLink fetches it straight from Discord's CDN.
@@ -109,4 +111,4 @@ async def _upload(evolink: EvoLinkClient, prepared: PreparedImage, name: str) ->
     return uploaded.file_url
 
 
-__all__ = ["ImageSource", "InputUnavailable", "PreparedInput", "UnusableImage", "prepare_video_input"]
+__all__ = ["ImageSource", "InputUnavailable", "PreparedInput", "UnusableImage", "prepare_input_picture"]

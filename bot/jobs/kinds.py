@@ -1,5 +1,6 @@
-"""What differs between an image job and a video job: the create call, the polling cadence, how a
-downloaded result is checked, and what is charged. The runner does the rest the same way."""
+"""What differs between an image job, an edit job and a video job: the create call, the polling
+cadence, how a downloaded result is checked, and what is charged. The runner does the rest the
+same way."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from bot.media.downloads import DownloadError
 from bot.media.images import inspect_image
 from bot.media.video import looks_like_mp4
 from bot.pricing import Prices
-from bot.requests import ImageRequest, VideoRequest
+from bot.requests import EditRequest, ImageRequest, VideoRequest
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class ImageJobRules:
     kind: JobKind = JobKind.IMAGE
 
     def estimate(self, request: dict[str, Any]) -> int:
-        return self.prices.image_estimate(request["n"])
+        return self.price(request["n"])
 
     async def create(self, evolink: EvoLinkClient, request: dict[str, Any],
                      callback_url: str | None = None) -> Task:
@@ -81,7 +82,29 @@ class ImageJobRules:
     def charge(self, request: dict[str, Any], results: list[ResultFile]) -> int:
         # Pre-charged for n, charged for the images actually produced: never for more than n,
         # whatever EvoLink returns (the ledger also caps a settlement at its reservation).
-        return self.prices.image_estimate(min(len(results), request["n"]))
+        return self.price(min(len(results), request["n"]))
+
+    def price(self, images: int) -> int:
+        return self.prices.image_estimate(images)
+
+
+@dataclass(frozen=True)
+class EditJobRules(ImageJobRules):
+    """An edit makes images as /imagine does (same polling, checks and charging by the images
+    made), from one or two pictures, at the edit price."""
+
+    kind: JobKind = JobKind.EDIT
+
+    async def create(self, evolink: EvoLinkClient, request: dict[str, Any],
+                     callback_url: str | None = None) -> Task:
+        edit = EditRequest.from_dict(request)
+        return await evolink.create_edit_task(
+            prompt=edit.prompt, image_urls=edit.image_urls, n=edit.n, prompt_extend=edit.prompt_extend,
+            callback_url=callback_url,
+        )
+
+    def price(self, images: int) -> int:
+        return self.prices.edit_estimate(images)
 
 
 @dataclass(frozen=True)

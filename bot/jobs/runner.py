@@ -36,7 +36,7 @@ from bot.jobs.progress import JobReporter, ReporterFactory, report
 from bot.jobs.shared_line import SharedJobLine
 from bot.jobs.store import Job, JobKind, JobState, JobStore
 from bot.media.limits import MediaLimits
-from bot.requests import ImageRequest, VideoRequest
+from bot.requests import GenerationRequest
 from bot.units import to_millis
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class JobRunner:
         channel_id: int,
         user_id: int,
         interaction_id: int | None,
-        request: ImageRequest | VideoRequest,
+        request: GenerationRequest,
         role_ids: Iterable[int] = (),
         locale: str = "en-US",
         parent_job_id: int | None = None,

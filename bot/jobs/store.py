@@ -49,8 +49,14 @@ _LEASED_SQL = "('submitting', 'running', 'downloading', 'delivering')"
 
 
 class JobKind(StrEnum):
-    IMAGE = "image"
-    VIDEO = "video"
+    IMAGE = "image"  # text to image (/imagine)
+    VIDEO = "video"  # image to video (/animate)
+    EDIT = "edit"    # image to image: one picture edited, or two fused (/edit)
+
+    @property
+    def makes_images(self) -> bool:
+        """Whether the job's results are pictures (shown, edited and animated alike)."""
+        return self is not JobKind.VIDEO
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""Input pictures for /animate: read the real format from the bytes, check them against EvoLink's
-image-to-video rules, and repair what can be repaired.
+"""Input pictures for /animate and /edit: read the real format from the bytes, check them against
+the model's rules (picture_rules.py), and repair what can be repaired.
 
-EvoLink takes jpeg/png/bmp/webp of at most 10 MB, each side within 360..2000 px, and no
-transparency. File names and content types given by uploaders are never trusted: Pillow reads
+EvoLink takes jpeg/png/bmp/webp of at most 10 MB, each side within the model's range (360..2000
+px for a video's first frame, 384..5000 px for a picture to edit), and no transparency. File names and content types given by uploaders are never trusted: Pillow reads
 the bytes. A picture that already follows the rules is used as it is (EvoLink fetches it from
 Discord); anything else is either repaired into a new file in the work folder, with one plain
 sentence per repair for the member, or refused with an UnusableImage naming the rule and value
@@ -40,8 +40,7 @@ from bot.media.picture_rules import (
     IMAGE,
     MAX_INPUT_BYTES,
     MAX_INPUT_PIXELS,
-    MAX_SIDE,
-    MIN_SIDE,
+    PictureRules,
     UnusableImage,
 )
 
@@ -74,16 +73,17 @@ _UPRIGHT = {
 _SIDEWAYS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 
 
-def prepare_input_image(source: Path, work_dir: Path, *, display_name: str = "image") -> PreparedImage:
-    """Check `source` against EvoLink's input rules; return it as it is, or a repaired copy
+def prepare_input_image(source: Path, work_dir: Path, rules: PictureRules, *,
+                        display_name: str = "image") -> PreparedImage:
+    """Check `source` against the model's `rules`; return it as it is, or a repaired copy
     written inside `work_dir`. Raises UnusableImage when it can be neither.
 
     Blocking (Pillow decodes the whole picture): call it in a thread.
     """
     name = _short_name(display_name)
     source_size = source.stat().st_size
-    with _open_decoded(source, name) as decoded:
-        return _prepare(decoded, source, source_size, work_dir)
+    with _open_decoded(source, name, rules.max_side) as decoded:
+        return _prepare(decoded, source, source_size, work_dir, rules)
 
 
 # --- Reading ---------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ class _Decoded:
 
 
 @contextmanager
-def _open_decoded(source: Path, name: str) -> Iterator[_Decoded]:
+def _open_decoded(source: Path, name: str, max_side: int) -> Iterator[_Decoded]:
     """Open the picture, refuse bombs from the header, then decode its first frame fully (a
     truncated file only fails while decoding). Yields it with what the header said; closes the
     file afterwards."""
@@ -123,7 +123,7 @@ def _open_decoded(source: Path, name: str) -> Iterator[_Decoded]:
             # throw away a decoded first frame.
             several_frames = bool(getattr(image, "is_animated", False))
             stored_bits = _stored_bits(image)
-            _decode_smaller(image)
+            _decode_smaller(image, max_side)
             image.load()  # the first frame only; relies on LOAD_TRUNCATED_IMAGES being False
         except Exception as exc:  # truncated or corrupt data: OSError, SyntaxError, ValueError...
             log.info("Input %s could not be decoded: %r", name, exc)
@@ -152,15 +152,15 @@ def _refuse_bomb(image: Image.Image) -> None:
         raise UnusableImage(IMAGE, f"{width}x{height}", _too_many_pixels_rule(width * height / 1e6))
 
 
-def _decode_smaller(image: Image.Image) -> None:
+def _decode_smaller(image: Image.Image, max_side: int) -> None:
     """A JPEG that must shrink anyway can be decoded at 1/2, 1/4 or 1/8 of its size (libjpeg
     scales while decoding, never below what is asked): a 40 MP photo then takes a quarter of the
     memory. Other formats ignore the request. The scale is the same for both sides, so the size
     asked is right whatever the EXIF orientation."""
     width, height = image.size
-    if max(width, height) <= MAX_SIDE:
+    if max(width, height) <= max_side:
         return
-    scale = MAX_SIDE / max(width, height)
+    scale = max_side / max(width, height)
     image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
 
 
@@ -196,7 +196,8 @@ def _short_name(display_name: str) -> str:
 # --- Checking and repairing ------------------------------------------------------------------
 
 
-def _prepare(decoded: _Decoded, source: Path, source_size: int, work_dir: Path) -> PreparedImage:
+def _prepare(decoded: _Decoded, source: Path, source_size: int, work_dir: Path,
+             rules: PictureRules) -> PreparedImage:
     image = decoded.image
     # Some phone cameras write a JPEG with a second picture appended (MPO): it is a valid JPEG,
     # and its extra frame is a preview or depth map, not an animation.
@@ -205,7 +206,7 @@ def _prepare(decoded: _Decoded, source: Path, source_size: int, work_dir: Path) 
     stored_width, stored_height = decoded.stored_size
     sideways = orientation in _SIDEWAYS
     width, height = (stored_height, stored_width) if sideways else (stored_width, stored_height)
-    target = _fitted_size(width, height)
+    target = _fitted_size(width, height, rules)
 
     tones = tone_mapping(image, decoded.stored_bits)
     several_frames = decoded.several_frames and source_format != "JPEG"
@@ -255,19 +256,20 @@ def _orientation(image: Image.Image) -> int:
     return orientation if orientation in _UPRIGHT else 1
 
 
-def _fitted_size(width: int, height: int) -> tuple[int, int]:
+def _fitted_size(width: int, height: int, rules: PictureRules) -> tuple[int, int]:
     """The size to send: unchanged when within the limits, else scaled down so the long side is
-    MAX_SIDE. Refuses pictures too small, or too narrow to survive the scaling."""
-    if min(width, height) < MIN_SIDE:
-        raise UnusableImage(IMAGE, f"{width}x{height}", Message("input_image.rule_min_side", min=MIN_SIDE))
-    if max(width, height) <= MAX_SIDE:
+    the model's largest. Refuses pictures too small, or too narrow to survive the scaling."""
+    low, high = rules.min_side, rules.max_side
+    if min(width, height) < low:
+        raise UnusableImage(IMAGE, f"{width}x{height}", Message("input_image.rule_min_side", min=low))
+    if max(width, height) <= high:
         return width, height
-    scale = MAX_SIDE / max(width, height)
+    scale = high / max(width, height)
     short = max(1, round(min(width, height) * scale))
-    if short < MIN_SIDE:
+    if short < low:
         raise UnusableImage(IMAGE, f"{width}x{height}", Message(
-            "input_image.rule_too_narrow", max=MAX_SIDE, short=short, min=MIN_SIDE))
-    return (MAX_SIDE, short) if width >= height else (short, MAX_SIDE)
+            "input_image.rule_too_narrow", max=high, short=short, min=low))
+    return (high, short) if width >= height else (short, high)
 
 
 def _without_alpha(picture: Image.Image, lowest_alpha: int | None, changes: list[Message]) -> Image.Image:
@@ -286,5 +288,5 @@ def _without_alpha(picture: Image.Image, lowest_alpha: int | None, changes: list
     return flat
 
 
-__all__ = ["ACCEPTED_FORMATS", "MAX_INPUT_BYTES", "MAX_INPUT_PIXELS", "MAX_SIDE", "MIN_SIDE", "PreparedImage",
+__all__ = ["ACCEPTED_FORMATS", "MAX_INPUT_BYTES", "MAX_INPUT_PIXELS", "PictureRules", "PreparedImage",
            "UnusableImage", "prepare_input_image"]

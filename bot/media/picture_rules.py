@@ -1,15 +1,30 @@
-"""EvoLink's rules for a video's first frame, and the refusal that names the rule a picture
-breaks (in the member's language, with the formats the bot takes)."""
+"""EvoLink's rules for an input picture (a video's first frame, a picture to edit), and the
+refusal that names the rule a picture breaks (in the member's language, with the formats the bot
+takes)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from bot.errors import UserFacingError
 from bot.i18n import ENGLISH, Message
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})  # Pillow format names
 MAX_INPUT_BYTES = 10 * 1024 * 1024
-MIN_SIDE = 360
-MAX_SIDE = 2000
+
+
+@dataclass(frozen=True)
+class PictureRules:
+    """The sides one EvoLink model accepts of an input picture; the formats, the 10 MB and the
+    ban on transparency are the same for every model. A picture larger than `max_side` is scaled
+    down to it; one smaller than `min_side` is refused."""
+
+    min_side: int
+    max_side: int
+
+
+VIDEO_FIRST_FRAME = PictureRules(min_side=360, max_side=2000)  # wan2.5-image-to-video
+PICTURE_TO_EDIT = PictureRules(min_side=384, max_side=5000)    # wan2.5-image-to-image
 
 # Checked from the header before any pixel is decoded. Far above anything a repair needs (a
 # 40-megapixel photo scales down to 2000 px fine) yet refuses decompression bombs outright.

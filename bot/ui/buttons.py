@@ -1,4 +1,4 @@
-"""The buttons under every finished job: Reroll, Remix, Animate, Details, Delete.
+"""The buttons under every finished job: Reroll, Remix, Edit, Animate, Details, Delete.
 
 Each is a `DynamicItem` whose custom_id carries the job id and the action
 (`wan:job:42:reroll`): discord.py routes a click by matching the id against the template, so a
@@ -16,12 +16,13 @@ from typing import Any
 import discord
 
 from bot.i18n import Translate
-from bot.jobs.store import Job, JobKind
+from bot.jobs.store import Job
 
 
 class Action(StrEnum):
     REROLL = "reroll"
     REMIX = "remix"
+    EDIT = "edit"
     ANIMATE = "animate"
     DETAILS = "details"
     DELETE = "delete"
@@ -29,7 +30,7 @@ class Action(StrEnum):
 
 # In the order they appear under a result (/help lists them the same way).
 BUTTON_EMOJI: dict[Action, str] = {
-    Action.REROLL: "🔁", Action.REMIX: "✏️", Action.ANIMATE: "🎬", Action.DETAILS: "ℹ️", Action.DELETE: "🗑️",
+    Action.REROLL: "🔁", Action.REMIX: "✏️", Action.EDIT: "🖌️", Action.ANIMATE: "🎬", Action.DETAILS: "ℹ️", Action.DELETE: "🗑️",
 }
 _BUTTON_STYLES = {Action.REROLL: discord.ButtonStyle.primary, Action.DELETE: discord.ButtonStyle.danger}
 
@@ -44,12 +45,14 @@ def custom_id(job_id: int, action: Action) -> str:
 
 class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button],
-    template=r"wan:job:(?P<job_id>[0-9]{1,20}):(?P<action>reroll|remix|animate|details|delete)",
+    template=r"wan:job:(?P<job_id>[0-9]{1,20}):(?P<action>reroll|remix|edit|animate|details|delete)",
 ):
     def __init__(self, job_id: int, action: Action, label: str = "") -> None:
         super().__init__(discord.ui.Button(
             custom_id=custom_id(job_id, action), label=label or None, emoji=BUTTON_EMOJI[action],
-            style=_BUTTON_STYLES.get(action, discord.ButtonStyle.secondary)))
+            style=_BUTTON_STYLES.get(action, discord.ButtonStyle.secondary),
+            # What makes something new on the first row, what is about this job on the second.
+            row=1 if action in (Action.DETAILS, Action.DELETE) else 0))
         self.job_id = job_id
         self.action = action
 
@@ -71,8 +74,8 @@ def result_view(job: Job, locale: str | None = None) -> discord.ui.View:
     _ = Translate(locale or job.locale)
     view = discord.ui.View(timeout=None)
     actions = [Action.REROLL, Action.REMIX]
-    if job.kind is JobKind.IMAGE:
-        actions.append(Action.ANIMATE)
+    if job.kind.makes_images:
+        actions += [Action.EDIT, Action.ANIMATE]
     actions += [Action.DETAILS, Action.DELETE]
     for action in actions:
         view.add_item(ResultButton(job.id, action, label=_(f"buttons.{action.value}")))

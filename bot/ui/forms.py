@@ -1,4 +1,5 @@
-"""The Remix and Animate forms opened by the buttons under a result.
+"""The Remix, Edit and Animate forms opened by the buttons under a result, and the choices they
+share with the "Edit image" menu's form.
 
 The forms are stateless: each is built from the job's row, sent, and forgotten (stopped before
 sending, so discord.py keeps nothing in memory). Their submission is handled by
@@ -13,7 +14,9 @@ from typing import Any
 
 import discord
 
+from bot.errors import UserFacingError
 from bot.i18n import Translate
+from bot.jobs.inputs import ImageSource
 from bot.jobs.store import Job, JobKind
 from bot.requests import (
     DEFAULT_VIDEO_QUALITY,
@@ -24,7 +27,8 @@ from bot.requests import (
 )
 from bot.ui.choices import duration_options, quality_options
 
-FORM_ID = re.compile(r"wan:form:(?P<job_id>[0-9]{1,20}):(?P<form>remix|animate)")
+FORM_ID = re.compile(r"wan:form:(?P<job_id>[0-9]{1,20}):(?P<form>remix|edit|animate)")
+NO_SECOND_PICTURE = "none"  # the "fuse with" choice that fuses nothing
 MODAL_TITLE_CHARS = 45  # Discord's limit
 
 
@@ -39,16 +43,70 @@ def remix_form(job: Job, locale: str) -> discord.ui.Modal:
         max_length=VIDEO_PROMPT_MAX_CHARS if video else PROMPT_MAX_CHARS)))
     if video:
         _add_video_choices(form, _, request["duration"], request["quality"])
-    else:
+        return _sendable(form)
+    if job.kind is JobKind.IMAGE:  # an edit's size follows its picture
         form.add_item(discord.ui.Label(
             text=_("forms.size"), description=_("forms.size_hint"),
             component=discord.ui.TextInput(custom_id="size", default=f"{request['width']}x{request['height']}",
                                            max_length=30)))
-        low, high = IMAGE_COUNT_RANGE
-        form.add_item(discord.ui.Label(text=_("forms.count"), component=discord.ui.Select(
-            custom_id="n", options=[discord.SelectOption(label=str(n), value=str(n), default=n == request["n"])
-                                    for n in range(low, high + 1)])))
+    form.add_item(discord.ui.Label(text=_("forms.count"), component=discord.ui.Select(
+        custom_id="n", options=count_options(request["n"]))))
     return _sendable(form)
+
+
+def edit_form(job: Job, images: int, default_count: int, locale: str) -> discord.ui.Modal:
+    """Edit one of the job's images: what to change, which image and, when there are several,
+    another of them to fuse it with; how many new images."""
+    _ = Translate(locale)
+    form = _new_form(_("forms.edit_title", id=job.id), job.id, "edit")
+    form.add_item(discord.ui.Label(text=_("edit.prompt_label"), component=discord.ui.TextInput(
+        custom_id="prompt", style=discord.TextStyle.paragraph, max_length=PROMPT_MAX_CHARS,
+        placeholder=_("edit.prompt_placeholder"))))
+    if images > 1:
+        form.add_item(discord.ui.Label(text=_("forms.which_image"), component=discord.ui.Select(
+            custom_id="image", options=picture_choices(_, images))))
+        form.add_item(discord.ui.Label(
+            text=_("forms.fuse_with"), description=_("forms.fuse_with_hint"),
+            component=discord.ui.Select(custom_id="fuse", options=picture_choices(_, images, optional=True))))
+    form.add_item(discord.ui.Label(text=_("forms.count"), component=discord.ui.Select(
+        custom_id="n", options=count_options(default_count))))
+    return _sendable(form)
+
+
+def count_options(chosen: int) -> list[discord.SelectOption]:
+    """1 to 4 images, `chosen` picked in advance."""
+    low, high = IMAGE_COUNT_RANGE
+    return [discord.SelectOption(label=str(n), value=str(n), default=n == chosen) for n in range(low, high + 1)]
+
+
+def picture_choices(_: Translate, count: int, *, optional: bool = False) -> list[discord.SelectOption]:
+    """'Image 1' .. 'Image {count}', the first picked in advance; with `optional`, a first choice
+    of no picture at all (picked in advance instead)."""
+    choices = [discord.SelectOption(label=_("forms.image_number", number=k + 1), value=str(k),
+                                    default=k == 0 and not optional) for k in range(count)]
+    if optional:
+        choices.insert(0, discord.SelectOption(label=_("forms.no_second_picture"), value=NO_SECOND_PICTURE,
+                                               default=True))
+    return choices
+
+
+class NoSuchPicture(UserFacingError):
+    def __init__(self, value: str) -> None:
+        super().__init__("forms.no_such_picture", value=value[:20])
+
+
+def chosen_pictures(pictures: list[ImageSource], image: str, fuse: str) -> tuple[ImageSource, ...]:
+    """The picture to edit, and the one to fuse it with unless none was chosen (or the same one
+    twice), from a submitted form's values (which a crafted interaction may set to anything)."""
+    def picture(value: str) -> ImageSource:
+        if not value.isdigit() or int(value) >= len(pictures):
+            raise NoSuchPicture(value)
+        return pictures[int(value)]
+
+    first = picture(image or "0")
+    if not fuse or fuse == NO_SECOND_PICTURE or fuse == image:
+        return (first,)
+    return first, picture(fuse)
 
 
 def animate_form(job: Job, images: int, locale: str) -> discord.ui.Modal:

@@ -74,13 +74,17 @@ def quoted_prompt(prompt: str) -> str:
 
 
 def describe_options(job: Job, locale: str | None = None) -> str:
-    """The options of a job in a few words: '1280x1280 · 2 images' or '5 s · 720p video'."""
+    """The options of a job in a few words: '1280x1280 · 2 images', 'edit of 1 picture · 2 images'
+    or '5 s · 720p video'."""
     _ = Translate(locale)
     request = job.request
     if job.kind is JobKind.VIDEO:
         return _("job.options_video", duration=request["duration"], quality=request["quality"])
     count = request["n"]
     images = _("job.images_one" if count == 1 else "job.images_many", count=count)
+    if job.kind is JobKind.EDIT:
+        pictures = len(request["image_urls"])
+        return f"{_('job.options_edit' if pictures == 1 else 'job.options_fusion', count=pictures)} · {images}"
     return f"{request['width']}x{request['height']} · {images}"
 
 

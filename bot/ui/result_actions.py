@@ -25,8 +25,15 @@ from bot.evolink.limits import UPLOADED_FILE_LIFETIME
 from bot.i18n import Translate, for_interaction, supported_locale
 from bot.jobs.inputs import ImageSource
 from bot.jobs.store import Job, JobKind, JobState
-from bot.launch import Launcher, NeedsPicture, Ready
-from bot.requests import ImageRequest, VideoRequest, parse_image_request, parse_video_options
+from bot.launch import Launcher, NeedsPicture, NeedsPicturesToEdit, Ready
+from bot.requests import (
+    EditRequest,
+    GenerationRequest,
+    ImageRequest,
+    VideoRequest,
+    parse_image_request,
+    parse_video_options,
+)
 from bot.ui import forms, render
 from bot.ui.buttons import Action
 from bot.ui.checks import has_manage_server, member_role_ids
@@ -38,9 +45,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A video's first frame is a Discord attachment link (signed, about 24 hours) or an upload on
-# EvoLink's file host (UPLOADED_FILE_LIFETIME): past the shorter, a reroll or remix could not fetch it.
-VIDEO_INPUT_LIFETIME = min(DISCORD_ATTACHMENT_LINK_LIFETIME, UPLOADED_FILE_LIFETIME)
+# A video's first frame, or a picture to edit, is a Discord attachment link (signed, about 24
+# hours) or an upload on EvoLink's file host (UPLOADED_FILE_LIFETIME): past the shorter, a reroll
+# or remix could not fetch it.
+INPUT_LIFETIME = min(DISCORD_ATTACHMENT_LINK_LIFETIME, UPLOADED_FILE_LIFETIME)
 
 class JobGone(UserFacingError):
     def __init__(self, job_id: int) -> None:
@@ -68,6 +76,7 @@ class ResultActions:
         self._actions: dict[Action, Handler] = {
             Action.REROLL: self.reroll,
             Action.REMIX: self.remix,
+            Action.EDIT: self.edit,
             Action.ANIMATE: self.animate,
             Action.DETAILS: self.details,
             Action.DELETE: self.delete,
@@ -106,26 +115,35 @@ class ResultActions:
 
     async def reroll(self, interaction: discord.Interaction, job: Job) -> None:
         """Same options, a new job."""
-        request = stored_request(job)
-        if isinstance(request, VideoRequest):
-            self._check_video_input_alive(job)
-        await self._launcher.start(interaction, Ready(job.kind, request), parent_job_id=job.id)
+        self._check_inputs_alive(job)
+        await self._launcher.start(interaction, Ready(job.kind, stored_request(job)), parent_job_id=job.id)
 
     async def remix(self, interaction: discord.Interaction, job: Job) -> None:
         """A form with the prompt and options filled in; submitting it starts the new job."""
-        if job.kind is JobKind.VIDEO:
-            self._check_video_input_alive(job)
+        self._check_inputs_alive(job)
         await interaction.response.send_modal(forms.remix_form(job, supported_locale(interaction.locale)))
+
+    async def edit(self, interaction: discord.Interaction, job: Job) -> None:
+        """A form for the edit: what to change, which image, another to fuse it with, how many."""
+        images = len(self._finished_images(interaction, job, "buttons.nothing_to_edit"))
+        defaults = await self._launcher.channel_defaults(interaction)
+        await interaction.response.send_modal(forms.edit_form(
+            job, images, defaults.or_built_in().n or 1, supported_locale(interaction.locale)))
 
     async def animate(self, interaction: discord.Interaction, job: Job) -> None:
         """A form for the video: which image (when there are several), what happens, how long."""
-        if job.kind is not JobKind.IMAGE or job.state is not JobState.DONE:
-            raise InputsGone("buttons.nothing_to_animate", id=job.id)
-        images = len(result_images(interaction.message, job))
-        if images == 0:
-            raise InputsGone("buttons.images_gone", id=job.id)
+        images = len(self._finished_images(interaction, job, "buttons.nothing_to_animate"))
         await interaction.response.send_modal(
             forms.animate_form(job, images, supported_locale(interaction.locale)))
+
+    def _finished_images(self, interaction: discord.Interaction, job: Job, nothing: str) -> list[ImageSource]:
+        """The images of a finished job that makes images, from the clicked message; else say why not."""
+        if not job.kind.makes_images or job.state is not JobState.DONE:
+            raise InputsGone(nothing, id=job.id)
+        images = result_images(interaction.message, job)
+        if not images:
+            raise InputsGone("buttons.images_gone", id=job.id)
+        return images
 
     async def submit_form(self, interaction: discord.Interaction, job: Job, form: str) -> None:
         """Start the job a submitted form asks for."""
@@ -139,22 +157,43 @@ class ResultActions:
             options = parse_video_options(values.get("prompt"), values.get("duration"), values.get("quality"))
             await self._launcher.start(interaction, NeedsPicture(options, images[index]), parent_job_id=job.id)
             return
+        if form == "edit":
+            images = result_images(interaction.message, job)
+            if not images:
+                raise InputsGone("buttons.images_gone", id=job.id)
+            sources = forms.chosen_pictures(images, values.get("image", "0"),
+                                            values.get("fuse", forms.NO_SECOND_PICTURE))
+            defaults = await self._launcher.channel_defaults(interaction)
+            wanted = defaults.edit_options(values.get("prompt"), values.get("n"))
+            await self._launcher.start(interaction, NeedsPicturesToEdit(wanted, sources), parent_job_id=job.id)
+            return
         if job.kind is JobKind.IMAGE:
             request = parse_image_request(values.get("prompt"), values.get("size"),
                                           int(values["n"]) if values.get("n", "").isdigit() else None,
                                           prompt_extend)
             await self._launcher.start(interaction, Ready(JobKind.IMAGE, request), parent_job_id=job.id)
             return
-        self._check_video_input_alive(job)
+        self._check_inputs_alive(job)
+        if job.kind is JobKind.EDIT:
+            defaults = await self._launcher.channel_defaults(interaction)
+            edit_options = defaults.edit_options(values.get("prompt"), values.get("n"), prompt_extend)
+            edit = EditRequest.from_dict({**job.request, "prompt": edit_options.prompt, "n": edit_options.n})
+            await self._launcher.start(interaction, Ready(JobKind.EDIT, edit), parent_job_id=job.id)
+            return
         options = parse_video_options(values.get("prompt"), values.get("duration"), values.get("quality"),
                                       prompt_extend)
         video = VideoRequest.from_dict({**job.request, "prompt": options.prompt, "duration": options.duration,
                                         "quality": options.quality})
         await self._launcher.start(interaction, Ready(JobKind.VIDEO, video), parent_job_id=job.id)
 
-    def _check_video_input_alive(self, job: Job) -> None:
-        if self._services.clock.now() - from_millis(job.created_at) > VIDEO_INPUT_LIFETIME:
-            raise InputsGone("buttons.video_input_gone", id=job.id)
+    def _check_inputs_alive(self, job: Job) -> None:
+        """A video or an edit starts from pictures that live about a day: past that, say so (and
+        charge nothing) rather than send EvoLink links it can no longer fetch."""
+        if job.kind is JobKind.IMAGE:
+            return
+        if self._services.clock.now() - from_millis(job.created_at) > INPUT_LIFETIME:
+            raise InputsGone("buttons.video_input_gone" if job.kind is JobKind.VIDEO else "buttons.edit_input_gone",
+                             id=job.id)
 
     # -- private answers ------------------------------------------------------------------------
 
@@ -197,9 +236,11 @@ async def refused_while_restarting(interaction: discord.Interaction) -> bool:
     return True
 
 
-def stored_request(job: Job) -> ImageRequest | VideoRequest:
+def stored_request(job: Job) -> GenerationRequest:
     if job.kind is JobKind.VIDEO:
         return VideoRequest.from_dict(job.request)
+    if job.kind is JobKind.EDIT:
+        return EditRequest.from_dict(job.request)
     return ImageRequest.from_dict(job.request)
 
 
@@ -244,6 +285,10 @@ def _describe_all_options(job: Job, _: Translate) -> str:
     if job.kind is JobKind.VIDEO:
         return _("buttons.options_video", duration=request["duration"], quality=request["quality"],
                  size=f"{request['image_width']}x{request['image_height']}", extend=extend)
+    if job.kind is JobKind.EDIT:
+        sizes = ", ".join(f"{width}x{height}" for width, height in request["image_sizes"])
+        key = "buttons.options_edit" if len(request["image_sizes"]) == 1 else "buttons.options_fusion"
+        return _(key, sizes=sizes, n=request["n"], extend=extend)
     return _("buttons.options_image", size=f"{request['width']}x{request['height']}", n=request["n"],
              extend=extend)
 

@@ -183,25 +183,27 @@ async def test_show_lists_the_channels_defaults_and_the_built_in_ones_to_anyone(
 
     shown = await private_reply(harness, await harness.slash("defaults", sub="show", user_id=USER_ID))
     lines = shown.splitlines()
-    assert lines[:3] == [
+    assert lines[:4] == [
         f"**Defaults in <#{CHANNEL_ID}>** (a member's own options always win)",
         "**/imagine**: size 1280x1280 (built-in) · n **4** · prompt_extend on (built-in)",
+        "**/edit**: n **4** · prompt_extend on (built-in)",
         "**/animate**: duration **10 seconds** · quality 720p (built-in) · prompt_extend on (built-in)",
     ]
-    assert re.fullmatch(rf"-# Last changed by <@{MOD_ID}> <t:\d+:R>\. .*", lines[3])
+    assert re.fullmatch(rf"-# Last changed by <@{MOD_ID}> <t:\d+:R>\. .*", lines[4])
 
     other = await private_reply(harness, await harness.slash(
         "defaults", channel("channel", LOG_CHANNEL_ID), sub="show", user_id=USER_ID))
-    assert other.splitlines()[2] == (
+    assert other.splitlines()[3] == (
         "**/animate**: duration 5 seconds (built-in) · quality **1080p** · prompt_extend on (built-in)")
 
 
 async def test_a_chinese_member_reads_the_defaults_in_chinese(harness):
     await private_reply(harness, await as_mod(harness, integer("n", 4), sub="set"))
     shown = await private_reply(harness, await send(harness, "defaults", sub="show", locale="zh-CN"))
-    assert shown.splitlines()[:3] == [
+    assert shown.splitlines()[:4] == [
         f"**<#{CHANNEL_ID}> 的默认值**（成员自己填写的选项始终优先）",
         "**/imagine**：尺寸 1280x1280（内置） · 数量 **4** · 提示词扩写 开（内置）",
+        "**/edit**：数量 **4** · 提示词扩写 开（内置）",
         "**/animate**：时长 5 秒（内置） · 画质 720p（内置） · 提示词扩写 开（内置）",
     ]
 

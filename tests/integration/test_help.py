@@ -48,7 +48,7 @@ async def test_help_explains_every_command_and_button_privately_with_examples(ha
     shown = text_of(embeds)
 
     commands = {f["name"] for f in embeds[0]["fields"]}
-    assert commands == {"/imagine", "/animate", "/credits", "/jobs", "/show"}
+    assert commands == {"/imagine", "/edit", "/animate", "/credits", "/jobs", "/show"}
     # Concrete examples, typed as a member would.
     assert "`/imagine prompt:a red fox in the snow, watercolor`" in shown
     assert "`/imagine prompt:a lighthouse at dusk, cinematic light size:1664x936 n:2`" in shown
@@ -57,8 +57,10 @@ async def test_help_explains_every_command_and_button_privately_with_examples(ha
     # The size presets and the prices come from the code and the operator's settings.
     assert "`1280x1280` 1:1" in shown and "`1664x936` 16:9" in shown
     assert "1 to 4 images, 2 credits each" in shown
-    assert "**Apps → Animate image**" in shown
-    for button in ("Reroll", "Remix", "Animate", "Details", "Delete"):
+    assert "**Apps → Animate image**" in shown and "**Apps → Edit image**" in shown
+    assert re.search(r"`/edit image:\(your picture\) prompt:[^`]+ image2:\(another picture\)`", shown)
+    assert "1 to 4 new images, 2 credits each" in shown
+    for button in ("Reroll", "Remix", "Edit", "Animate", "Details", "Delete"):
         assert f"**{button}**:" in embeds[1]["description"]
     assert "a new job (charged as usual)" in shown and "you pick which when there are several" in shown
     for moderator_command in ("/defaults", "/quota", "/moderation"):

@@ -30,8 +30,8 @@ async def test_imagine_delivers_the_images_with_live_progress_and_charges_once(h
     assert fields(embed) == {"Options": "1024x1024 · 2 images", "Credits": "4 credits charged",
                              "Requested by": f"<@{USER_ID}>", "Took": fields(embed)["Took"]}
     assert embed["footer"]["text"] == "job 1" and embed["color"] == 0x57F287
-    assert {"wan:job:1:reroll", "wan:job:1:remix", "wan:job:1:animate", "wan:job:1:details",
-            "wan:job:1:delete"} == set(final.custom_ids())
+    assert ["wan:job:1:reroll", "wan:job:1:remix", "wan:job:1:edit", "wan:job:1:animate", "wan:job:1:details",
+            "wan:job:1:delete"] == final.custom_ids()
 
     # Progress: edits of the same message with a bar whose percentage never goes backwards,
     # never closer together than the 3 s rule (in the shared scaled clock: 3 s / 20 = 0.15 s).

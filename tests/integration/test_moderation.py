@@ -211,6 +211,7 @@ async def test_the_csv_export_matches_the_ledger_row_for_row(harness):
         assert exported["credits"] == format_credits(stored["amount"])
         assert exported["user_id"] == str(stored["user_id"])
         assert exported["job_id"] == (str(stored["job_id"]) if stored["job_id"] else "")
+        assert exported["job_kind"] == ("image" if stored["job_id"] else "")
         assert exported["reason"] == (stored["reason"] or "")
     assert [r["kind"] for r in rows[:2]] == ["reserve", "reserve"] and rows[-1]["kind"] == "grant"
     assert sorted(r["kind"] for r in rows[2:4]) == ["refund", "settle"]

@@ -187,7 +187,7 @@ async def test_buttons_speak_the_clicking_members_language(harness):
     assert await harness.private_refusal(refused) == f"只有发起此任务的成员（<@{USER_ID}>）或管理员可以删除它。"
     message = harness.discord.messages[result]
     labels = [button["label"] for row in message.components for button in row["components"]]
-    assert labels == ["Reroll", "Remix", "Animate", "Details", "Delete"]
+    assert labels == ["Reroll", "Remix", "Edit", "Animate", "Details", "Delete"]
     assert message.flags & EPHEMERAL == 0
 
 

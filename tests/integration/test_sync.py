@@ -17,7 +17,8 @@ async def test_sync_registers_every_command_in_one_guild(harness):
     await sync_commands(harness.settings, GUILD_ID)
 
     commands = {(c["name"], c["type"]): c for c in harness.discord.commands[GUILD_ID]}
-    assert set(commands) == {("imagine", 1), ("animate", 1), ("credits", 1), ("Animate image", 3),
+    assert set(commands) == {("imagine", 1), ("edit", 1), ("animate", 1), ("credits", 1), ("Animate image", 3),
+                             ("Edit image", 3),
                              ("quota", 1), ("usage", 1), ("moderation", 1), ("admin", 1),
                              ("defaults", 1), ("jobs", 1), ("show", 1), ("help", 1)}
     # Moderator groups are hidden from members by default (a hint; the code checks for real).
@@ -35,6 +36,12 @@ async def test_sync_registers_every_command_in_one_guild(harness):
     assert imagine["size"]["autocomplete"] is True
     assert (imagine["n"]["min_value"], imagine["n"]["max_value"]) == (1, 4)
     assert imagine["prompt_extend"]["type"] == 5
+
+    edit = {o["name"]: o for o in commands["edit", 1]["options"]}
+    assert [o["name"] for o in commands["edit", 1]["options"]] == ["image", "prompt", "image2", "n", "prompt_extend"]
+    assert edit["image"]["type"] == 11 and edit["image"]["required"]
+    assert edit["image2"]["type"] == 11 and not edit["image2"].get("required", False)
+    assert edit["prompt"]["max_length"] == 2000 and (edit["n"]["min_value"], edit["n"]["max_value"]) == (1, 4)
 
     animate = {o["name"]: o for o in commands["animate", 1]["options"]}
     assert animate["image"]["type"] == 11 and animate["image"]["required"]
@@ -81,6 +88,7 @@ async def test_sync_sends_the_chinese_names_and_descriptions_of_everything(harne
     synced = {(c["name"], c["type"]): c for c in commands}
     assert synced["imagine", 1]["name_localizations"][ZH] == "画图"
     assert synced["Animate image", 3]["name_localizations"][ZH] == "图片转视频"
+    assert synced["Edit image", 3]["name_localizations"][ZH] == "编辑图片"
     quota = {o["name"]: o for o in synced["quota", 1]["options"]}
     assert quota["grant"]["name_localizations"][ZH] == "发放"
     set_default = {o["name"]: o for o in quota["set-default"]["options"]}

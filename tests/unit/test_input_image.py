@@ -20,6 +20,7 @@ from bot.media.input_image import (
     UnusableImage,
     prepare_input_image,
 )
+from bot.media.picture_rules import PICTURE_TO_EDIT, VIDEO_FIRST_FRAME
 from tests.media_samples import avif, deep_grey, float_grey, heic, photo, png16_rgb
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -36,7 +37,7 @@ def save(folder: Path, name: str, image: Image.Image, fmt: str, **options) -> Pa
 
 
 def prepare(path: Path) -> PreparedImage:
-    return prepare_input_image(path, path.parent / "work", display_name=path.name)
+    return prepare_input_image(path, path.parent / "work", VIDEO_FIRST_FRAME, display_name=path.name)
 
 
 def refusal(path: Path) -> str:
@@ -767,3 +768,27 @@ def test_every_refusal_lists_the_formats_in_the_members_language(tmp_path):
     assert english == f"image 300x500: each side must be at least 360 px\n{ACCEPTED}"
     assert chinese.startswith("图片 300x500：每条边至少需要 360 像素\n")
     assert "HEIC/HEIF" in chinese and "AVIF" in chinese and "JPEG" in chinese
+
+
+# -- the editing model's rules (384..5000 px) --------------------------------------------------
+
+
+def test_a_picture_to_edit_keeps_sizes_a_video_frame_could_not_and_refuses_what_the_video_takes(tmp_path):
+    big = save(tmp_path, "big.jpg", Image.new("RGB", (4000, 3000), RED), "JPEG")
+    edited = prepare_input_image(big, tmp_path / "work", PICTURE_TO_EDIT, display_name="big.jpg")
+    assert (edited.path, edited.width, edited.height, edited.changes) == (big, 4000, 3000, ())
+    assert (prepare(big).width, prepare(big).height) == (2000, 1500)  # a video frame is scaled down
+
+    small = save(tmp_path, "small.png", Image.new("RGB", (370, 500), GREEN), "PNG")
+    assert prepare(small).path == small  # 370 px is enough for a video's first frame
+    with pytest.raises(UnusableImage) as caught:
+        prepare_input_image(small, tmp_path / "work", PICTURE_TO_EDIT, display_name="small.png")
+    assert str(caught.value).splitlines()[0] == "image 370x500: each side must be at least 384 px"
+
+
+def test_a_picture_to_edit_past_5000_px_is_scaled_to_5000(tmp_path):
+    huge = save(tmp_path, "wide.png", Image.new("RGB", (6000, 1500), BLUE), "PNG")
+    edited = prepare_input_image(huge, tmp_path / "work", PICTURE_TO_EDIT, display_name="wide.png")
+    assert (edited.width, edited.height) == (5000, 1250)
+    with Image.open(edited.path) as written:
+        assert written.size == (5000, 1250)

@@ -102,7 +102,7 @@ def test_the_embed_and_buttons_follow_the_requesters_language():
                              "预计完成": f"<t:{int(READY.timestamp())}:R>"}
     assert embed.footer.text == "任务 42"
     labels = [item.item.label for item in result_view(chinese).children]
-    assert labels == ["重新生成", "修改重绘", "生成视频", "详情", "删除"]
+    assert labels == ["重新生成", "修改重绘", "编辑", "生成视频", "详情", "删除"]
 
 
 def test_a_video_result_has_no_animate_button():

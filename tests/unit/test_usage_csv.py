@@ -59,7 +59,7 @@ def test_a_cell_that_already_starts_with_a_quote_gets_another_so_one_can_always_
 
 def ledger_row(row_id: int, amount: int, reason: str | None, kind: str = "grant") -> dict[str, object]:
     return {"id": row_id, "created_at": 1_767_225_600_000, "user_id": 5005, "job_id": None,
-            "kind": kind, "amount": amount, "reason": reason, "actor_id": 6006}
+            "job_kind": None, "kind": kind, "amount": amount, "reason": reason, "actor_id": 6006}
 
 
 def test_the_ledger_file_neutralises_reasons_keeps_credits_and_parses_back():
