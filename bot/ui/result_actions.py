@@ -138,7 +138,9 @@ class ResultActions:
 
     def _finished_images(self, interaction: discord.Interaction, job: Job, nothing: str) -> list[ImageSource]:
         """The images of a finished job that makes images, from the clicked message; else say why not."""
-        if not job.kind.makes_images or job.state is not JobState.DONE:
+        # Delivering too: the buttons appear with the results, a moment before the job's row
+        # says it is done, and a quick click must not be told there is nothing.
+        if not job.kind.makes_images or job.state not in (JobState.DONE, JobState.DELIVERING):
             raise InputsGone(nothing, id=job.id)
         images = result_images(interaction.message, job)
         if not images:

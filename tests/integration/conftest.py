@@ -122,7 +122,7 @@ class Harness:
         await self.start_bot()
 
     async def command(self, name: str, user_id: int = USER_ID, guild_id: int | None = GUILD_ID,
-                      interaction_id: int | None = None, **options: object) -> int:
+                      interaction_id: int | None = None, locale: str = "en-US", **options: object) -> int:
         """Send a slash command as a member would; returns the interaction id. An option whose
         value is an attachment payload (FakeDiscord.make_attachment) is sent as an upload."""
         types = {str: 3, int: 4, bool: 5}
@@ -134,6 +134,7 @@ class Harness:
                      {"name": key, "type": types[type(value)], "value": value}
                      for key, value in options.items()],
             resolved={"attachments": {a["id"]: a for a in attachments.values()}} if attachments else None,
+            locale=locale,
         )
         if interaction_id is not None:
             payload["id"] = str(interaction_id)
