@@ -247,7 +247,10 @@ async def run_demo(settings: Settings) -> None:
     commands with only a Discord token, without spending EvoLink credits."""
     from bot.evolink.fake import FakeEvoLink
 
-    fake = FakeEvoLink(image_seconds=12, image_estimate=12, video_seconds=30, video_estimate=30)
+    # The fake downloads members' pictures from Discord's media hosts, as EvoLink would: it checks
+    # them by EvoLink's rules, and an edit comes back as the member's own picture, changed.
+    fake = FakeEvoLink(image_seconds=12, image_estimate=12, video_seconds=30, video_estimate=30,
+                       input_origins=settings.discord_media_base_urls)
     base_url = await fake.start("127.0.0.1", 0)
     log.info("Demo mode: EvoLink is a local fake at %s; results are generated test images", base_url)
     try:

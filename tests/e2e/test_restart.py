@@ -74,6 +74,8 @@ class Rig:
     async def __aenter__(self) -> Rig:
         evolink_url = await self.evolink.start()
         await self.discord.start()
+        # Like EvoLink, the fake fetches the first frame from the fake's CDN and checks it.
+        self.evolink.input_origins = (self.discord.base_url,)
         self.env = {key: value for key, value in os.environ.items()
                     if key not in ("DISCORD_TOKEN", "EVOLINK_API_KEY")}
         self.env.update(

@@ -256,8 +256,6 @@ class Harness:
 async def start_harness(tmp_path, speed: float = CLOCK_SPEED, **setting_overrides: object
                         ) -> AsyncIterator[Harness]:
     clock = ScaledClock(speed=speed, start=datetime.now(UTC))
-    evolink = FakeEvoLink(clock=clock, api_key=EVOLINK_KEY, image_seconds=30, image_estimate=30)
-    evolink_url = await evolink.start()
     fake_discord = FakeDiscord(guilds=[
         FakeGuild(id=GUILD_ID, name="Test server",
                   channels=[FakeChannel(CHANNEL_ID), FakeChannel(LOG_CHANNEL_ID, name="mod-log")],
@@ -265,6 +263,11 @@ async def start_harness(tmp_path, speed: float = CLOCK_SPEED, **setting_override
         FakeGuild(id=OTHER_GUILD_ID, name="Other server", channels=[FakeChannel(OTHER_CHANNEL_ID)]),
     ])
     await fake_discord.start()
+    # Like EvoLink, the fake fetches the members' pictures the bot passes on from Discord's CDN,
+    # and checks them: a picture the bot let through that EvoLink would refuse fails the task.
+    evolink = FakeEvoLink(clock=clock, api_key=EVOLINK_KEY, image_seconds=30, image_estimate=30,
+                          input_origins=(fake_discord.base_url,))
+    evolink_url = await evolink.start()
     settings = load_settings(
         None,
         discord_token=BOT_TOKEN,

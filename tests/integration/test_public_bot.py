@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
+from bot import USER_AGENT
 from bot.config import Settings
 from tests.integration.conftest import (
     MANAGE_SERVER,
@@ -33,7 +34,10 @@ async def _animate_harness(tmp_path, video, **settings):
 
 
 def _attachment_gets(harness) -> list:
-    return harness.discord.requests_to("GET", r"^/attachments/")
+    """The bot's downloads of members' pictures (the fake EvoLink fetches them too, as EvoLink
+    does, under its own User-Agent)."""
+    return [r for r in harness.discord.requests_to("GET", r"^/attachments/")
+            if r.headers.get("User-Agent") == USER_AGENT]
 
 
 async def _ledger(harness) -> list[tuple[str, int]]:

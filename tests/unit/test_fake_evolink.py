@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from PIL import Image
 
 from bot import USER_AGENT
@@ -648,3 +649,130 @@ async def test_an_edit_of_a_picture_too_large_in_bytes_fails(fake: FakeEvoLink, 
     clock.advance(60)
     _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{task['id']}")
     assert read["error"]["code"] == "image_too_large"
+
+
+# -- input pictures fetched from the origins the fake is given ----------------------------------------
+
+
+class PictureSite:
+    """A tiny web server on loopback standing in for Discord's CDN: serves `pictures` by path
+    (404 for others; /hop redirects to /fox.png) and records every request, query included."""
+
+    def __init__(self) -> None:
+        self.pictures: dict[str, bytes] = {}
+        self.requested: list[str] = []
+        self.url = ""
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        self.requested.append(request.path_qs)
+        if request.path == "/hop":
+            return web.Response(status=302, headers={"Location": f"{self.url}/fox.png"})
+        data = self.pictures.get(request.path)
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, content_type="image/png")
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[PictureSite]:
+    site = PictureSite()
+    app = web.Application()
+    app.router.add_get("/{name}", site._serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    site.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield site
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def fetching(clock: ScaledClock, site: PictureSite) -> AsyncIterator[FakeEvoLink]:
+    server = FakeEvoLink(clock=clock, api_key=API_KEY, input_origins=(site.url,))
+    await server.start()
+    yield server
+    await server.close()
+
+
+async def ended(fake: FakeEvoLink, http, clock: ScaledClock, body: dict[str, Any], path: str = "images") -> dict:
+    """Create a task, let it run its course, and read it."""
+    status, task, _ = await call(http, "POST", f"{fake.base_url}/v1/{path}/generations", json=body)
+    assert status == 200
+    clock.advance(180)
+    _, read, _ = await call(http, "GET", f"{fake.base_url}/v1/tasks/{task['id']}")
+    return read
+
+
+def halves(width: int, height: int) -> bytes:
+    """White on the left, black on the right: the reverse of render_png's gradient, which is dark
+    on the left, so a result bright on the left can only come from this picture."""
+    image = Image.new("RGB", (width, height), "black")
+    image.paste((255, 255, 255), (0, 0, width // 2, height))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_an_edit_of_a_fetched_picture_comes_back_as_that_picture_changed(fetching, site, http, clock):
+    site.pictures["/fox.png"] = halves(800, 600)
+    signed = f"{site.url}/fox.png?ex=6650b1c2&is=664f6042&hm=3f1a9c"  # Discord's links are signed
+    read = await ended(fetching, http, clock, edit_body(image_urls=[signed], n=2))
+    assert read["status"] == "completed" and len(read["results"]) == 2
+    assert site.requested == ["/fox.png?ex=6650b1c2&is=664f6042&hm=3f1a9c"]  # fetched once, as given
+    for link in read["results"]:
+        async with http.get(link, headers={"User-Agent": USER_AGENT}) as r:
+            with Image.open(io.BytesIO(await r.read())) as result:
+                assert result.size == (800, 600)  # the fetched picture's shape, not a stock square
+                left, right = result.getpixel((100, 300)), result.getpixel((700, 300))
+                assert sum(left) > sum(right) + 200  # its bright half and dark half, tinted
+                assert left != (255, 255, 255)  # changed, not returned as it was
+
+
+@pytest.mark.parametrize(("data", "code", "message"), [
+    (picture(300, 600), "image_dimension_mismatch", "Input image is 300x600"),
+    (picture(600, 600, mode="RGBA"), "image_processing_error", "transparency"),
+    (b"<html>not a picture</html>", "image_processing_error", "format is not supported"),
+    # 11 MB: a real PNG with trailing bytes; the fake stops reading just past 10 MB.
+    (picture(800, 600) + bytes(11 * 1024 * 1024), "image_too_large", "over 10485760 bytes"),
+    (None, "image_processing_error", "The input image could not be downloaded"),  # 404
+])
+async def test_a_fetched_picture_is_checked_as_evolink_does(fetching, site, http, clock, data, code, message):
+    site.pictures["/good.png"] = picture(800, 600)
+    if data is not None:
+        site.pictures["/bad.png"] = data
+    # The bad one is checked whether it is the picture to edit or the one to fuse in.
+    for urls in ([f"{site.url}/bad.png"], [f"{site.url}/good.png", f"{site.url}/bad.png"]):
+        read = await ended(fetching, http, clock, edit_body(image_urls=urls))
+        assert read["status"] == "failed" and read["error"]["code"] == code
+        assert message in read["error"]["message"]
+
+
+async def test_a_fetch_does_not_follow_redirects(fetching, site, http, clock):
+    site.pictures["/fox.png"] = picture(800, 600)
+    read = await ended(fetching, http, clock, edit_body(image_urls=[f"{site.url}/hop"]))
+    assert read["error"] == {"code": "image_processing_error", "type": "task_error",
+                             "message": "The input image could not be downloaded"}
+    assert site.requested == ["/hop"]
+
+
+async def test_a_picture_on_an_origin_not_given_is_never_requested(clock, site, http):
+    site.pictures["/tiny.png"] = picture(100, 100)  # would fail either model's check
+    port = site.url.rsplit(":", 1)[1]
+    # The same host on another port, and the same host and port over https: other origins.
+    others = ("http://127.0.0.1:1", f"https://127.0.0.1:{port}")
+    async with FakeEvoLink(clock=clock, api_key=API_KEY, input_origins=others) as fake:
+        edit = await ended(fake, http, clock, edit_body(image_urls=[f"{site.url}/tiny.png"]))
+        video = await ended(fake, http, clock, video_body(image_urls=[f"{site.url}/tiny.png"]), "videos")
+    assert edit["status"] == video["status"] == "completed"  # unchecked, as before
+    assert site.requested == []
+
+
+async def test_a_fetched_first_frame_is_checked_by_the_video_rules(fetching, site, http, clock):
+    site.pictures["/small.png"] = picture(300, 300)
+    site.pictures["/frame.png"] = picture(640, 360)
+    small = await ended(fetching, http, clock, video_body(image_urls=[f"{site.url}/small.png"]), "videos")
+    assert small["status"] == "failed" and small["error"]["code"] == "image_dimension_mismatch"
+    assert "300x300" in small["error"]["message"]
+    frame = await ended(fetching, http, clock, video_body(image_urls=[f"{site.url}/frame.png"]), "videos")
+    assert frame["status"] == "completed"
+    assert site.requested == ["/small.png", "/frame.png"]

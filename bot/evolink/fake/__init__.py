@@ -8,9 +8,12 @@ What it simulates (see docs/evolink-api.md), and where:
 - the API routes (create image/video tasks, read tasks, credits) with the documented validation
   (tasks.py, validation.py), the files host (upload; files.py), error bodies (base.py) and an
   `x-request-id` on every answer (server.py);
+- input pictures checked as EvoLink checks them on download: its own uploads, and pictures it
+  fetches from the base URLs it is given (`input_origins`, e.g. a fake Discord's CDN); any other
+  URL passes unchecked, since the fake reaches no address it was not given (inputs.py);
 - task progress computed from the clock at read time: pending, processing, then completed with
-  result URLs served by the fake itself (real PNGs at the requested size: pictures.py), or failed
-  (models.py);
+  result URLs served by the fake itself (real PNGs at the requested size, or for an edit the
+  first input picture changed: pictures.py), or failed (models.py);
 - the CDN's refusal of default library User-Agents on result downloads (files.py);
 - injected HTTP failures (`fail_next`, `fail_every`) and task failures (`fail_tasks_matching`),
   slow answers: create answers delayed past a client's timeout (`stall_next_create`) and result

@@ -42,7 +42,7 @@ class FakeTask:
     quality: str | None = None
     image_url: str | None = None
     image_urls: tuple[str, ...] = ()  # an edit's pictures (1 to edit, 2 to fuse)
-    edit_source: bytes | None = None  # the first picture's bytes, when the fake hosts it: results derive from it
+    edit_source: bytes | None = None  # the first picture's bytes, when the fake could read it: results derive from it
     prompt_extend: bool = True
     callback_url: str | None = None  # called when the task ends
     failure: tuple[str, str] | None = None  # (code, message): the task ends failed

@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import random
 import secrets
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class FakeEvoLink(TaskRoutes, FileRoutes):
         duration_spread: float = 0.0,
         progress_curve_spread: float = 0.0,
         seed: int | None = None,
+        input_origins: Iterable[str] = (),
     ) -> None:
         self.clock = clock or Clock()
         self.api_key = api_key  # None: any non-empty bearer token is accepted
@@ -64,6 +66,10 @@ class FakeEvoLink(TaskRoutes, FileRoutes):
         # Images a task returns beyond the `n` it was asked for (EvoLink charges for what it
         # produces; the bot must never charge a member for more than they asked).
         self.extra_image_results = 0
+        # Base URLs whose input pictures the fake downloads and checks as EvoLink would (e.g. the
+        # fake Discord's, or Discord's media hosts in demo mode); a picture anywhere else passes
+        # unchecked, so the fake never reaches an address it was not given.
+        self.input_origins = tuple(input_origins)
 
         self.base_url = ""  # set by start()
         self.requests: list[RecordedRequest] = []
@@ -80,6 +86,7 @@ class FakeEvoLink(TaskRoutes, FileRoutes):
         self.callbacks: list[CallbackAttempt] = []
         self._callback_session: aiohttp.ClientSession | None = None
         self._callback_tasks: set[asyncio.Task[None]] = set()
+        self._input_session: aiohttp.ClientSession | None = None  # created by start()
 
         self.app = web.Application(
             middlewares=[self._middleware], client_max_size=MAX_UPLOAD_BYTES + 64 * 1024
@@ -119,6 +126,7 @@ class FakeEvoLink(TaskRoutes, FileRoutes):
             await runner.cleanup()
             raise
         self._runner = runner
+        self._input_session = aiohttp.ClientSession(headers={"User-Agent": "EvoLink-Fetch"})
         bound_port = runner.addresses[0][1]
         shown_host = f"[{host}]" if ":" in host else host
         self.base_url = f"http://{shown_host}:{bound_port}"
@@ -129,6 +137,10 @@ class FakeEvoLink(TaskRoutes, FileRoutes):
         # Waiting handlers would hold up the runner's shutdown: let them finish first.
         self._closing.set()
         await self._stop_callbacks()
+        if self._input_session is not None:
+            # Before the runner: a create still fetching its input then ends at once.
+            await self._input_session.close()
+            self._input_session = None
         if self._results_hold is not None:
             self._results_hold.release()
         if self._runner is not None:

@@ -3,21 +3,21 @@ against the balance), read a task, and the account's credits."""
 
 from __future__ import annotations
 
-import io
+import asyncio
 import math
 import random
 import secrets
 import string
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
-from PIL import Image
-from yarl import URL
 
 from bot.evolink.fake.callbacks import Callbacks
 from bot.evolink.fake.faults import Faults
-from bot.evolink.fake.models import FakeTask, FakeUpload
+from bot.evolink.fake.inputs import INPUT_MAX_BYTES, InputPicture, Inputs, Problem
+from bot.evolink.fake.models import FakeTask
 from bot.evolink.fake.validation import (
     _bool_field,
     _callback_url,
@@ -37,7 +37,6 @@ EDIT_MODEL = "wan2.5-image-to-image"
 VIDEO_MODEL = "wan2.5-image-to-video"
 # What the editing model accepts of each picture (EvoLink's docs), and the formats it reads.
 EDIT_SIDE_RANGE = (384, 5000)
-EDIT_MAX_BYTES = 10 * 1024 * 1024
 EDIT_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
 
 # Prices from the docs' public pricing; the API's credits_reserved is what clients must trust.
@@ -48,7 +47,7 @@ QUALITY_FACTORS = {"480p": Decimal("0.5"), "720p": Decimal("1"), "1080p": Decima
 _TASK_ID_CHARS = string.ascii_lowercase + string.digits
 
 
-class TaskRoutes(Faults, Callbacks):
+class TaskRoutes(Faults, Callbacks, Inputs):
     """POST /v1/images/generations, POST /v1/videos/generations, GET /v1/tasks/{id} and
     GET /v1/credits. A task's failure rules (faults) and its callback are applied at creation."""
 
@@ -96,7 +95,7 @@ class TaskRoutes(Faults, Callbacks):
         try:
             body = await _json_object(request)
             if body.get("model") == EDIT_MODEL:  # one endpoint, two models (EvoLink's docs)
-                return self._create_edit(request, body)
+                return await self._create_edit(request, body)
             _model(body, IMAGE_MODEL)
             prompt = _prompt(body, 2000)
             width, height = _size(body)
@@ -108,7 +107,7 @@ class TaskRoutes(Faults, Callbacks):
         return self._create_task(request, self._image_task(
             IMAGE_MODEL, prompt, n, size=(width, height), prompt_extend=prompt_extend, callback_url=callback_url))
 
-    def _create_edit(self, request: web.Request, body: dict) -> web.Response:
+    async def _create_edit(self, request: web.Request, body: dict) -> web.Response:
         """wan2.5-image-to-image: edit one picture, or fuse two, as the prompt says."""
         try:
             prompt = _prompt(body, 2000)
@@ -119,13 +118,14 @@ class TaskRoutes(Faults, Callbacks):
             callback_url = _callback_url(body)
         except _Invalid as exc:
             return self._error(request, 400, "invalid_request", exc.message, param=exc.param)
-        checked = [self._edit_input(request, url) for url in image_urls]
-        failure = next((problem for problem, _, _ in checked if problem is not None), None)
-        # The output follows the first picture's shape (an unchecked one: a square).
-        _, size, source = checked[0]
+        found = await asyncio.gather(*(self._input_picture(request, url) for url in image_urls))
+        failure = next(filter(None, (_checked(f, _edit_problem) for f in found)), None)
+        # The output follows the first picture's shape (an unchecked one: a square), and derives from it.
+        first = found[0] if isinstance(found[0], InputPicture) else None
         return self._create_task(request, self._image_task(
-            EDIT_MODEL, prompt, n, size=size or (1024, 1024), prompt_extend=prompt_extend,
-            callback_url=callback_url, image_urls=image_urls, edit_source=source, failure=failure))
+            EDIT_MODEL, prompt, n, size=first.size if first else (1024, 1024), prompt_extend=prompt_extend,
+            callback_url=callback_url, image_urls=image_urls, edit_source=first.data if first else None,
+            failure=failure))
 
     def _image_task(self, model: str, prompt: str, n: int, **fields: Any) -> FakeTask:
         """A task of either image model: the same timing, price per image and results."""
@@ -134,39 +134,6 @@ class TaskRoutes(Faults, Callbacks):
             duration=self.image_seconds, estimated_time=self.image_estimate,
             credits_reserved=IMAGE_CREDITS * n, result_count=n + self.extra_image_results, **fields,
         )
-
-    def _edit_input(self, request: web.Request, image_url: str
-                    ) -> tuple[tuple[str, str] | None, tuple[int, int] | None, bytes | None]:
-        """Check a picture to edit as EvoLink does on download: (problem or None, its size, its
-        bytes). Only pictures the fake hosts (its own uploads) can be read; others pass unchecked:
-        the fake never reaches out to the network."""
-        upload = self._own_upload(request, image_url)
-        if upload is None:
-            return None, None, None
-        if upload is False:
-            return ("image_processing_error", "The input image could not be downloaded"), None, None
-        data = upload.data
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                image_format = image.format or ""
-                transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        except Exception:  # Pillow raises many types for undecodable data
-            return ("image_processing_error", "The input image format is not supported"), None, None
-        low, high = EDIT_SIDE_RANGE
-        if image_format not in EDIT_FORMATS:
-            problem: tuple[str, str] | None = (
-                "image_processing_error", f"Input image format {image_format} is not supported (jpeg, png, bmp, webp)")
-        elif len(data) > EDIT_MAX_BYTES:
-            problem = ("image_too_large", f"Input image is {len(data)} bytes; at most {EDIT_MAX_BYTES}")
-        elif transparent:
-            problem = ("image_processing_error", "Input image must not have transparency")
-        elif not (low <= width <= high and low <= height <= high):
-            problem = ("image_dimension_mismatch",
-                       f"Input image is {width}x{height}; width and height must be within {low}..{high} px")
-        else:
-            problem = None
-        return problem, (width, height), data
 
     async def _create_video(self, request: web.Request) -> web.Response:
         try:
@@ -185,6 +152,7 @@ class TaskRoutes(Faults, Callbacks):
         credits = (VIDEO_CREDITS_PER_SECOND * duration * QUALITY_FACTORS[quality]).quantize(
             Decimal("0.01")
         )
+        first_frame = _checked(await self._input_picture(request, image_url), _first_frame_problem)
         return self._create_task(
             request,
             FakeTask(
@@ -203,7 +171,7 @@ class TaskRoutes(Faults, Callbacks):
                 image_url=image_url,
                 prompt_extend=prompt_extend,
                 callback_url=callback_url,
-                failure=self._input_image_problem(request, image_url),
+                failure=first_frame,
             ),
         )
 
@@ -232,35 +200,6 @@ class TaskRoutes(Faults, Callbacks):
             self._spawn_callback(task, base_url)
         return web.json_response(task.to_wire(task.started_at, base_url))
 
-    def _input_image_problem(self, request: web.Request, image_url: str) -> tuple[str, str] | None:
-        """Check an input image the fake itself hosts (its own uploads), like EvoLink would on
-        download. Other URLs are accepted unchecked: the fake never reaches out to the network."""
-        upload = self._own_upload(request, image_url)
-        if upload is None:
-            return None
-        if upload is False:
-            return "image_processing_error", "The input image could not be downloaded"
-        try:
-            with Image.open(io.BytesIO(upload.data)) as image:
-                width, height = image.size
-        except Exception:  # Pillow raises many types for undecodable data
-            return "image_processing_error", "The input image format is not supported"
-        if not (360 <= width <= 2000 and 360 <= height <= 2000):
-            return (
-                "image_dimension_mismatch",
-                f"Input image is {width}x{height}; width and height must be within 360..2000 px",
-            )
-        return None
-
-    def _own_upload(self, request: web.Request, image_url: str) -> FakeUpload | Literal[False] | None:
-        """The upload an input URL names when the fake hosts it; False for one of its own URLs
-        that names nothing; None for anyone else's URL."""
-        url = URL(image_url)
-        own = URL(self._public_base(request))
-        if url.origin() != own.origin() or not url.path.startswith("/uploads/"):
-            return None
-        return self.uploads.get(url.path.removeprefix("/uploads/")) or False
-
     async def _get_task(self, request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]
         if not task_id.startswith("task-unified-"):
@@ -288,3 +227,35 @@ class TaskRoutes(Faults, Callbacks):
                 },
             }
         )
+
+
+def _checked(found: InputPicture | Problem | None, rule: Callable[[InputPicture], Problem | None]) -> Problem | None:
+    """What a task fails with for one input: its download or decode problem, else what the model's
+    rule finds (None: fine, or not readable by the fake and so unchecked)."""
+    return rule(found) if isinstance(found, InputPicture) else found
+
+
+def _edit_problem(picture: InputPicture) -> Problem | None:
+    """wan2.5-image-to-image's rules for each picture (EvoLink's docs)."""
+    low, high = EDIT_SIDE_RANGE
+    width, height = picture.size
+    if picture.format not in EDIT_FORMATS:
+        return "image_processing_error", f"Input image format {picture.format} is not supported (jpeg, png, bmp, webp)"
+    if len(picture.data) > INPUT_MAX_BYTES:
+        # A fetch stops one byte past the limit: the size is then "more than", not the file's.
+        return "image_too_large", f"Input image is over {INPUT_MAX_BYTES} bytes"
+    if picture.transparent:
+        return "image_processing_error", "Input image must not have transparency"
+    if not (low <= width <= high and low <= height <= high):
+        return ("image_dimension_mismatch",
+                f"Input image is {width}x{height}; width and height must be within {low}..{high} px")
+    return None
+
+
+def _first_frame_problem(picture: InputPicture) -> Problem | None:
+    """wan2.5-image-to-video's rule for its first frame, as far as the fake checks it."""
+    width, height = picture.size
+    if not (360 <= width <= 2000 and 360 <= height <= 2000):
+        return ("image_dimension_mismatch",
+                f"Input image is {width}x{height}; width and height must be within 360..2000 px")
+    return None
