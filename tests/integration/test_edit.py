@@ -111,8 +111,7 @@ async def test_the_edit_image_menu_edits_a_plain_upload(tmp_path):
         posted = await harness.post_as_member(content="my cat", files={"cat.webp": _webp(900, 1200)})
         message = harness.discord.messages[posted]
         opened = await harness.command_payload(harness.menu_payload("Edit image", message))
-        await harness.discord.wait_for(lambda fake: harness.record(opened).callback_type == 9)
-        modal = harness.record(opened).callback_data
+        modal = await opened_form(harness, opened)
         labels = [label["component"] for label in modal["components"]]
         assert len(labels) == 2, "one picture: what to change and how many, nothing to choose"
         prompt_id, count_id = (component["custom_id"] for component in labels)
