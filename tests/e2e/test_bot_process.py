@@ -1,17 +1,21 @@
 """The bot as an operator runs it: `python -m bot demo` in its own process, against a fake Discord.
 
 This proves the entry point, the settings, the logging and the shutdown path, not just the
-library: a member's /imagine comes back as images, no secret reaches the (DEBUG) log, and SIGTERM
-stops the process cleanly.
+library: a member's /imagine comes back as images, their /edit as their own picture changed (the
+demo's fake EvoLink fetches it from Discord's media hosts, here the fake Discord), no secret
+reaches the (DEBUG) log, and SIGTERM stops the process cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import sys
 from pathlib import Path
+
+from PIL import Image, ImageStat
 
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, slash_command_payload
 
@@ -32,6 +36,7 @@ async def test_demo_process_generates_logs_no_secret_and_stops_on_sigterm(tmp_pa
         LOG_LEVEL="DEBUG",
         PYTHONPATH=str(REPO),
         HTTP_PORT="0",  # any free port: never fight over 8080 with another bot
+        DISCORD_MEDIA_BASE_URLS=fake.base_url,  # where the fake Discord serves attachments
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "demo", cwd=tmp_path, env=env,
@@ -51,6 +56,30 @@ async def test_demo_process_generates_logs_no_secret_and_stops_on_sigterm(tmp_pa
             return message_id is not None and len(state.messages[message_id].attachments) == 1
 
         await fake.wait_for(delivered, timeout=60)
+
+        # A member tries /edit on a picture of their own: white on the left, black on the right.
+        picture = Image.new("RGB", (800, 600), (0, 0, 0))
+        picture.paste((255, 255, 255), (0, 0, 400, 600))
+        upload = io.BytesIO()
+        picture.save(upload, "PNG")
+        attachment = fake.make_attachment("mine.png", upload.getvalue())
+        edit = await fake.send_interaction(slash_command_payload(
+            fake, name="edit", guild_id=GUILD_ID, channel_id=CHANNEL_ID,
+            options=[{"name": "image", "type": 11, "value": attachment["id"]},
+                     {"name": "prompt", "type": 3, "value": "the same, at night"}],
+            resolved={"attachments": {attachment["id"]: attachment}}))
+
+        def edited(state: FakeDiscord) -> bool:
+            message_id = state.interaction_responses[edit].original_message_id
+            return message_id is not None and len(state.messages[message_id].attachments) == 1
+
+        await fake.wait_for(edited, timeout=60)
+        [result] = fake.messages[fake.interaction_responses[edit].original_message_id].attachments
+        with Image.open(io.BytesIO(result.data)) as came_back:
+            assert came_back.size == (800, 600)  # the member's picture's shape...
+            left = ImageStat.Stat(came_back.convert("L").crop((0, 0, 400, 600))).mean[0]
+            right = ImageStat.Stat(came_back.convert("L").crop((400, 0, 800, 600))).mean[0]
+        assert left > right + 100  # ...and its own light and dark halves, changed
 
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), timeout=15)
