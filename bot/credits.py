@@ -97,6 +97,19 @@ class JobCost:
     refunded: int | None = None
 
 
+@dataclass(frozen=True)
+class Spender:
+    """One member's spending this period: milli-credits settled, and their jobs by kind."""
+
+    user_id: int
+    spent: int
+    jobs_by_kind: dict[str, int]
+
+    @property
+    def jobs(self) -> int:
+        return sum(self.jobs_by_kind.values())
+
+
 class LedgerRow(TypedDict):
     """One credit movement, as the ledger table keeps it (times in Unix ms, amounts in milli-credits)."""
 
@@ -307,18 +320,26 @@ class CreditLedger:
             held = await self._held(tx, guild_id)
             return settings, spent, held, end
 
-    async def top_spenders(self, guild_id: int, limit: int = 10) -> tuple[Period, list[tuple[int, int, int]]]:
-        """(user id, credits spent, jobs settled) this period, most first."""
+    async def top_spenders(self, guild_id: int, limit: int = 10) -> tuple[Period, list[Spender]]:
+        """Who spent the most this period (credits settled, and their jobs by kind), most first."""
         async with self._db.transaction() as tx:
             settings = await self._quotas.guild_settings(tx, guild_id)
             start, end = settings.period.bounds(self._clock.now())
             rows = await tx.fetchall(
-                "SELECT user_id, CAST(SUM(amount) AS BIGINT) AS spent, COUNT(*) AS jobs FROM ledger "
-                "WHERE guild_id = :guild AND kind = 'settle' AND created_at >= :start AND created_at < :end "
-                "GROUP BY user_id ORDER BY spent DESC, user_id LIMIT :limit",
-                {"guild": guild_id, "start": to_millis(start), "end": to_millis(end), "limit": limit},
+                "SELECT ledger.user_id, jobs.kind AS job_kind, CAST(SUM(ledger.amount) AS BIGINT) AS spent, "
+                "COUNT(*) AS jobs FROM ledger JOIN jobs ON jobs.id = ledger.job_id "
+                "WHERE ledger.guild_id = :guild AND ledger.kind = 'settle' "
+                "AND ledger.created_at >= :start AND ledger.created_at < :end "
+                "GROUP BY ledger.user_id, jobs.kind",
+                {"guild": guild_id, "start": to_millis(start), "end": to_millis(end)},
             )
-        return settings.period, [(row["user_id"], row["spent"], row["jobs"]) for row in rows]
+        spenders: dict[int, Spender] = {}
+        for row in rows:
+            before = spenders.get(row["user_id"], Spender(row["user_id"], 0, {}))
+            spenders[row["user_id"]] = Spender(before.user_id, before.spent + row["spent"],
+                                               {**before.jobs_by_kind, row["job_kind"]: row["jobs"]})
+        ranked = sorted(spenders.values(), key=lambda spender: (-spender.spent, spender.user_id))
+        return settings.period, ranked[:limit]
 
     async def held_for(self, job_id: int) -> int | None:
         """What a job's open reservation holds; None once it is closed (or if it never held)."""

@@ -14,8 +14,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import WanBot
-from bot.credits import LedgerRow, this_period
-from bot.i18n import for_interaction
+from bot.credits import LedgerRow, Spender, this_period
+from bot.i18n import Translate, for_interaction
+from bot.jobs.store import JobKind
 from bot.ui.checks import moderator_only
 from bot.units import format_credits
 
@@ -65,6 +66,15 @@ def ledger_csv(rows: Sequence[LedgerRow]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def jobs_by_kind(_: Translate, spender: Spender) -> str:
+    """'3 jobs (image: 2, edit: 1)': the kinds in the order the bot offers them."""
+    jobs = _("usage.jobs_one" if spender.jobs == 1 else "usage.jobs", count=spender.jobs)
+    kinds = _("usage.kinds_separator").join(
+        _("usage.kind_count", kind=_(f"admin.kind.{kind.value}"), count=spender.jobs_by_kind[kind.value])
+        for kind in (JobKind.IMAGE, JobKind.EDIT, JobKind.VIDEO) if kind.value in spender.jobs_by_kind)
+    return _("usage.jobs_with_kinds", jobs=jobs, kinds=kinds)
+
+
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
 class Usage(commands.GroupCog, group_name="usage", group_description="Moderators: where this server's credits went"):
@@ -85,9 +95,9 @@ class Usage(commands.GroupCog, group_name="usage", group_description="Moderators
             text = _("usage.top_empty", period=this)
         else:
             lines = [_("usage.top_title", period=this)]
-            lines += [_("usage.top_line", rank=rank, member=f"<@{user}>", amount=format_credits(spent),
-                        jobs=_("usage.jobs_one" if jobs == 1 else "usage.jobs", count=jobs))
-                      for rank, (user, spent, jobs) in enumerate(spenders, start=1)]
+            lines += [_("usage.top_line", rank=rank, member=f"<@{spender.user_id}>",
+                        amount=format_credits(spender.spent), jobs=jobs_by_kind(_, spender))
+                      for rank, spender in enumerate(spenders, start=1)]
             text = "\n".join(lines)
         await interaction.response.send_message(text, ephemeral=True)
 

@@ -4,6 +4,7 @@ from the fake Discord and checks it as EvoLink does)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
@@ -11,7 +12,17 @@ import re
 from PIL import Image
 
 from tests.fakes.discord import modal_submit_payload, payload_text
-from tests.integration.conftest import CHANNEL_ID, GUILD_ID, USER_ID, fields, start_harness
+from tests.integration.conftest import (
+    CHANNEL_ID,
+    GUILD_ID,
+    MANAGE_SERVER,
+    USER_ID,
+    fields,
+    integer,
+    start_harness,
+    text,
+)
+from tests.integration.test_moderation import MOD_ID, as_mod
 from tests.integration.test_result_buttons import click, form_inputs, opened_form, submit
 from tests.media_samples import png
 
@@ -268,3 +279,29 @@ def _noise_png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, "PNG", compress_level=0)
     return buffer.getvalue()
+
+
+async def test_edits_follow_the_servers_blocked_terms_defaults_and_usage(tmp_path):
+    async for harness in start_harness(tmp_path, default_daily_credits=100):
+        await as_mod(harness, "moderation", text("term", "forbidden"), sub="blocked-terms add")
+        await as_mod(harness, "defaults", integer("n", 3), sub="set")
+        picture = harness.discord.make_attachment("fox.png", png(1024, 1024))
+
+        refused = await harness.command("edit", image=picture, prompt="a forbidden thing")
+        assert (await harness.private_refusal(refused)).startswith(
+            "Your prompt contains \"forbidden\", which this server does not allow.")
+        assert harness.evolink_creates() == [], "refused before the picture is even fetched"
+
+        edit = await harness.command("edit", image=picture, prompt="at night")  # n from the channel: 3
+        await finished(harness, edit, 3)
+        made = await harness.command("imagine", prompt="a fox")
+        await finished(harness, made, 3)
+        await harness.settled_balance()
+
+        assert await as_mod(harness, "usage", sub="top") == (
+            f"**Top spenders today**\n1. <@{USER_ID}> · 12 credits · 2 jobs (image: 1, edit: 1)")
+        export = await harness.slash("usage", sub="export", user_id=MOD_ID, permissions=MANAGE_SERVER)
+        reply = await harness.wait_for_original(export, lambda m: bool(m.attachments))
+        rows = list(csv.DictReader(io.StringIO(reply.attachments[0].data.decode())))
+        assert [(row["job_id"], row["job_kind"], row["kind"]) for row in rows if row["kind"] == "settle"] == [
+            ("1", "edit", "settle"), ("2", "image", "settle")]

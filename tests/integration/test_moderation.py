@@ -218,7 +218,7 @@ async def test_the_csv_export_matches_the_ledger_row_for_row(harness):
     assert rows[-1]["credits"] == "1.5" and rows[-1]["actor_id"] == str(MOD_ID)
 
     top = await as_mod(harness, "usage", sub="top")
-    assert top == f"**Top spenders today**\n1. <@{USER_ID}> · 4 credits · 1 job"
+    assert top == f"**Top spenders today**\n1. <@{USER_ID}> · 4 credits · 1 job (image: 1)"
 
 
 async def test_the_csv_export_never_hands_a_spreadsheet_a_formula(harness):
