@@ -1,5 +1,5 @@
-"""`python -m bench [--jobs N] [--videos M] [--baseline] [--database {sqlite,postgres}] [--processes N]
-[--markdown FILE]`: run from the repository root."""
+"""`python -m bench [--jobs N] [--videos M] [--edits E] [--fusions F] [--baseline]
+[--database {sqlite,postgres}] [--processes N] [--markdown FILE]`: run from the repository root."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1000, help="/imagine jobs in the burst (default 1000)")
     parser.add_argument("--videos", type=int, default=None,
                         help="/animate jobs in the burst (default: one per 20 /imagine jobs)")
+    parser.add_argument("--edits", type=int, default=None,
+                        help="/edit jobs in the burst (default: one per 10 /imagine jobs)")
+    parser.add_argument("--fusions", type=int, default=None,
+                        help="how many of the /edit jobs fuse two pictures rather than edit one "
+                             "(default: one in three)")
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--channels", type=int, default=10)
     parser.add_argument("--burst-seconds", type=float, default=None,
@@ -42,13 +47,19 @@ def main(argv: list[str] | None = None) -> int:
                              f"with LEASE_SECONDS={KILL_LEASE_SECONDS:g})")
     parser.add_argument("--markdown", type=Path, help="append the results, as Markdown, to this file")
     args = parser.parse_args(argv)
+    for name in ("jobs", "videos", "edits", "fusions"):
+        if (getattr(args, name) or 0) < 0:
+            parser.error(f"--{name} must be at least 0, not {getattr(args, name)}")
     if args.processes < 1:
         parser.error(f"--processes must be at least 1, not {args.processes}")
     if args.processes > 1 and args.database != "postgres":
         parser.error(f"--processes {args.processes} needs --database postgres: processes share their jobs, "
                      "credits and line only through PostgreSQL (a SQLite file belongs to one process)")
 
-    scenario = scaled(Scenario(users=args.users, channels=args.channels), args.jobs, args.videos)
+    scenario = scaled(Scenario(users=args.users, channels=args.channels), args.jobs, args.videos, args.edits,
+                      args.fusions)
+    if scenario.fusions > scenario.edits:
+        parser.error(f"--fusions {scenario.fusions} is more than the {scenario.edits} /edit jobs of the burst")
     burst = args.burst_seconds if args.burst_seconds is not None else max(1.0, scenario.jobs / 100)
     scenario = Scenario(**{**scenario.__dict__, "burst_seconds": burst})
     command = "python -m " + shlex.join(["bench", *(sys.argv[1:] if argv is None else argv)])

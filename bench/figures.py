@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.burst import Fired
+from bench.burst import FUSE, Fired
 from bench.store import BotDatabase
 from bench.world import World
 
@@ -20,6 +20,11 @@ _CREATE = ("/v1/images/generations", "/v1/videos/generations")
 _TOKEN_ROUTE = re.compile(r"^/webhooks/\d+/(?P<token>[^/]+)/messages/(?P<message>@original|\d+)$")
 _CHANNEL_ROUTE = re.compile(r"^/channels/\d+/messages/(?P<message>\d+)$")
 _JOB_PROMPT = re.compile(r"^bench job (?P<number>-?\d+):")  # bench/burst.py's prompts
+# The fake EvoLink's User-Agent when it fetches an input picture from the fake Discord's CDN
+# (bot/evolink/fake/server.py): those requests are EvoLink's, not the bot's.
+_EVOLINK_FETCH_AGENT = "EvoLink-Fetch"
+# The edit jobs that fused two pictures, counted apart as well as among the edit jobs.
+FUSION = "fusion"
 # The states of a job that some process holds a lease on (bot/jobs/store.py).
 LEASED_STATES = ("submitting", "running", "downloading", "delivering")
 
@@ -70,10 +75,13 @@ class RunFigures:
     done: int = 0
     failed: int = 0
     creates: int = 0
-    polls: Counter[str] = field(default_factory=Counter)        # by kind
-    jobs_by_kind: Counter[str] = field(default_factory=Counter)
+    polls: Counter[str] = field(default_factory=Counter)        # by the job's kind: image, video, edit
+    jobs_by_kind: Counter[str] = field(default_factory=Counter)  # and FUSION, the edits of two pictures
+    done_by_kind: Counter[str] = field(default_factory=Counter)
+    failed_by_kind: Counter[str] = field(default_factory=Counter)
     delays: list[float] = field(default_factory=list)           # completion -> files accepted, s
-    discord_requests: int = 0
+    discord_requests: int = 0     # the bot's requests to Discord (the fake EvoLink's fetches left out)
+    pictures_fetched: int = 0     # input pictures the fake EvoLink fetched from the fake Discord's CDN
     rate_limited: int = 0
     rate_limited_by: Counter[str] = field(default_factory=Counter)   # "<bucket>: <route>" -> 429s
     shown_with_bot_token: int = 0  # jobs whose message was edited with the bot token (not the interaction's)
@@ -119,6 +127,12 @@ class RunFigures:
     def polls_per_job_of(self, kind: str) -> float:
         return self.polls[kind] / self.jobs_by_kind[kind] if self.jobs_by_kind[kind] else 0.0
 
+    def done_and_failed_of(self, kind: str) -> str | None:
+        """The jobs of one kind as "done / failed", or None when the run had none of them."""
+        if not self.jobs_by_kind[kind]:
+            return None
+        return f"{self.done_by_kind[kind]} / {self.failed_by_kind[kind]}"
+
     def delay(self, quantile: float) -> float | None:
         if not self.delays:
             return None
@@ -160,25 +174,36 @@ def figures_of(label: str, world: World, job_rows: list[dict[str, Any]], ledger:
     figures = RunFigures(label)
     jobs = [row for row in job_rows if row["interaction_id"] in fired.interactions]
     figures.jobs = len(jobs)
-    figures.jobs_by_kind = Counter(row["kind"] for row in jobs)
+    for row in jobs:
+        kinds = [row["kind"]]
+        if fired.commands.get(fired.interactions[row["interaction_id"]]) == FUSE:
+            kinds.append(FUSION)
+        figures.jobs_by_kind.update(kinds)
+        if row["state"] == "done":
+            figures.done_by_kind.update(kinds)
+        elif row["state"] == "failed":
+            figures.failed_by_kind.update(kinds)
     figures.done = sum(1 for row in jobs if row["state"] == "done")
     figures.failed = sum(1 for row in jobs if row["state"] == "failed")
-    task_ids = {row["task_id"] for row in jobs if row["task_id"]}
+    # The job's kind, not the task's: an edit's task is an image task at EvoLink.
+    kind_of_task = {row["task_id"]: row["kind"] for row in jobs if row["task_id"]}
+    task_ids = set(kind_of_task)
 
     for request in world.evolink.requests:
         if request.method == "POST" and request.path in _CREATE and request.time >= fired.started:
             figures.creates += 1
         elif request.method == "GET" and (match := _TASK_READ.match(request.path)):
-            task = world.evolink.tasks.get(match["task"])
-            if task is not None and task.id in task_ids:
-                figures.polls[task.kind] += 1
+            if match["task"] in task_ids:
+                figures.polls[kind_of_task[match["task"]]] += 1
     figures.most_in_flight = _most_at_once(
         [(task.started_at, task.ends_at) for task_id in task_ids if (task := world.evolink.tasks.get(task_id))])
     figures.callbacks_received = sum(1 for attempt in world.evolink.callbacks
                                      if attempt.task_id in task_ids and attempt.answer == 204)
 
     discord = world.discord
-    figures.discord_requests = len(discord.requests)
+    fetched = [request for request in discord.requests if _from_evolink(request.headers)]
+    figures.discord_requests = len(discord.requests) - len(fetched)
+    figures.pictures_fetched = sum(1 for request in fetched if request.time >= fired.started)
     figures.rate_limited = len(discord.rate_limited)
     figures.rate_limited_by = Counter(f"{hit.bucket}: {hit.route}" for hit in discord.rate_limited)
     uploads, strays = _uploads(world, since=fired.started)
@@ -230,6 +255,11 @@ def figures_of(label: str, world: World, job_rows: list[dict[str, Any]], ledger:
     figures.edits_too_close = sum(1 for gap in gaps if gap < MIN_EDIT_GAP)
     figures.shortest_edit_gap = min(gaps) if gaps else None
     return figures
+
+
+def _from_evolink(headers: dict[str, str]) -> bool:
+    """Whether a request to the fake Discord is the fake EvoLink fetching an input picture."""
+    return any(name.lower() == "user-agent" and value == _EVOLINK_FETCH_AGENT for name, value in headers.items())
 
 
 def _most_at_once(spans: list[tuple[float, float]]) -> int:

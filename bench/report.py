@@ -1,7 +1,8 @@
 """The figures as a table: one column per run, the shipped bot against the baseline as a ratio,
 and the targets checked. The same table renders as text (terminal) or Markdown (BENCHMARKS.md).
-Rows that only some runs have (per process, PostgreSQL's own CPU, the kill) appear when a run has
-them, so a single process on SQLite prints the table it always printed, plus the exactly-once rows."""
+Rows that only some runs have (per process, PostgreSQL's own CPU, the kill, edit jobs) appear when
+a run has them, so a single process on SQLite prints the table it always printed, plus the
+exactly-once rows and the jobs done and failed of each kind."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import platform
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench.figures import RunFigures
+from bench.figures import FUSION, RunFigures
 from bench.world import Scenario
 
 MiB = 1024 * 1024
@@ -26,11 +27,13 @@ ROWS: list[Row] = [
     ("EvoLink polls per job", lambda f: f.polls_per_job, "{:.2f}"),
     ("  polls per image job", lambda f: f.polls_per_job_of("image"), "{:.2f}"),
     ("  polls per video job", lambda f: f.polls_per_job_of("video"), "{:.2f}"),
+    ("  polls per edit job", lambda f: f.polls_per_job_of("edit"), "{:.2f}"),
     ("Completed -> delivered, median (s)", lambda f: f.delay(0.5), "{:.2f}"),
     ("Completed -> delivered, p95 (s)", lambda f: f.delay(0.95), "{:.2f}"),
     ("Completed -> delivered, max (s)", lambda f: max(f.delays) if f.delays else None, "{:.2f}"),
     ("Discord requests per job", lambda f: f.discord_requests / f.jobs if f.jobs else None, "{:.2f}"),
     ("Discord 429s", lambda f: f.rate_limited, "{}"),
+    ("Input pictures EvoLink fetched from Discord", lambda f: f.pictures_fetched, "{}"),
     ("Jobs shown with the bot token", lambda f: f.shown_with_bot_token, "{}"),
     ("Message edits per job", lambda f: f.edits / f.jobs if f.jobs else None, "{:.2f}"),
     ("Edits < 3 s after the previous one", lambda f: f.edits_too_close, "{}"),
@@ -40,6 +43,10 @@ ROWS: list[Row] = [
     ("CPU of the bot while idle (ms per s)", lambda f: f.idle_cpu_ms_per_second, "{:.1f}"),
     ("CPU of the bot per job (ms)", lambda f: f.cpu_ms_per_job, "{:.2f}"),
     ("Jobs done / failed", lambda f: f"{f.done} / {f.failed}", "{}"),
+    ("  image jobs (/imagine)", lambda f: f.done_and_failed_of("image"), "{}"),
+    ("  video jobs (/animate)", lambda f: f.done_and_failed_of("video"), "{}"),
+    ("  edit jobs (/edit)", lambda f: f.done_and_failed_of("edit"), "{}"),
+    ("    of them fusions of two pictures", lambda f: f.done_and_failed_of(FUSION), "{}"),
     ("Jobs delivered exactly once", lambda f: f"{f.delivered_once} / {f.done}", "{}"),
     ("Jobs charged exactly once", lambda f: f"{f.charged_once} / {f.done}", "{}"),
     ("EvoLink tasks created twice", lambda f: f.created_twice, "{}"),
@@ -47,6 +54,13 @@ ROWS: list[Row] = [
     ("Callbacks answered", lambda f: f.callbacks_received, "{}"),
     ("Burst, first command to last result (s)", lambda f: f.wall, "{:.1f}"),
 ]
+# The rows of one kind of job, left out when no run had a job of that kind (a burst without edits
+# prints no edit rows).
+_KIND_ROWS = {"  polls per edit job": "edit", "  image jobs (/imagine)": "image",
+              "  video jobs (/animate)": "video", "  edit jobs (/edit)": "edit",
+              "    of them fusions of two pictures": FUSION}
+_DONE_ROWS = {label for label in _KIND_ROWS if not label.startswith("  polls")}
+_KINDS = {"image", "video", "edit"}
 KILL_ROWS: list[Row] = [
     ("Lease (LEASE_SECONDS, s)", lambda f: f.kill.lease_seconds if f.kill else None, "{:g}"),
     ("Jobs held by the killed process", lambda f: len(f.kill.orphans) if f.kill else None, "{}"),
@@ -75,6 +89,8 @@ def rows_for(runs: list[RunFigures]) -> list[Row]:
     rows: list[Row] = []
     for row in ROWS:
         label = row[0]
+        if not _shown(label, runs):
+            continue
         if count > 1 and label == "Peak resident memory (MB)":
             row = ("Peak resident memory, largest process (MB)", row[1], row[2])
         elif count > 1 and label == "CPU of the bot per job (ms)":
@@ -92,7 +108,23 @@ def rows_for(runs: list[RunFigures]) -> list[Row]:
     if any(run.kill is not None for run in runs):
         rows += KILL_ROWS
     return rows
-RATIO_ROWS = {"EvoLink polls per job", "  polls per image job", "  polls per video job",
+
+
+def _shown(label: str, runs: list[RunFigures]) -> bool:
+    """Whether a row of ROWS applies to these runs: a kind's rows when some run had jobs of that
+    kind, its done / failed only when the runs had more than one kind (one would repeat the total),
+    the input pictures when EvoLink fetched any."""
+    kinds = {kind for run in runs for kind, jobs in run.jobs_by_kind.items() if jobs}
+    if label in _DONE_ROWS and len(kinds & _KINDS) < 2:
+        return False
+    if label in _KIND_ROWS:
+        return _KIND_ROWS[label] in kinds
+    if label == "Input pictures EvoLink fetched from Discord":
+        return any(run.pictures_fetched for run in runs)
+    return True
+
+
+RATIO_ROWS = {"EvoLink polls per job", "  polls per image job", "  polls per video job", "  polls per edit job",
               "Completed -> delivered, median (s)", "Completed -> delivered, p95 (s)",
               "Discord requests per job", "Message edits per job", "CPU of the bot per job (ms)"}
 
@@ -197,7 +229,9 @@ def setup(runs: list[RunFigures], store_description: str) -> str:
 
 
 def describe(scenario: Scenario) -> str:
-    return (f"{scenario.images} /imagine + {scenario.videos} /animate jobs from {scenario.users} users "
+    fusions = f" ({scenario.fusions} of them fusing two pictures)" if scenario.edits else ""
+    return (f"{scenario.images} /imagine + {scenario.videos} /animate + {scenario.edits} /edit jobs{fusions} "
+            f"from {scenario.users} users "
             f"in {scenario.channels} channels, sent over {scenario.burst_seconds:g} s; EvoLink's "
             f"estimated_time {scenario.image_estimate} s (images) and {scenario.video_estimate} s "
             f"(videos), each task taking its estimate x {1 - scenario.duration_spread:g}..."

@@ -192,5 +192,10 @@ async def deliver_big_video(world: World, bots: list[BotProcess], database: BotD
         evolink.video_result, evolink.video_seconds, evolink.video_estimate = saved
 
 
-def scaled(scenario: Scenario, images: int, videos: int | None) -> Scenario:
-    return replace(scenario, images=images, videos=images // 20 if videos is None else videos)
+def scaled(scenario: Scenario, images: int, videos: int | None, edits: int | None = None,
+           fusions: int | None = None) -> Scenario:
+    """The burst for `images` /imagine jobs: by default one /animate per 20 of them, one /edit per
+    10, and one edit in three a fusion of two pictures."""
+    edits = images // 10 if edits is None else edits
+    return replace(scenario, images=images, videos=images // 20 if videos is None else videos,
+                   edits=edits, fusions=edits // 3 if fusions is None else fusions)

@@ -33,6 +33,8 @@ class Scenario:
 
     images: int = 1000
     videos: int = 50
+    edits: int = 100               # /edit jobs, of which `fusions` fuse two pictures
+    fusions: int = 33
     users: int = 100
     channels: int = 10
     burst_seconds: float = 10.0    # the commands arrive spread over this long
@@ -44,7 +46,7 @@ class Scenario:
 
     @property
     def jobs(self) -> int:
-        return self.images + self.videos
+        return self.images + self.videos + self.edits
 
 
 class World:
@@ -77,8 +79,11 @@ class World:
         self.evolink.video_result = video_result
 
     async def start(self) -> None:
-        self.evolink_url = await self.evolink.start()
         await self.discord.start()
+        # Like EvoLink, the fake fetches the pictures the bot passes on (first frames, pictures to
+        # edit) from the fake Discord's CDN and checks them; an edit's results derive from them.
+        self.evolink.input_origins = (self.discord.base_url,)
+        self.evolink_url = await self.evolink.start()
 
     async def close(self) -> None:
         await self.discord.close()
