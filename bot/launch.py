@@ -6,9 +6,9 @@ Every kind of job takes the same steps in the same order:
 1. refuse while new generations are paused (EvoLink refused the bot's account);
 2. refuse a prompt with one of the server's blocked terms;
 3. when the job has slow work to do before it can be reserved (a video's first frame, or the
-   pictures to edit: fetched, checked, repaired, uploaded), refuse what the member cannot afford now, acknowledge publicly,
-   then do that work, one picture per member at a time; a refusal from here on replaces the
-   public "thinking…" with a private answer (bot/ui/errors.py);
+   pictures to edit: fetched, checked, repaired, uploaded), refuse what the member cannot afford
+   now, acknowledge publicly, then do that work, one job's pictures per member at a time; a
+   refusal from here on replaces the public "thinking…" with a private answer (bot/ui/errors.py);
 4. reserve: the job's row and its credit hold, in one transaction (every quota check again,
    atomically). A job with nothing to prepare is reserved before it is acknowledged, so each of
    its refusals is a private first answer;

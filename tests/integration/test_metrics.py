@@ -69,7 +69,7 @@ async def test_an_imagine_shows_as_a_finished_job_its_calls_and_its_credits(harn
     assert content_type.startswith("text/plain; version=0.0.4")
     assert during.series("wanbot_jobs") == {
         frozenset({("kind", kind), ("state", state)}): 1 if (kind, state) == ("image", "downloading") else 0
-        for kind in ("image", "video") for state in UNFINISHED_STATES
+        for kind in ("image", "edit", "video") for state in UNFINISHED_STATES
     }
     assert during.value("wanbot_shards_connected") == 1
     hold.release()
