@@ -146,12 +146,13 @@ async def test_a_stored_value_the_rules_no_longer_accept_is_ignored_not_imposed(
 async def test_show_marks_what_the_channel_sets_and_what_is_built_in(store):
     defaults = await store.set(None, GUILD, BRAINSTORM, MOD, n=4, prompt_extend=False)
     english = render_defaults(Translate(ENGLISH), BRAINSTORM, defaults)
-    assert english.splitlines()[:3] == [
+    assert english.splitlines()[:4] == [
         f"**Defaults in <#{BRAINSTORM}>** (a member's own options always win)",
         "**/imagine**: size 1280x1280 (built-in) · n **4** · prompt_extend **off**",
+        "**/edit**: n **4** · prompt_extend **off**",
         "**/animate**: duration 5 seconds (built-in) · quality 720p (built-in) · prompt_extend **off**",
     ]
-    assert re.fullmatch(rf"-# Last changed by <@{MOD}> <t:\d+:R>\..*", english.splitlines()[3])
+    assert re.fullmatch(rf"-# Last changed by <@{MOD}> <t:\d+:R>\..*", english.splitlines()[4])
     chinese = render_defaults(Translate(CHINESE), BRAINSTORM, defaults)
     assert "数量 **4**" in chinese and "尺寸 1280x1280（内置）" in chinese and "提示词扩写 **关**" in chinese
     empty = render_defaults(Translate(ENGLISH), GENERAL, ChannelDefaults())
@@ -159,8 +160,8 @@ async def test_show_marks_what_the_channel_sets_and_what_is_built_in(store):
                           "Moderators can set them with /defaults set.")
 
 
-def test_the_catalogues_have_the_same_keys_and_fields_for_defaults_and_animate():
-    for table in ("defaults.", "animate."):
+def test_the_catalogues_have_the_same_keys_and_fields_for_defaults_animate_and_edit():
+    for table in ("defaults.", "animate.", "edit."):
         english = {k: v for k, v in messages(ENGLISH).items() if k.startswith(table)}
         chinese = {k: v for k, v in messages(CHINESE).items() if k.startswith(table)}
         assert english and set(english) == set(chinese)
