@@ -117,7 +117,7 @@ async def test_the_edit_button_after_a_restart_edits_or_fuses_the_results(tmp_pa
         assert (await harness.settled_balance(OTHER_MEMBER)).spent == 4_000  # whoever clicks pays
 
 
-async def test_the_edit_image_menu_edits_a_plain_upload(tmp_path):
+async def test_the_edit_image_menu_edits_a_plain_upload_or_fuses_two(tmp_path):
     async for harness in start_harness(tmp_path):
         posted = await harness.post_as_member(content="my cat", files={"cat.webp": _webp(900, 1200)})
         message = harness.discord.messages[posted]
@@ -138,6 +138,28 @@ async def test_the_edit_image_menu_edits_a_plain_upload(tmp_path):
         [attachment] = harness.discord.message_payload(message)["attachments"]
         assert create.json["image_urls"] == [attachment["url"]]
         assert picture_size(final.attachments[0].data) == (900, 1200)
+
+        # A message with two pictures: the form asks which one, and whether to fuse it with the other.
+        posted = await harness.post_as_member(content="mug and logo", files={
+            "mug.png": png(800, 800), "logo.jpg": _jpeg(600, 400)})
+        message = harness.discord.messages[posted]
+        modal = await opened_form(harness, await harness.command_payload(harness.menu_payload("Edit image", message)))
+        components = [label["component"] for label in modal["components"]]
+        assert [[o["label"] for o in c.get("options", [])] for c in components] == [
+            [], ["Image 1", "Image 2"], ["No, edit this one alone", "Image 1", "Image 2"], ["1", "2", "3", "4"]]
+        prompt_id, image_id, fuse_id, count_id = (component["custom_id"] for component in components)
+        sent = await harness.discord.send_interaction(modal_submit_payload(
+            harness.discord, custom_id=modal["custom_id"], guild_id=GUILD_ID, channel_id=CHANNEL_ID,
+            user_id=USER_ID, components=[
+                {"type": 18, "component": {"type": 4, "custom_id": prompt_id, "value": "the logo on the mug"}},
+                {"type": 18, "component": {"type": 3, "custom_id": image_id, "values": ["0"]}},
+                {"type": 18, "component": {"type": 3, "custom_id": fuse_id, "values": ["1"]}},
+                {"type": 18, "component": {"type": 3, "custom_id": count_id, "values": ["1"]}},
+            ]))
+        final = await finished(harness, sent, images=1)
+        _, fused = harness.evolink_creates()
+        assert fused.json["image_urls"] == [a["url"] for a in harness.discord.message_payload(message)["attachments"]]
+        assert picture_size(final.attachments[0].data) == (800, 800)
 
 
 async def test_an_edit_of_an_edit_then_animate_each_remember_their_parent(tmp_path, small_video):
