@@ -105,9 +105,6 @@ class EditOptions:
     prompt_extend: bool
 
 
-EDIT_PICTURES_RANGE = (1, 2)  # one picture edited, or two fused
-
-
 @dataclass(frozen=True)
 class EditRequest:
     """A complete image-to-image request: the options plus the URLs EvoLink will fetch the

@@ -16,7 +16,7 @@ from bot.launch import NeedsPicturesToEdit
 from bot.requests import PROMPT_MAX_CHARS
 from bot.ui.checks import in_guild
 from bot.ui.errors import describe_error, reply_with_error
-from bot.ui.forms import NO_SECOND_PICTURE, chosen_pictures, count_options, picture_choices
+from bot.ui.forms import add_edit_fields, chosen_edit
 from bot.ui.message_pictures import message_pictures
 
 
@@ -83,27 +83,10 @@ class EditModal(discord.ui.Modal, title="Edit image"):
         self.defaults = defaults
         chosen = defaults.or_built_in()
         assert chosen.n is not None  # every option filled
-        self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-            style=discord.TextStyle.paragraph, max_length=PROMPT_MAX_CHARS,
-            placeholder=_("edit.prompt_placeholder"))
-        self.add_item(discord.ui.Label(text=_("edit.prompt_label"), component=self.prompt))
-        self.image: discord.ui.Select[EditModal] | None = None
-        self.fuse: discord.ui.Select[EditModal] | None = None
-        if len(pictures) > 1:
-            self.image = discord.ui.Select(options=picture_choices(_, len(pictures)))
-            self.fuse = discord.ui.Select(options=picture_choices(_, len(pictures), optional=True))
-            self.add_item(discord.ui.Label(text=_("forms.which_image"), component=self.image))
-            self.add_item(discord.ui.Label(text=_("forms.fuse_with"), description=_("forms.fuse_with_hint"),
-                                           component=self.fuse))
-        self.n: discord.ui.Select[EditModal] = discord.ui.Select(options=count_options(chosen.n))
-        self.add_item(discord.ui.Label(text=_("forms.count"), component=self.n))
+        add_edit_fields(self, _, len(pictures), chosen.n)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        options = self.defaults.edit_options(self.prompt.value, self.n.values[0] if self.n.values else None)
-        sources = chosen_pictures(
-            self.pictures,
-            self.image.values[0] if self.image and self.image.values else "0",
-            self.fuse.values[0] if self.fuse and self.fuse.values else NO_SECOND_PICTURE)
+        options, sources = chosen_edit(interaction.data, self.pictures, self.defaults)
         await self.cog.bot.launcher.start(interaction, NeedsPicturesToEdit(options, sources))
 
     # discord.py calls a modal's on_error with these two (its stubs inherit a view's, with an item).

@@ -14,6 +14,7 @@ from typing import Any
 
 import discord
 
+from bot.channel_defaults import ChannelDefaults
 from bot.errors import UserFacingError
 from bot.i18n import Translate
 from bot.jobs.inputs import ImageSource
@@ -24,6 +25,7 @@ from bot.requests import (
     PROMPT_MAX_CHARS,
     VIDEO_DURATIONS,
     VIDEO_PROMPT_MAX_CHARS,
+    EditOptions,
 )
 from bot.ui.choices import duration_options, quality_options
 
@@ -59,18 +61,34 @@ def edit_form(job: Job, images: int, default_count: int, locale: str) -> discord
     another of them to fuse it with; how many new images."""
     _ = Translate(locale)
     form = _new_form(_("forms.edit_title", id=job.id), job.id, "edit")
+    add_edit_fields(form, _, images, default_count)
+    return _sendable(form)
+
+
+def add_edit_fields(form: discord.ui.Modal, _: Translate, pictures: int, default_count: int) -> None:
+    """An edit's questions, for the Edit button's form and the "Edit image" menu's: what should
+    change, which picture and another to fuse it with (when there are several), how many images.
+    `chosen_edit` reads the answers."""
     form.add_item(discord.ui.Label(text=_("edit.prompt_label"), component=discord.ui.TextInput(
         custom_id="prompt", style=discord.TextStyle.paragraph, max_length=PROMPT_MAX_CHARS,
         placeholder=_("edit.prompt_placeholder"))))
-    if images > 1:
+    if pictures > 1:
         form.add_item(discord.ui.Label(text=_("forms.which_image"), component=discord.ui.Select(
-            custom_id="image", options=picture_choices(_, images))))
+            custom_id="image", options=picture_choices(_, pictures))))
         form.add_item(discord.ui.Label(
             text=_("forms.fuse_with"), description=_("forms.fuse_with_hint"),
-            component=discord.ui.Select(custom_id="fuse", options=picture_choices(_, images, optional=True))))
+            component=discord.ui.Select(custom_id="fuse", options=picture_choices(_, pictures, optional=True))))
     form.add_item(discord.ui.Label(text=_("forms.count"), component=discord.ui.Select(
         custom_id="n", options=count_options(default_count))))
-    return _sendable(form)
+
+
+def chosen_edit(data: Any, pictures: list[ImageSource], defaults: ChannelDefaults
+                ) -> tuple[EditOptions, tuple[ImageSource, ...]]:
+    """The options and pictures a submitted edit form (see add_edit_fields) asks for, an option
+    left out taking the channel's default."""
+    values = submitted_values(data)
+    sources = chosen_pictures(pictures, values.get("image", "0"), values.get("fuse", NO_SECOND_PICTURE))
+    return defaults.edit_options(values.get("prompt"), values.get("n")), sources
 
 
 def count_options(chosen: int) -> list[discord.SelectOption]:

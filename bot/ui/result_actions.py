@@ -126,9 +126,10 @@ class ResultActions:
     async def edit(self, interaction: discord.Interaction, job: Job) -> None:
         """A form for the edit: what to change, which image, another to fuse it with, how many."""
         images = len(self._finished_images(interaction, job, "buttons.nothing_to_edit"))
-        defaults = await self._launcher.channel_defaults(interaction)
+        defaults = (await self._launcher.channel_defaults(interaction)).or_built_in()
+        assert defaults.n is not None  # every option filled
         await interaction.response.send_modal(forms.edit_form(
-            job, images, defaults.or_built_in().n or 1, supported_locale(interaction.locale)))
+            job, images, defaults.n, supported_locale(interaction.locale)))
 
     async def animate(self, interaction: discord.Interaction, job: Job) -> None:
         """A form for the video: which image (when there are several), what happens, how long."""
@@ -163,10 +164,8 @@ class ResultActions:
             images = result_images(interaction.message, job)
             if not images:
                 raise InputsGone("buttons.images_gone", id=job.id)
-            sources = forms.chosen_pictures(images, values.get("image", "0"),
-                                            values.get("fuse", forms.NO_SECOND_PICTURE))
-            defaults = await self._launcher.channel_defaults(interaction)
-            wanted = defaults.edit_options(values.get("prompt"), values.get("n"))
+            wanted, sources = forms.chosen_edit(interaction.data, images,
+                                                await self._launcher.channel_defaults(interaction))
             await self._launcher.start(interaction, NeedsPicturesToEdit(wanted, sources), parent_job_id=job.id)
             return
         if job.kind is JobKind.IMAGE:
